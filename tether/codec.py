@@ -1,0 +1,111 @@
+"""One codec for every payload: JSON-compatible values and pydantic models.
+
+Payloads are encoded with ``orjson`` into bytes that are stored as they are. Decoding
+against a type hint (a parameter or return annotation) goes through pydantic, so a
+pydantic model comes back as that model and a wrong type is a clear error.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any, get_type_hints
+
+import orjson
+import pydantic
+
+from .errors import InvalidArgument, PayloadTooLarge
+
+__all__ = ["DEFAULT_MAX_PAYLOAD", "Codec", "Signature"]
+
+DEFAULT_MAX_PAYLOAD = 2 * 1024 * 1024
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, pydantic.BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, set | frozenset):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-compatible")
+
+
+class Codec:
+    """Encodes values to bytes and back, enforcing a size limit."""
+
+    def __init__(self, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
+        self.max_payload = max_payload
+
+    def encode(self, value: Any, *, what: str = "payload") -> bytes:
+        try:
+            data = orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError as exc:
+            raise InvalidArgument(f"{what} cannot be encoded: {exc}") from None
+        if len(data) > self.max_payload:
+            raise PayloadTooLarge(
+                f"{what} is {len(data)} bytes, over the limit of {self.max_payload} bytes"
+            )
+        return data
+
+    def plain(self, value: Any, *, what: str = "payload") -> Any:
+        """The JSON-compatible form of ``value`` (pydantic models dumped), size-checked."""
+        return orjson.loads(self.encode(value, what=what))
+
+    @staticmethod
+    def decode(data: bytes | None) -> Any:
+        return None if data is None else orjson.loads(data)
+
+
+@functools.cache
+def _adapter(hint: Any) -> pydantic.TypeAdapter[Any]:
+    return pydantic.TypeAdapter(hint)
+
+
+class Signature:
+    """The typed parameters and result of a workflow or activity function.
+
+    ``skip_first`` drops the workflow's ``ctx`` parameter.
+    """
+
+    def __init__(self, fn: Callable[..., Any], *, skip_first: bool = False) -> None:
+        sig = inspect.signature(fn)
+        try:
+            hints = get_type_hints(fn)
+        except Exception:  # unresolvable annotations: accept values as they are
+            hints = {}
+        params = list(sig.parameters.values())[1 if skip_first else 0 :]
+        self.name = getattr(fn, "__qualname__", repr(fn))
+        self.params = [(p.name, hints.get(p.name, Any), p.default) for p in params]
+        self.variadic = any(p.kind is p.VAR_POSITIONAL for p in params)
+        self.result_hint: Any = hints.get("return", Any)
+
+    def check_args(self, args: Sequence[Any]) -> list[Any]:
+        """Validate and convert positional arguments; raise InvalidArgument if they don't fit."""
+        if self.variadic:
+            return list(args)
+        required = [p for p in self.params if p[2] is inspect.Parameter.empty]
+        if not len(required) <= len(args) <= len(self.params):
+            raise InvalidArgument(
+                f"{self.name} takes {len(required)}"
+                + (f" to {len(self.params)}" if len(self.params) != len(required) else "")
+                + f" argument(s), got {len(args)}"
+            )
+        out = []
+        for (name, hint, _), value in zip(self.params, args, strict=False):
+            out.append(self._convert(hint, value, f"argument {name!r} of {self.name}"))
+        return out
+
+    def convert_result(self, value: Any) -> Any:
+        return self._convert(self.result_hint, value, f"result of {self.name}")
+
+    @staticmethod
+    def _convert(hint: Any, value: Any, what: str) -> Any:
+        if hint is Any or hint is inspect.Parameter.empty:
+            return value
+        try:
+            return _adapter(hint).validate_python(value)
+        except pydantic.ValidationError as exc:
+            first = exc.errors()[0]
+            raise InvalidArgument(f"{what}: {first['msg']} (got {value!r:.80})") from None
+        except pydantic.PydanticSchemaGenerationError:
+            return value

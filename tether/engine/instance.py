@@ -1,0 +1,294 @@
+"""One workflow run, rebuilt from history and driven forward by new events.
+
+``activate(events)`` is the whole interface: it takes events (a full history after a
+restart, or only the new ones while the run stays cached), applies the input events
+one at a time, runs the code until it has nothing left to do after each, and returns
+the commands the code issued that history does not hold yet. Commands are numbered
+``step`` 1, 2, 3... in the order the code issues them; a command whose step already
+has an event in history is a replay and must match it, or the activation stops with a
+:class:`NonDeterminismError` naming the step and the event.
+
+Applying inputs one at a time and running to quiescence after each makes the result
+independent of how events were batched into activations, which is what lets a
+cached run and a replayed run behave the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..codec import Codec
+from ..definitions import WorkflowDefinition
+from ..errors import (
+    CancelledFailure,
+    InvalidArgument,
+    NonDeterminismError,
+    failure_from_dict,
+    failure_to_dict,
+)
+from ..history import Event, EventType
+from .loop import DeterministicLoop, DurableTimerHandle
+
+__all__ = ["Activation", "Command", "RunInfo", "WorkflowInstance"]
+
+log = logging.getLogger("tether.workflow")
+
+_CLOSE = "close"
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    namespace: str
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+
+
+@dataclass(slots=True)
+class Command:
+    """A request of the workflow code; it becomes one command event in history."""
+
+    type: EventType
+    attrs: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Activation:
+    commands: list[Command] = field(default_factory=list)
+    nondeterminism: NonDeterminismError | None = None
+
+    @property
+    def closes(self) -> bool:
+        return any(c.type in _CLOSING for c in self.commands)
+
+
+_CLOSING = frozenset(
+    {EventType.WORKFLOW_COMPLETED, EventType.WORKFLOW_FAILED, EventType.WORKFLOW_CANCELED}
+)
+
+
+def _key(event_type: str, attrs: dict[str, Any]) -> Any:
+    if event_type in _CLOSING:
+        return _CLOSE
+    if event_type == EventType.TIMER_CANCELED:
+        return ("cancel", attrs["step"])
+    return attrs["step"]
+
+
+class WorkflowInstance:
+    """The live state of one run: its code's tasks, pending steps and matched history."""
+
+    def __init__(self, definition: WorkflowDefinition, info: RunInfo, codec: Codec) -> None:
+        from .context import Context  # Context reaches back into the instance
+
+        self.definition = definition
+        self.info = info
+        self.codec = codec
+        self.loop = DeterministicLoop(self)
+        self.context = Context(self)
+        self.random = random.Random()
+        self.replaying = False
+        self.closed = False
+        self.last_seq = 0
+        self._step = 0
+        self._recorded: dict[Any, Event] = {}
+        self._matched: set[Any] = set()
+        self._replay_until = 0
+        self._new: list[Command] = []
+        self._activities: dict[int, tuple[asyncio.Future[Any], Any]] = {}
+        self._timers: dict[int, DurableTimerHandle] = {}
+        self._main: asyncio.Task[Any] | None = None
+        self._nd: NonDeterminismError | None = None
+        self._seq_now = 0
+
+    # -- activation ---------------------------------------------------------------
+
+    def activate(self, events: list[Event]) -> Activation:
+        for event in events:
+            if event.is_command:
+                key = _key(event.type, event.attrs)
+                if key not in self._matched:
+                    self._recorded[key] = event
+                self._replay_until = max(self._replay_until, event.attrs.get("wt", 0))
+        for event in events:
+            if event.seq <= self.last_seq:
+                continue
+            self.last_seq = event.seq
+            if event.is_command or self.closed or self._nd:
+                continue
+            self._seq_now = event.seq
+            self.replaying = event.seq <= self._replay_until
+            self.loop.set_time(event.ts)
+            self._apply(event)
+            self.loop.run_until_idle()
+        self.replaying = False
+        if self._nd is None:
+            unmatched = [e for k, e in self._recorded.items() if k not in self._matched]
+            if unmatched and not self.closed:
+                first = min(unmatched, key=lambda e: e.seq)
+                self._nd = NonDeterminismError(
+                    f"history has {first.type} for step {first.attrs.get('step', '-')}"
+                    f" (event {first.seq}) but the code no longer issues it",
+                    workflow_id=self.info.workflow_id,
+                    run_id=self.info.run_id,
+                )
+        new, self._new = self._new, []
+        return Activation(new, self._nd)
+
+    def foreign(self, events: list[Event]) -> bool:
+        """True if ``events`` hold commands this instance did not issue: another
+        worker advanced the run, so this cached copy is stale."""
+        return any(
+            e.is_command and e.seq > self.last_seq and _key(e.type, e.attrs) not in self._matched
+            for e in events
+        )
+
+    def _apply(self, event: Event) -> None:
+        a = event.attrs
+        match event.type:
+            case EventType.WORKFLOW_STARTED:
+                self._start(a)
+            case EventType.ACTIVITY_COMPLETED:
+                pending = self._activities.pop(a["step"], None)
+                if pending and not pending[0].done():
+                    future, convert = pending
+                    try:
+                        future.set_result(convert(a.get("result")))
+                    except InvalidArgument as exc:
+                        future.set_exception(exc)
+            case EventType.ACTIVITY_FAILED | EventType.ACTIVITY_TIMED_OUT:
+                pending = self._activities.pop(a["step"], None)
+                if pending and not pending[0].done():
+                    pending[0].set_exception(failure_from_dict(a["failure"]))
+            case EventType.TIMER_FIRED:
+                handle = self._timers.pop(a["step"], None)
+                if handle is not None:
+                    self.loop.fire(handle)
+            case EventType.WORKFLOW_TERMINATED:
+                self.closed = True
+                self.teardown()
+
+    def _start(self, attrs: dict[str, Any]) -> None:
+        self.random.seed(attrs["seed"])
+        try:
+            args = self.definition.signature.check_args(attrs.get("args", []))
+        except InvalidArgument as exc:
+            self._close(EventType.WORKFLOW_FAILED, {"failure": failure_to_dict(exc)})
+            return
+        coro = self.definition.fn(self.context, *args)
+        self._main = self.loop.create_task(coro, name=f"workflow {self.info.workflow_id}")
+        self._main.add_done_callback(self._on_main_done)
+
+    def _on_main_done(self, task: asyncio.Task[Any]) -> None:
+        if self._nd or self.closed:
+            return
+        if task.cancelled():
+            self._close(EventType.WORKFLOW_CANCELED, {})
+            return
+        exc = task.exception()
+        if exc is None:
+            try:
+                result = self.codec.plain(
+                    self.definition.signature.convert_result(task.result()),
+                    what=f"result of workflow {self.info.workflow_type}",
+                )
+            except InvalidArgument as err:
+                exc = err
+            else:
+                self._close(EventType.WORKFLOW_COMPLETED, {"result": result})
+                return
+        if isinstance(exc, NonDeterminismError):
+            return
+        kind = EventType.WORKFLOW_CANCELED if isinstance(exc, CancelledFailure) else None
+        self._close(kind or EventType.WORKFLOW_FAILED, {"failure": failure_to_dict(exc)})
+
+    def _close(self, event_type: EventType, attrs: dict[str, Any]) -> None:
+        self._command(event_type, attrs)
+        self.closed = True
+
+    # -- commands -----------------------------------------------------------------
+
+    def next_step(self) -> int:
+        self._step += 1
+        return self._step
+
+    def _command(self, event_type: EventType, attrs: dict[str, Any]) -> bool:
+        """Record a command; return True if it is new (not a replay of history)."""
+        if self._nd is not None:
+            raise self._nd
+        key = _key(event_type, attrs)
+        recorded = self._recorded.pop(key, None)
+        self._matched.add(key)
+        if recorded is not None:
+            expected = recorded.attrs.get("name")
+            if recorded.type != event_type or expected != attrs.get("name"):
+                what = f"{event_type} {attrs.get('name', '')}".strip()
+                had = f"{recorded.type} {expected or ''}".strip()
+                self._nd = NonDeterminismError(
+                    f"step {attrs.get('step', '-')}: the code issues {what}"
+                    f" but history has {had} (event {recorded.seq})",
+                    workflow_id=self.info.workflow_id,
+                    run_id=self.info.run_id,
+                )
+                raise self._nd
+            return False
+        attrs["wt"] = self._seq_now
+        self._new.append(Command(event_type, attrs))
+        return True
+
+    def schedule_activity(
+        self, name: str, args: list[Any], options: dict[str, Any], convert: Any
+    ) -> asyncio.Future[Any]:
+        step = self.next_step()
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self._command(
+            EventType.ACTIVITY_SCHEDULED,
+            {"step": step, "name": name, "args": args, "options": options},
+        )
+        self._activities[step] = (future, convert)
+        return future
+
+    def record_marker(self, name: str, compute: Any) -> Any:
+        step = self.next_step()
+        recorded = self._recorded.get(step)
+        if recorded is not None and recorded.type == EventType.MARKER_RECORDED:
+            value = recorded.attrs.get("value")
+        else:
+            value = self.codec.plain(compute(), what=f"value of marker {name!r}")
+        self._command(EventType.MARKER_RECORDED, {"step": step, "name": name, "value": value})
+        return value
+
+    # TimerSink: the loop reports asyncio timers here.
+    def start_timer(self, delay: float, handle: DurableTimerHandle) -> None:
+        step = self.next_step()
+        handle.step = step
+        self._timers[step] = handle
+        self._command(
+            EventType.TIMER_STARTED,
+            {"step": step, "duration": delay, "fire_at": self.loop.time() + delay},
+        )
+
+    def cancel_timer(self, handle: DurableTimerHandle) -> None:
+        if self._timers.pop(handle.step, None) is not None and not self.closed:
+            self._command(EventType.TIMER_CANCELED, {"step": handle.step})
+
+    # -- teardown -----------------------------------------------------------------
+
+    def teardown(self) -> None:
+        """Stop the code without recording anything (eviction, termination)."""
+        self.closed = True
+        main, self._main = self._main, None
+        if main is not None and not main.done():
+            main.cancel()
+            try:
+                self.loop.run_until_idle()
+            except BaseException:  # the code is being discarded; its errors do not matter
+                pass
+        self._activities.clear()
+        self._timers.clear()
+        self.loop.close()

@@ -1,0 +1,99 @@
+"""Event history: the append-only record of a run, and the only truth about it.
+
+Events are written in two ways. *Command events* are written by a workflow task and
+record what the workflow code asked for (schedule an activity, start a timer, finish).
+*Input events* record what happened to the run from outside its code (it started, an
+activity finished, a timer fired, it was terminated). Replay feeds input events to the
+code in order and checks each command the code issues against the command events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["COMMAND_EVENTS", "Event", "EventType", "describe_event"]
+
+
+class EventType(StrEnum):
+    WORKFLOW_STARTED = "WorkflowStarted"
+    WORKFLOW_COMPLETED = "WorkflowCompleted"
+    WORKFLOW_FAILED = "WorkflowFailed"
+    WORKFLOW_CANCELED = "WorkflowCanceled"
+    WORKFLOW_TERMINATED = "WorkflowTerminated"
+    ACTIVITY_SCHEDULED = "ActivityScheduled"
+    ACTIVITY_STARTED = "ActivityStarted"
+    ACTIVITY_COMPLETED = "ActivityCompleted"
+    ACTIVITY_FAILED = "ActivityFailed"
+    ACTIVITY_TIMED_OUT = "ActivityTimedOut"
+    TIMER_STARTED = "TimerStarted"
+    TIMER_FIRED = "TimerFired"
+    TIMER_CANCELED = "TimerCanceled"
+    MARKER_RECORDED = "MarkerRecorded"
+
+
+COMMAND_EVENTS = frozenset(
+    {
+        EventType.WORKFLOW_COMPLETED,
+        EventType.WORKFLOW_FAILED,
+        EventType.WORKFLOW_CANCELED,
+        EventType.ACTIVITY_SCHEDULED,
+        EventType.TIMER_STARTED,
+        EventType.TIMER_CANCELED,
+        EventType.MARKER_RECORDED,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of a run's history. ``seq`` starts at 1; ``ts`` is Unix seconds."""
+
+    seq: int
+    type: str
+    ts: float
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_command(self) -> bool:
+        return self.type in COMMAND_EVENTS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "type": self.type, "ts": self.ts, "attrs": self.attrs}
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def describe_event(event: Event) -> str:
+    """A one-line account of an event that a person can follow."""
+    a = event.attrs
+    match event.type:
+        case EventType.WORKFLOW_STARTED:
+            return f"{a.get('workflow_type')}({_short(a.get('args', []))[1:-1]}) on {a.get('task_queue')}"
+        case EventType.ACTIVITY_SCHEDULED:
+            return f"step {a['step']}: {a['name']}({_short(a.get('args', []))[1:-1]})"
+        case EventType.ACTIVITY_STARTED:
+            return f"step {a['step']}: attempt {a['attempt']}"
+        case EventType.ACTIVITY_COMPLETED:
+            return f"step {a['step']}: -> {_short(a.get('result'))}"
+        case EventType.ACTIVITY_FAILED | EventType.ACTIVITY_TIMED_OUT:
+            return f"step {a['step']}: {a['failure'].get('message', '')}"
+        case EventType.TIMER_STARTED:
+            fire = datetime.fromtimestamp(a["fire_at"], UTC).isoformat(timespec="milliseconds")
+            return f"step {a['step']}: sleep {a['duration']:g}s until {fire}"
+        case EventType.TIMER_FIRED | EventType.TIMER_CANCELED:
+            return f"step {a['step']}"
+        case EventType.MARKER_RECORDED:
+            return f"step {a['step']}: {a['name']} = {_short(a.get('value'))}"
+        case EventType.WORKFLOW_COMPLETED:
+            return f"-> {_short(a.get('result'))}"
+        case EventType.WORKFLOW_FAILED:
+            return str(a["failure"].get("message", ""))
+        case EventType.WORKFLOW_TERMINATED:
+            return f"by {a.get('identity', '?')}: {a.get('reason', '')}"
+    return _short(a)

@@ -1,0 +1,105 @@
+"""Retry policies and activity options: plain values, stored with each scheduled step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+from .errors import InvalidArgument
+
+__all__ = ["ActivityOptions", "Retry", "seconds"]
+
+
+def seconds(value: timedelta | float | int | None) -> float | None:
+    """Accept a timedelta or a number of seconds."""
+    if value is None:
+        return None
+    out = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if out < 0:
+        raise InvalidArgument(f"a duration cannot be negative, got {value!r}")
+    return out
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How an activity is retried: exponential backoff between attempts.
+
+    ``max_attempts=0`` retries until a timeout or a non-retryable error stops it.
+    ``non_retryable`` lists error type names (class names) that fail at once.
+    """
+
+    initial_interval: float = 1.0
+    backoff: float = 2.0
+    max_interval: float = 100.0
+    max_attempts: int = 0
+    non_retryable: Sequence[str] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.initial_interval < 0 or self.max_interval < 0:
+            raise InvalidArgument("retry intervals cannot be negative")
+        if self.backoff < 1:
+            raise InvalidArgument(f"retry backoff must be >= 1, got {self.backoff}")
+        if self.max_attempts < 0:
+            raise InvalidArgument(f"max_attempts must be >= 0, got {self.max_attempts}")
+        object.__setattr__(self, "non_retryable", tuple(self.non_retryable))
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return float(min(self.initial_interval * self.backoff ** (attempt - 1), self.max_interval))
+
+    def gives_up(self, attempt: int, error_type: str, non_retryable: bool) -> bool:
+        if non_retryable or error_type in self.non_retryable:
+            return True
+        return self.max_attempts > 0 and attempt >= self.max_attempts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "initial_interval": self.initial_interval,
+            "backoff": self.backoff,
+            "max_interval": self.max_interval,
+            "max_attempts": self.max_attempts,
+            "non_retryable": list(self.non_retryable),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Retry:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ActivityOptions:
+    """Where and how long an activity may run. ``None`` means "not limited"."""
+
+    task_queue: str | None = None
+    retry: Retry = field(default_factory=Retry)
+    schedule_to_close: float | None = None
+    start_to_close: float | None = None
+    heartbeat: float | None = None
+
+    def merged(self, **overrides: Any) -> ActivityOptions:
+        given = {k: v for k, v in overrides.items() if v is not None}
+        for key in ("schedule_to_close", "start_to_close", "heartbeat"):
+            if key in given:
+                given[key] = seconds(given[key])
+        return replace(self, **given)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_queue": self.task_queue,
+            "retry": self.retry.to_dict(),
+            "schedule_to_close": self.schedule_to_close,
+            "start_to_close": self.start_to_close,
+            "heartbeat": self.heartbeat,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ActivityOptions:
+        return cls(
+            task_queue=data.get("task_queue"),
+            retry=Retry.from_dict(data["retry"]),
+            schedule_to_close=data.get("schedule_to_close"),
+            start_to_close=data.get("start_to_close"),
+            heartbeat=data.get("heartbeat"),
+        )

@@ -1,0 +1,61 @@
+"""Stores: the one ``Store`` protocol and its implementations (the only place with SQL)."""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import InvalidArgument
+from .protocol import (
+    ActivityOutcome,
+    ActivityTask,
+    CommitResult,
+    NewActivity,
+    NewRun,
+    RunClose,
+    RunPage,
+    RunRecord,
+    RunStatus,
+    SchemaStatus,
+    Store,
+    WorkflowCommit,
+    WorkflowTask,
+)
+
+__all__ = [
+    "ActivityOutcome",
+    "ActivityTask",
+    "CommitResult",
+    "NewActivity",
+    "NewRun",
+    "RunClose",
+    "RunPage",
+    "RunRecord",
+    "RunStatus",
+    "SchemaStatus",
+    "Store",
+    "WorkflowCommit",
+    "WorkflowTask",
+    "open_store",
+]
+
+DEFAULT_URL = "tether.db"
+
+
+def open_store(url: str | None = None, **options: object) -> Store:
+    """Build the store named by ``url`` (or ``TETHER_DATABASE_URL``, or ``./tether.db``).
+
+    ``postgresql://...`` selects PostgreSQL; ``sqlite:///path`` or a plain path selects
+    the embedded SQLite store.
+    """
+    url = url or os.environ.get("TETHER_DATABASE_URL") or DEFAULT_URL
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            from .postgres import PostgresStore
+        except ImportError as exc:  # pragma: no cover - only before the postgres store lands
+            raise InvalidArgument(f"the PostgreSQL store is not available: {exc}") from None
+        return PostgresStore(url, **options)  # type: ignore[arg-type]
+    # sqlite:///relative/path and sqlite:////absolute/path, as SQLAlchemy spells them.
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+    from .sqlite import SqliteStore
+
+    return SqliteStore(path, **options)  # type: ignore[arg-type]

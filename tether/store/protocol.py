@@ -1,0 +1,294 @@
+"""The ``Store`` protocol: the domain operations every store provides.
+
+A store owns durability, claiming and wake-ups; it never runs workflow code. Every
+operation names its namespace (or the namespaces a worker serves), so no query can
+reach across tenants. Times are Unix seconds from the store's clock.
+
+Leases and fencing: a claimed task carries a ``token``. Completing, heartbeating or
+retrying it succeeds only while that token is still the task's and the lease has not
+expired; otherwise the store raises :class:`tether.errors.LeaseLost` and changes
+nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from ..history import Event
+
+__all__ = [
+    "ActivityOutcome",
+    "ActivityTask",
+    "CommitResult",
+    "NewActivity",
+    "NewRun",
+    "RunClose",
+    "RunPage",
+    "RunRecord",
+    "RunStatus",
+    "SchemaStatus",
+    "Store",
+    "WorkflowCommit",
+    "WorkflowTask",
+]
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    TERMINATED = "terminated"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    namespace: str
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+    status: RunStatus
+    created_at: float
+    closed_at: float | None
+    result: Any
+    failure: dict[str, Any] | None
+    history_length: int
+    # Why the run's workflow task could not finish (non-determinism, a crash), if so.
+    stuck: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    runs: list[RunRecord]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A run to create; ``started`` holds the attrs of its WorkflowStarted event."""
+
+    namespace: str
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+    started: dict[str, Any]
+
+
+@dataclass(slots=True)
+class WorkflowTask:
+    """A claimed request to advance one run's code past its newest events."""
+
+    task_id: int
+    namespace: str
+    run_id: str
+    workflow_id: str
+    workflow_type: str
+    task_queue: str
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewActivity:
+    step: int
+    name: str
+    task_queue: str
+    args: list[Any]
+    options: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ActivityTask:
+    """A claimed activity attempt."""
+
+    task_id: int
+    namespace: str
+    run_id: str
+    workflow_id: str
+    step: int
+    name: str
+    task_queue: str
+    args: list[Any]
+    options: dict[str, Any]
+    attempt: int
+    scheduled_at: float
+    token: int
+    heartbeat_details: Any = None
+    last_failure: dict[str, Any] | None = None
+    # True when the previous attempt's lease expired (its worker died or hung).
+    previous_lost: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunClose:
+    status: RunStatus
+    result: Any = None
+    failure: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class WorkflowCommit:
+    """What one workflow task writes, atomically, when it completes.
+
+    ``events`` are (type, attrs) pairs; the store numbers and timestamps them.
+    Activities are leased at once to ``claim_activities_for`` when it is set (the
+    committing worker serves their queue: the local fast path).
+    """
+
+    events: list[tuple[str, dict[str, Any]]]
+    activities: list[NewActivity] = field(default_factory=list)
+    timers: list[tuple[int, float]] = field(default_factory=list)
+    cancel_timers: list[int] = field(default_factory=list)
+    close: RunClose | None = None
+    claim_activities_for: str | None = None
+    local_queues: Sequence[str] = ()
+
+
+@dataclass(slots=True)
+class CommitResult:
+    activities: list[ActivityTask]
+    # Set when new input reached the run while the task ran: the task stays leased
+    # to the committer under a new token so it can go on at once.
+    next_task: WorkflowTask | None
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityOutcome:
+    """How an activity execution ended for good."""
+
+    event_type: str  # ActivityCompleted, ActivityFailed or ActivityTimedOut
+    result: Any = None
+    failure: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaStatus:
+    current: int
+    latest: int
+
+
+class Store(Protocol):
+    """Durable state of every namespace: runs, histories, tasks and timers."""
+
+    url: str
+
+    async def open(self) -> None:
+        """Connect and apply pending migrations; refuse a store that is not ours or newer."""
+
+    async def close(self) -> None: ...
+
+    async def schema_status(self) -> SchemaStatus: ...
+
+    # -- namespaces ---------------------------------------------------------------
+
+    async def ensure_namespace(self, namespace: str) -> None: ...
+
+    async def list_namespaces(self) -> list[str]: ...
+
+    # -- runs and histories -------------------------------------------------------
+
+    async def start_run(self, run: NewRun) -> RunRecord:
+        """Create a run, its WorkflowStarted event and its first workflow task.
+
+        Raises WorkflowAlreadyStarted if an open run of the namespace has the id.
+        """
+
+    async def get_run(self, namespace: str, workflow_id: str, run_id: str | None = None) -> RunRecord:
+        """The given run, or the newest run of the workflow id; raises WorkflowNotFound."""
+
+    async def list_runs(
+        self,
+        namespace: str,
+        *,
+        status: RunStatus | None = None,
+        workflow_type: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> RunPage: ...
+
+    async def read_history(self, namespace: str, run_id: str, after_seq: int = 0) -> list[Event]: ...
+
+    async def wait_closed(self, namespace: str, run_id: str, timeout: float | None) -> RunRecord:
+        """Return the run once it is closed (or as it is when ``timeout`` passes)."""
+
+    async def terminate_run(
+        self, namespace: str, run_id: str, *, reason: str, identity: str
+    ) -> RunRecord:
+        """Close an open run at once, recording who and why; drop its pending work."""
+
+    # -- workflow tasks ---------------------------------------------------------------
+
+    async def claim_workflow_tasks(
+        self,
+        owner: str,
+        namespaces: Sequence[str],
+        queues: Sequence[str],
+        limit: int,
+        lease: float,
+    ) -> list[WorkflowTask]: ...
+
+    async def complete_workflow_task(
+        self, task: WorkflowTask, commit: WorkflowCommit, lease: float
+    ) -> CommitResult: ...
+
+    async def release_workflow_task(self, task: WorkflowTask, *, delay: float, error: str) -> None:
+        """Give a task back, to be retried after ``delay``; ``error`` says why (shown as stuck)."""
+
+    # -- activity tasks ---------------------------------------------------------------
+
+    async def claim_activity_tasks(
+        self,
+        owner: str,
+        namespaces: Sequence[str],
+        queues: Sequence[str],
+        limit: int,
+        lease: float,
+    ) -> list[ActivityTask]: ...
+
+    async def heartbeat_activity(self, task: ActivityTask, details: Any, lease: float) -> None:
+        """Extend the lease and keep ``details`` for the next attempt."""
+
+    async def extend_leases(self, tasks: Sequence[ActivityTask], lease: float) -> list[int]:
+        """Extend the leases of running attempts; return the ids of those lost."""
+
+    async def retry_activity(
+        self, task: ActivityTask, *, retry_at: float, failure: dict[str, Any]
+    ) -> None:
+        """Release an attempt that failed, to run again as attempt+1 at ``retry_at``."""
+
+    async def finish_activity(
+        self,
+        task: ActivityTask,
+        outcome: ActivityOutcome,
+        *,
+        claim_for: str | None,
+        local_queues: Sequence[str],
+        lease: float,
+    ) -> WorkflowTask | None:
+        """Record the final outcome and ask for a workflow task.
+
+        With ``claim_for`` the workflow task is leased to that owner when its queue is
+        one of ``local_queues`` and no one else holds it, and returned.
+        """
+
+    async def release_activity(self, task: ActivityTask) -> None:
+        """Give an attempt back unfinished (worker shutdown); it runs again at once."""
+
+    # -- timers and waking up -----------------------------------------------------------
+
+    async def fire_timers(
+        self, namespaces: Sequence[str], queues: Sequence[str], limit: int
+    ) -> int:
+        """Record TimerFired for due timers (each exactly once); return how many."""
+
+    async def next_due(self, namespaces: Sequence[str], queues: Sequence[str]) -> float | None:
+        """The earliest time a pending timer or delayed task becomes due, if any."""
+
+    async def wait_for_work(
+        self, namespaces: Sequence[str], queues: Sequence[str], timeout: float
+    ) -> None:
+        """Return when new work may be ready, or after ``timeout`` seconds."""

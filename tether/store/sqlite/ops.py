@@ -1,0 +1,444 @@
+"""The write operations of the SQLite store, each run by the writer thread inside
+the group transaction (see ``writer.py``). They hold all of the store's write SQL."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from ...errors import (
+    InvalidArgument,
+    LeaseLost,
+    NamespaceNotFound,
+    WorkflowAlreadyStarted,
+    WorkflowNotFound,
+)
+from ...history import EventType
+from ..protocol import (
+    ActivityOutcome,
+    ActivityTask,
+    CommitResult,
+    NewRun,
+    RunStatus,
+    WorkflowCommit,
+    WorkflowTask,
+)
+
+dumps = orjson.dumps
+loads = orjson.loads
+
+WORK = "work"  # note: tasks became ready; wake workers
+
+
+def _in(values: Sequence[str]) -> str:
+    return ",".join("?" * len(values))
+
+
+def append_events(
+    conn: sqlite3.Connection,
+    namespace: str,
+    run_id: str,
+    events: Sequence[tuple[str, dict[str, Any]]],
+    now: float,
+) -> int:
+    """Append events after the run's last one; return the new last seq."""
+    (last,) = conn.execute(
+        "UPDATE runs SET last_seq = last_seq + ? WHERE namespace = ? AND run_id = ? "
+        "RETURNING last_seq",
+        (len(events), namespace, run_id),
+    ).fetchone()
+    first = last - len(events) + 1
+    conn.executemany(
+        "INSERT INTO events (namespace, run_id, seq, type, ts, attrs) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (namespace, run_id, first + i, str(etype), now, dumps(attrs))
+            for i, (etype, attrs) in enumerate(events)
+        ],
+    )
+    return int(last)
+
+
+def start_run(conn: sqlite3.Connection, run: NewRun, now: float) -> None:
+    if conn.execute("SELECT 1 FROM namespaces WHERE name = ?", (run.namespace,)).fetchone() is None:
+        raise NamespaceNotFound(namespace=run.namespace)
+    try:
+        conn.execute(
+            "INSERT INTO runs (namespace, run_id, workflow_id, workflow_type, task_queue, status,"
+            " created_at) VALUES (?, ?, ?, ?, ?, 'running', ?)",
+            (run.namespace, run.run_id, run.workflow_id, run.workflow_type, run.task_queue, now),
+        )
+    except sqlite3.IntegrityError:
+        raise WorkflowAlreadyStarted(
+            namespace=run.namespace, workflow_id=run.workflow_id
+        ) from None
+    append_events(conn, run.namespace, run.run_id, [(EventType.WORKFLOW_STARTED, run.started)], now)
+    conn.execute(
+        "INSERT INTO tasks (namespace, run_id, kind, task_queue, visible_at, scheduled_at)"
+        " VALUES (?, ?, 'workflow', ?, ?, ?)",
+        (run.namespace, run.run_id, run.task_queue, now, now),
+    )
+
+
+def _request_workflow_task(
+    conn: sqlite3.Connection, namespace: str, run_id: str, now: float
+) -> str:
+    """Make sure the run has a workflow task; mark a leased one dirty so it runs again."""
+    (queue,) = conn.execute(
+        "SELECT task_queue FROM runs WHERE namespace = ? AND run_id = ?", (namespace, run_id)
+    ).fetchone()
+    conn.execute(
+        "INSERT INTO tasks (namespace, run_id, kind, task_queue, visible_at, scheduled_at)"
+        " VALUES (?, ?, 'workflow', ?, ?, ?)"
+        " ON CONFLICT (namespace, run_id) WHERE kind = 'workflow' DO UPDATE SET"
+        " dirty = CASE WHEN tasks.owner IS NOT NULL AND tasks.visible_at > excluded.visible_at"
+        " THEN 1 ELSE tasks.dirty END",
+        (namespace, run_id, queue, now, now),
+    )
+    return str(queue)
+
+
+def _lease_workflow_task(
+    conn: sqlite3.Connection, namespace: str, run_id: str, owner: str, now: float, lease: float
+) -> WorkflowTask | None:
+    row = conn.execute(
+        "UPDATE tasks SET owner = ?, visible_at = ?, token = token + 1, dirty = 0, error = NULL"
+        " WHERE namespace = ? AND run_id = ? AND kind = 'workflow' AND visible_at <= ?"
+        " RETURNING id, token, task_queue",
+        (owner, now + lease, namespace, run_id, now),
+    ).fetchone()
+    if row is None:
+        return None
+    wid, wtype = conn.execute(
+        "SELECT workflow_id, workflow_type FROM runs WHERE namespace = ? AND run_id = ?",
+        (namespace, run_id),
+    ).fetchone()
+    return WorkflowTask(row[0], namespace, run_id, wid, wtype, row[2], row[1])
+
+
+def _check_lease(conn: sqlite3.Connection, task_id: int, token: int, now: float) -> sqlite3.Row:
+    row = conn.execute(
+        "SELECT token, visible_at, dirty FROM tasks WHERE id = ?", (task_id,)
+    ).fetchone()
+    if row is None or row[0] != token or row[1] <= now:
+        raise LeaseLost(task_id=task_id)
+    return row  # type: ignore[no-any-return]
+
+
+def claim_workflow_tasks(
+    conn: sqlite3.Connection,
+    owner: str,
+    namespaces: Sequence[str],
+    queues: Sequence[str],
+    limit: int,
+    lease: float,
+    now: float,
+) -> list[WorkflowTask]:
+    rows = conn.execute(
+        "SELECT t.id, t.namespace, t.run_id, t.task_queue, r.workflow_id, r.workflow_type"
+        " FROM tasks t JOIN runs r ON r.namespace = t.namespace AND r.run_id = t.run_id"
+        f" WHERE t.kind = 'workflow' AND t.namespace IN ({_in(namespaces)})"
+        f" AND t.task_queue IN ({_in(queues)}) AND t.visible_at <= ?"
+        " ORDER BY t.visible_at LIMIT ?",
+        (*namespaces, *queues, now, limit),
+    ).fetchall()
+    out = []
+    for tid, ns, run_id, queue, wid, wtype in rows:
+        (token,) = conn.execute(
+            "UPDATE tasks SET owner = ?, visible_at = ?, token = token + 1, dirty = 0"
+            " WHERE id = ? RETURNING token",
+            (owner, now + lease, tid),
+        ).fetchone()
+        out.append(WorkflowTask(tid, ns, run_id, wid, wtype, queue, token))
+    return out
+
+
+def _insert_activity(
+    conn: sqlite3.Connection,
+    namespace: str,
+    run_id: str,
+    step: int,
+    name: str,
+    queue: str,
+    args: list[Any],
+    options: dict[str, Any],
+    owner: str | None,
+    now: float,
+    lease: float,
+) -> int:
+    (tid,) = conn.execute(
+        "INSERT INTO tasks (namespace, run_id, kind, task_queue, step, visible_at, owner, token,"
+        " scheduled_at, name, args, options) VALUES (?, ?, 'activity', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " RETURNING id",
+        (
+            namespace,
+            run_id,
+            queue,
+            step,
+            now + lease if owner else now,
+            owner,
+            1 if owner else 0,
+            now,
+            name,
+            dumps(args),
+            dumps(options),
+        ),
+    ).fetchone()
+    return int(tid)
+
+
+def complete_workflow_task(
+    conn: sqlite3.Connection, task: WorkflowTask, commit: WorkflowCommit, lease: float, now: float
+) -> tuple[CommitResult, list[Any]]:
+    row = _check_lease(conn, task.task_id, task.token, now)
+    ns, run_id = task.namespace, task.run_id
+    notes: list[Any] = []
+    if commit.events:
+        append_events(conn, ns, run_id, commit.events, now)
+    claimed: list[ActivityTask] = []
+    for act in commit.activities:
+        local = commit.claim_activities_for if act.task_queue in commit.local_queues else None
+        tid = _insert_activity(
+            conn, ns, run_id, act.step, act.name, act.task_queue, act.args, act.options, local,
+            now, lease,
+        )
+        if local:
+            claimed.append(
+                ActivityTask(
+                    tid, ns, run_id, task.workflow_id, act.step, act.name, act.task_queue,
+                    act.args, act.options, 1, now, 1,
+                )
+            )
+        else:
+            notes.append(WORK)
+    for step, fire_at in commit.timers:
+        conn.execute(
+            "INSERT INTO tasks (namespace, run_id, kind, task_queue, step, visible_at,"
+            " scheduled_at) VALUES (?, ?, 'timer', ?, ?, ?, ?)",
+            (ns, run_id, task.task_queue, step, fire_at, now),
+        )
+        notes.append(WORK)
+    if commit.cancel_timers:
+        conn.execute(
+            f"DELETE FROM tasks WHERE namespace = ? AND run_id = ? AND kind = 'timer'"
+            f" AND step IN ({_in(commit.cancel_timers)})",  # type: ignore[arg-type]
+            (ns, run_id, *commit.cancel_timers),
+        )
+    next_task = None
+    if commit.close is not None:
+        close = commit.close
+        conn.execute(
+            "UPDATE runs SET status = ?, result = ?, failure = ?, closed_at = ?"
+            " WHERE namespace = ? AND run_id = ?",
+            (
+                str(close.status),
+                dumps(close.result),
+                dumps(close.failure) if close.failure is not None else None,
+                now,
+                ns,
+                run_id,
+            ),
+        )
+        conn.execute("DELETE FROM tasks WHERE namespace = ? AND run_id = ?", (ns, run_id))
+        notes.append(("closed", ns, run_id))
+    elif row[2]:
+        (token,) = conn.execute(
+            "UPDATE tasks SET token = token + 1, dirty = 0, visible_at = ? WHERE id = ?"
+            " RETURNING token",
+            (now + lease, task.task_id),
+        ).fetchone()
+        next_task = WorkflowTask(
+            task.task_id, ns, run_id, task.workflow_id, task.workflow_type, task.task_queue, token
+        )
+    else:
+        conn.execute("DELETE FROM tasks WHERE id = ?", (task.task_id,))
+    return CommitResult(claimed, next_task), notes
+
+
+def release_workflow_task(
+    conn: sqlite3.Connection, task: WorkflowTask, delay: float, error: str, now: float
+) -> None:
+    row = conn.execute("SELECT token FROM tasks WHERE id = ?", (task.task_id,)).fetchone()
+    if row is None or row[0] != task.token:
+        raise LeaseLost(task_id=task.task_id)
+    conn.execute(
+        "UPDATE tasks SET owner = NULL, visible_at = ?, error = ? WHERE id = ?",
+        (now + delay, error, task.task_id),
+    )
+
+
+def claim_activity_tasks(
+    conn: sqlite3.Connection,
+    owner: str,
+    namespaces: Sequence[str],
+    queues: Sequence[str],
+    limit: int,
+    lease: float,
+    now: float,
+) -> list[ActivityTask]:
+    rows = conn.execute(
+        "SELECT t.id, t.namespace, t.run_id, r.workflow_id, t.step, t.name, t.task_queue, t.args,"
+        " t.options, t.attempt, t.scheduled_at, t.heartbeat, t.last_failure, t.owner"
+        " FROM tasks t JOIN runs r ON r.namespace = t.namespace AND r.run_id = t.run_id"
+        f" WHERE t.kind = 'activity' AND t.namespace IN ({_in(namespaces)})"
+        f" AND t.task_queue IN ({_in(queues)}) AND t.visible_at <= ?"
+        " ORDER BY t.visible_at LIMIT ?",
+        (*namespaces, *queues, now, limit),
+    ).fetchall()
+    out = []
+    for row in rows:
+        lost = row[13] is not None
+        token, attempt = conn.execute(
+            "UPDATE tasks SET owner = ?, visible_at = ?, token = token + 1,"
+            " attempt = attempt + ? WHERE id = ? RETURNING token, attempt",
+            (owner, now + lease, 1 if lost else 0, row[0]),
+        ).fetchone()
+        out.append(
+            ActivityTask(
+                task_id=row[0],
+                namespace=row[1],
+                run_id=row[2],
+                workflow_id=row[3],
+                step=row[4],
+                name=row[5],
+                task_queue=row[6],
+                args=loads(row[7]),
+                options=loads(row[8]),
+                attempt=attempt,
+                scheduled_at=row[10],
+                token=token,
+                heartbeat_details=loads(row[11]) if row[11] is not None else None,
+                last_failure=loads(row[12]) if row[12] is not None else None,
+                previous_lost=lost,
+            )
+        )
+    return out
+
+
+def heartbeat_activity(
+    conn: sqlite3.Connection, task: ActivityTask, details: Any, lease: float, now: float
+) -> None:
+    _check_lease(conn, task.task_id, task.token, now)
+    conn.execute(
+        "UPDATE tasks SET heartbeat = ?, visible_at = ? WHERE id = ?",
+        (dumps(details), now + lease, task.task_id),
+    )
+
+
+def extend_leases(
+    conn: sqlite3.Connection, tasks: Sequence[ActivityTask], lease: float, now: float
+) -> list[int]:
+    lost = []
+    for task in tasks:
+        updated = conn.execute(
+            "UPDATE tasks SET visible_at = ? WHERE id = ? AND token = ? AND visible_at > ?",
+            (now + lease, task.task_id, task.token, now),
+        ).rowcount
+        if not updated:
+            lost.append(task.task_id)
+    return lost
+
+
+def retry_activity(
+    conn: sqlite3.Connection,
+    task: ActivityTask,
+    retry_at: float,
+    failure: dict[str, Any],
+    now: float,
+) -> None:
+    _check_lease(conn, task.task_id, task.token, now)
+    conn.execute(
+        "UPDATE tasks SET owner = NULL, visible_at = ?, attempt = attempt + 1, last_failure = ?"
+        " WHERE id = ?",
+        (retry_at, dumps(failure), task.task_id),
+    )
+
+
+def finish_activity(
+    conn: sqlite3.Connection,
+    task: ActivityTask,
+    outcome: ActivityOutcome,
+    claim_for: str | None,
+    local_queues: Sequence[str],
+    lease: float,
+    now: float,
+) -> tuple[WorkflowTask | None, list[Any]]:
+    _check_lease(conn, task.task_id, task.token, now)
+    conn.execute("DELETE FROM tasks WHERE id = ?", (task.task_id,))
+    started: dict[str, Any] = {"step": task.step, "attempt": task.attempt}
+    if task.last_failure is not None:
+        started["last_failure"] = task.last_failure
+    done: dict[str, Any] = {"step": task.step}
+    if outcome.event_type == EventType.ACTIVITY_COMPLETED:
+        done["result"] = outcome.result
+    else:
+        done["failure"] = outcome.failure
+    append_events(
+        conn,
+        task.namespace,
+        task.run_id,
+        [(EventType.ACTIVITY_STARTED, started), (outcome.event_type, done)],
+        now,
+    )
+    queue = _request_workflow_task(conn, task.namespace, task.run_id, now)
+    if claim_for is not None and queue in local_queues:
+        claimed = _lease_workflow_task(conn, task.namespace, task.run_id, claim_for, now, lease)
+        if claimed is not None:
+            return claimed, []
+    return None, [WORK]
+
+
+def release_activity(conn: sqlite3.Connection, task: ActivityTask, now: float) -> None:
+    _check_lease(conn, task.task_id, task.token, now)
+    conn.execute(
+        "UPDATE tasks SET owner = NULL, visible_at = ? WHERE id = ?", (now, task.task_id)
+    )
+
+
+def fire_timers(
+    conn: sqlite3.Connection,
+    namespaces: Sequence[str],
+    queues: Sequence[str],
+    limit: int,
+    now: float,
+) -> tuple[int, list[Any]]:
+    rows = conn.execute(
+        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks"
+        f" WHERE kind = 'timer' AND namespace IN ({_in(namespaces)})"
+        f" AND task_queue IN ({_in(queues)}) AND visible_at <= ? ORDER BY visible_at LIMIT ?)"
+        " RETURNING namespace, run_id, step",
+        (*namespaces, *queues, now, limit),
+    ).fetchall()
+    for ns, run_id, step in rows:
+        append_events(conn, ns, run_id, [(EventType.TIMER_FIRED, {"step": step})], now)
+        _request_workflow_task(conn, ns, run_id, now)
+    return len(rows), [WORK] if rows else []
+
+
+def terminate_run(
+    conn: sqlite3.Connection, namespace: str, run_id: str, reason: str, identity: str, now: float
+) -> list[Any]:
+    row = conn.execute(
+        "SELECT status FROM runs WHERE namespace = ? AND run_id = ?", (namespace, run_id)
+    ).fetchone()
+    if row is None:
+        raise WorkflowNotFound(namespace=namespace, run_id=run_id)
+    if row[0] != RunStatus.RUNNING:
+        raise InvalidArgument(f"the run is already {row[0]}", namespace=namespace, run_id=run_id)
+    failure = {"code": "terminated", "message": f"terminated by {identity}: {reason}"}
+    append_events(
+        conn,
+        namespace,
+        run_id,
+        [(EventType.WORKFLOW_TERMINATED, {"reason": reason, "identity": identity})],
+        now,
+    )
+    conn.execute(
+        "UPDATE runs SET status = 'terminated', failure = ?, closed_at = ?"
+        " WHERE namespace = ? AND run_id = ?",
+        (dumps(failure), now, namespace, run_id),
+    )
+    conn.execute("DELETE FROM tasks WHERE namespace = ? AND run_id = ?", (namespace, run_id))
+    return [("closed", namespace, run_id)]

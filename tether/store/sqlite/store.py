@@ -1,0 +1,454 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+Writes go through one writer thread with group commit (``writer.py``); reads run on
+their own connections in a small thread pool, so they never wait for a commit.
+
+Durability. By default the file uses ``synchronous=NORMAL``: a committed result
+survives the crash of any process (SIGKILL included), but the last transactions
+before a power loss or OS crash may be lost (never corrupted). ``durable=True``
+selects ``synchronous=FULL``: every commit is fsynced before it is acknowledged, so
+it survives power loss too, at the price of one fsync per group commit.
+
+Wake-ups. Work written by this process wakes its workers at once. Work written by
+another process (a CLI starting a run) is noticed by the writer thread through
+``PRAGMA data_version``, checked after each commit and every ``poll_interval`` seconds
+when idle: a read of a counter in shared memory, not a query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from ...errors import IncompatibleStore, StoreUnavailable, WorkflowNotFound
+from ...history import Event
+from ..protocol import (
+    ActivityOutcome,
+    ActivityTask,
+    CommitResult,
+    NewRun,
+    RunPage,
+    RunRecord,
+    RunStatus,
+    SchemaStatus,
+    WorkflowCommit,
+    WorkflowTask,
+)
+from . import ops
+from .writer import OTHER_WRITER, Noted, Writer
+
+__all__ = ["SqliteStore"]
+
+T = TypeVar("T")
+APPLICATION_ID = 0x54455452  # "TETR": marks a file as a Tether store
+
+_RUN_COLUMNS = (
+    "r.namespace, r.workflow_id, r.run_id, r.workflow_type, r.task_queue, r.status, r.created_at,"
+    " r.closed_at, r.result, r.failure, r.last_seq,"
+    " (SELECT error FROM tasks t WHERE t.namespace = r.namespace AND t.run_id = r.run_id"
+    " AND t.kind = 'workflow')"
+)
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files(__package__).joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
+    return sorted(found)
+
+
+def _run_record(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        namespace=row[0],
+        workflow_id=row[1],
+        run_id=row[2],
+        workflow_type=row[3],
+        task_queue=row[4],
+        status=RunStatus(row[5]),
+        created_at=row[6],
+        closed_at=row[7],
+        result=orjson.loads(row[8]) if row[8] is not None else None,
+        failure=orjson.loads(row[9]) if row[9] is not None else None,
+        history_length=row[10],
+        stuck=row[11],
+    )
+
+
+class SqliteStore:
+    """A Tether store in one SQLite file (``:memory:`` is not supported: use a temp file)."""
+
+    def __init__(self, path: str | Path, *, durable: bool = False, poll_interval: float = 0.05):
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self.durable = durable
+        self.poll_interval = poll_interval
+        self._writer: Writer | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._work_waiters: set[asyncio.Future[None]] = set()
+        self._close_waiters: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
+
+    # -- connections ------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
+            conn.execute("PRAGMA busy_timeout = 30000")
+        except sqlite3.DatabaseError as exc:
+            raise IncompatibleStore(f"{self.path} is not a SQLite database: {exc}") from None
+        self._connections.append(conn)
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._readers is None:
+            raise StoreUnavailable("the store is not open", store=self.url)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite read failed: {exc}") from exc
+
+    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None:
+            raise StoreUnavailable("the store is not open", store=self.url)
+        return await self._writer.submit(op)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self._migrate)
+        self._writer = Writer(self._connect, self._on_notes, self.poll_interval)
+        self._writer.start()
+        self._readers = ThreadPoolExecutor(2, thread_name_prefix="tether-sqlite-read")
+        await self.ensure_namespace("default")
+
+    def _migrate(self) -> None:
+        conn = self._connect()
+        try:
+            migrations = _migrations()
+            latest = migrations[-1][0]
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            except sqlite3.DatabaseError as exc:
+                raise IncompatibleStore(f"{self.path} is not a SQLite database: {exc}") from None
+            if app_id != APPLICATION_ID and (app_id != 0 or tables):
+                raise IncompatibleStore(f"{self.path} is a SQLite file that is not a Tether store")
+            if version > latest:
+                raise IncompatibleStore(
+                    f"{self.path} has schema version {version}, newer than this Tether"
+                    f" knows ({latest}); upgrade Tether"
+                )
+            for number, sql in migrations:
+                if number > version:
+                    for statement in sql.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+        finally:
+            conn.close()
+            self._connections.remove(conn)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.stop)
+            self._writer = None
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
+            self._readers = None
+        for conn in self._connections:
+            conn.close()
+        self._connections.clear()
+        self._local = threading.local()
+        for waiter in [*self._work_waiters, *(f for s in self._close_waiters.values() for f in s)]:
+            if not waiter.done():
+                waiter.set_exception(StoreUnavailable("the store was closed", store=self.url))
+
+    async def schema_status(self) -> SchemaStatus:
+        version = await self._read(lambda c: c.execute("PRAGMA user_version").fetchone()[0])
+        return SchemaStatus(current=version, latest=_migrations()[-1][0])
+
+    # -- namespaces ---------------------------------------------------------------------
+
+    async def ensure_namespace(self, namespace: str) -> None:
+        now = time.time()
+        await self._write(
+            lambda c: c.execute(
+                "INSERT INTO namespaces (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (namespace, now),
+            )
+        )
+
+    async def list_namespaces(self) -> list[str]:
+        rows = await self._read(
+            lambda c: c.execute("SELECT name FROM namespaces ORDER BY name").fetchall()
+        )
+        return [r[0] for r in rows]
+
+    # -- runs ---------------------------------------------------------------------------
+
+    async def start_run(self, run: NewRun) -> RunRecord:
+        def op(conn: sqlite3.Connection) -> Noted:
+            now = time.time()
+            ops.start_run(conn, run, now)
+            record = RunRecord(
+                run.namespace, run.workflow_id, run.run_id, run.workflow_type, run.task_queue,
+                RunStatus.RUNNING, now, None, None, None, 1,
+            )
+            return Noted(record, ops.WORK)
+
+        return await self._write(op)  # type: ignore[arg-type]
+
+    async def get_run(
+        self, namespace: str, workflow_id: str, run_id: str | None = None
+    ) -> RunRecord:
+        def read(conn: sqlite3.Connection) -> Any:
+            if run_id is not None:
+                return conn.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs r WHERE r.namespace = ? AND r.run_id = ?",
+                    (namespace, run_id),
+                ).fetchone()
+            return conn.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs r WHERE r.namespace = ? AND r.workflow_id = ?"
+                " ORDER BY r.created_at DESC LIMIT 1",
+                (namespace, workflow_id),
+            ).fetchone()
+
+        row = await self._read(read)
+        if row is None or (workflow_id and row[1] != workflow_id):
+            raise WorkflowNotFound(namespace=namespace, workflow_id=workflow_id, run_id=run_id)
+        return _run_record(row)
+
+    async def list_runs(
+        self,
+        namespace: str,
+        *,
+        status: RunStatus | None = None,
+        workflow_type: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> RunPage:
+        where, params = ["r.namespace = ?"], [namespace]
+        if status is not None:
+            where.append("r.status = ?")
+            params.append(str(status))
+        if workflow_type is not None:
+            where.append("r.workflow_type = ?")
+            params.append(workflow_type)
+        if cursor:
+            created, _, rid = cursor.partition("/")
+            where.append("(r.created_at, r.run_id) < (?, ?)")
+            params.extend([float(created), rid])  # type: ignore[list-item]
+        sql = (
+            f"SELECT {_RUN_COLUMNS} FROM runs r WHERE {' AND '.join(where)}"
+            " ORDER BY r.created_at DESC, r.run_id DESC LIMIT ?"
+        )
+        rows = await self._read(lambda c: c.execute(sql, (*params, limit + 1)).fetchall())
+        runs = [_run_record(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        next_cursor = f"{runs[-1].created_at!r}/{runs[-1].run_id}" if more and runs else None
+        return RunPage(runs, next_cursor)
+
+    async def read_history(self, namespace: str, run_id: str, after_seq: int = 0) -> list[Event]:
+        rows = await self._read(
+            lambda c: c.execute(
+                "SELECT seq, type, ts, attrs FROM events WHERE namespace = ? AND run_id = ?"
+                " AND seq > ? ORDER BY seq",
+                (namespace, run_id, after_seq),
+            ).fetchall()
+        )
+        return [Event(seq, etype, ts, orjson.loads(attrs)) for seq, etype, ts, attrs in rows]
+
+    async def wait_closed(self, namespace: str, run_id: str, timeout: float | None) -> RunRecord:
+        key = (namespace, run_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            future = asyncio.get_running_loop().create_future()
+            self._close_waiters.setdefault(key, set()).add(future)
+            try:
+                run = await self.get_run(namespace, "", run_id)
+                if run.status != RunStatus.RUNNING:
+                    return run
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return run
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(future, remaining)
+            finally:
+                waiters = self._close_waiters.get(key)
+                if waiters is not None:
+                    waiters.discard(future)
+                    if not waiters:
+                        del self._close_waiters[key]
+
+    async def terminate_run(
+        self, namespace: str, run_id: str, *, reason: str, identity: str
+    ) -> RunRecord:
+        def op(conn: sqlite3.Connection) -> Noted:
+            notes = ops.terminate_run(conn, namespace, run_id, reason, identity, time.time())
+            return Noted(None, notes[0])
+
+        await self._write(op)
+        return await self.get_run(namespace, "", run_id)
+
+    # -- workflow tasks -----------------------------------------------------------------
+
+    async def claim_workflow_tasks(
+        self, owner: str, namespaces: Sequence[str], queues: Sequence[str], limit: int, lease: float
+    ) -> list[WorkflowTask]:
+        return await self._write(
+            lambda c: ops.claim_workflow_tasks(
+                c, owner, namespaces, queues, limit, lease, time.time()
+            )
+        )
+
+    async def complete_workflow_task(
+        self, task: WorkflowTask, commit: WorkflowCommit, lease: float
+    ) -> CommitResult:
+        def op(conn: sqlite3.Connection) -> Any:
+            result, notes = ops.complete_workflow_task(conn, task, commit, lease, time.time())
+            return Noted(result, notes) if notes else result
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def release_workflow_task(self, task: WorkflowTask, *, delay: float, error: str) -> None:
+        await self._write(
+            lambda c: Noted(
+                ops.release_workflow_task(c, task, delay, error, time.time()), ops.WORK
+            )
+        )
+
+    # -- activity tasks -----------------------------------------------------------------
+
+    async def claim_activity_tasks(
+        self, owner: str, namespaces: Sequence[str], queues: Sequence[str], limit: int, lease: float
+    ) -> list[ActivityTask]:
+        return await self._write(
+            lambda c: ops.claim_activity_tasks(
+                c, owner, namespaces, queues, limit, lease, time.time()
+            )
+        )
+
+    async def heartbeat_activity(self, task: ActivityTask, details: Any, lease: float) -> None:
+        await self._write(lambda c: ops.heartbeat_activity(c, task, details, lease, time.time()))
+
+    async def extend_leases(self, tasks: Sequence[ActivityTask], lease: float) -> list[int]:
+        return await self._write(lambda c: ops.extend_leases(c, tasks, lease, time.time()))
+
+    async def retry_activity(
+        self, task: ActivityTask, *, retry_at: float, failure: dict[str, Any]
+    ) -> None:
+        await self._write(
+            lambda c: Noted(ops.retry_activity(c, task, retry_at, failure, time.time()), ops.WORK)
+        )
+
+    async def finish_activity(
+        self,
+        task: ActivityTask,
+        outcome: ActivityOutcome,
+        *,
+        claim_for: str | None,
+        local_queues: Sequence[str],
+        lease: float,
+    ) -> WorkflowTask | None:
+        def op(conn: sqlite3.Connection) -> Any:
+            claimed, notes = ops.finish_activity(
+                conn, task, outcome, claim_for, local_queues, lease, time.time()
+            )
+            return Noted(claimed, notes) if notes else claimed
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def release_activity(self, task: ActivityTask) -> None:
+        await self._write(
+            lambda c: Noted(ops.release_activity(c, task, time.time()), ops.WORK)
+        )
+
+    # -- timers and wake-ups ------------------------------------------------------------
+
+    async def fire_timers(self, namespaces: Sequence[str], queues: Sequence[str], limit: int) -> int:
+        def op(conn: sqlite3.Connection) -> Any:
+            fired, notes = ops.fire_timers(conn, namespaces, queues, limit, time.time())
+            return Noted(fired, notes) if notes else fired
+
+        return await self._write(op)  # type: ignore[no-any-return]
+
+    async def next_due(self, namespaces: Sequence[str], queues: Sequence[str]) -> float | None:
+        marks = ",".join("?" * len(namespaces))
+        qmarks = ",".join("?" * len(queues))
+        row = await self._read(
+            lambda c: c.execute(
+                f"SELECT min(visible_at) FROM tasks WHERE kind IN ('workflow', 'activity', 'timer')"
+                f" AND namespace IN ({marks}) AND task_queue IN ({qmarks})",
+                (*namespaces, *queues),
+            ).fetchone()
+        )
+        return row[0] if row else None
+
+    async def wait_for_work(
+        self, namespaces: Sequence[str], queues: Sequence[str], timeout: float
+    ) -> None:
+        future = asyncio.get_running_loop().create_future()
+        self._work_waiters.add(future)
+        try:
+            await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._work_waiters.discard(future)
+
+    def _on_notes(self, notes: list[Any]) -> None:
+        for note in notes:
+            if isinstance(note, list):
+                self._on_notes(note)
+            elif note == ops.WORK:
+                self._wake_workers()
+            elif note == OTHER_WRITER:
+                self._wake_workers()
+                for waiters in self._close_waiters.values():
+                    for future in waiters:
+                        if not future.done():
+                            future.set_result(None)
+            elif isinstance(note, tuple) and note[0] == "closed":
+                for future in self._close_waiters.get((note[1], note[2]), ()):
+                    if not future.done():
+                        future.set_result(None)
+
+    def _wake_workers(self) -> None:
+        for future in self._work_waiters:
+            if not future.done():
+                future.set_result(None)

@@ -1,0 +1,384 @@
+"""The worker: claims tasks, drives workflow instances, runs activities, writes results.
+
+One asyncio loop does everything. A poller claims workflow and activity tasks while
+there are free slots and sleeps on the store's wake-up otherwise. Two shortcuts keep a
+busy run off the poller entirely (the local fast path): activities scheduled on a
+queue this worker serves are leased to it in the same commit that schedules them, and
+an activity's completion leases the run's next workflow task back to this worker,
+whose sticky cache still holds the run, so a step costs no replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..codec import Codec
+from ..definitions import Registry
+from ..engine import Activation, RunInfo, WorkflowInstance
+from ..errors import LeaseLost, StoreUnavailable, TetherError
+from ..history import EventType
+from ..policy import ActivityOptions
+from ..store import (
+    ActivityTask,
+    NewActivity,
+    RunClose,
+    RunStatus,
+    Store,
+    WorkflowCommit,
+    WorkflowTask,
+)
+from .activities import Attempt, Verdict, run_attempt
+from .activity_context import ActivityInfo
+from .cache import StickyCache
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("tether.worker")
+
+_CLOSE_STATUS = {
+    EventType.WORKFLOW_COMPLETED: RunStatus.COMPLETED,
+    EventType.WORKFLOW_FAILED: RunStatus.FAILED,
+    EventType.WORKFLOW_CANCELED: RunStatus.CANCELED,
+}
+
+
+class Worker:
+    """Serves some task queues of some namespaces from one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        codec: Codec,
+        *,
+        namespaces: Sequence[str] = ("default",),
+        task_queues: Sequence[str] = ("default",),
+        identity: str | None = None,
+        max_activities: int = 200,
+        max_workflow_tasks: int = 200,
+        cache_size: int = 10_000,
+        workflow_lease: float = 10.0,
+        activity_lease: float = 30.0,
+        stuck_retry: float = 10.0,
+        activity_threads: int = 32,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.codec = codec
+        self.namespaces = list(namespaces)
+        self.task_queues = list(task_queues)
+        self.identity = identity or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.max_activities = max_activities
+        self.max_workflow_tasks = max_workflow_tasks
+        self.workflow_lease = workflow_lease
+        self.activity_lease = activity_lease
+        self.stuck_retry = stuck_retry
+        self.cache = StickyCache(cache_size)
+        self._threads = ThreadPoolExecutor(activity_threads, thread_name_prefix="tether-activity")
+        self._running_activities: dict[int, tuple[ActivityTask, asyncio.Task[Any]]] = {}
+        self._workflow_slots = 0
+        self._activity_slots = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._slot_freed = asyncio.Event()
+        self._stopping = False
+        self._main: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start serving in the background of the running loop."""
+        if self._main is None:
+            self._stopping = False
+            self._main = asyncio.create_task(self._poll(), name="tether-worker-poll")
+            self._renewer = asyncio.create_task(self._renew_leases(), name="tether-worker-lease")
+
+    async def run(self) -> None:
+        """Serve until :meth:`stop` is called or the task is cancelled."""
+        await self.start()
+        assert self._main is not None
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._main
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming; let in-flight work finish for ``grace`` seconds, then give
+        back what is still running so another worker takes it at once."""
+        self._stopping = True
+        self._slot_freed.set()
+        for task in (self._main, self._renewer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._main = self._renewer = None
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace)
+        unfinished = list(self._running_activities.values())
+        for _, runner in unfinished:
+            runner.cancel()
+        for task, _ in unfinished:
+            with contextlib.suppress(TetherError):
+                await self.store.release_activity(task)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace)
+        self.cache.clear()
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    async def __aenter__(self) -> Worker:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- polling ------------------------------------------------------------------------
+
+    async def _poll(self) -> None:
+        store, ns, queues = self.store, self.namespaces, self.task_queues
+        timers_due = 0.0
+        while not self._stopping:
+            try:
+                if time.time() >= timers_due:
+                    await store.fire_timers(ns, queues, 500)
+                claimed = 0
+                free = self.max_workflow_tasks - self._workflow_slots
+                if free > 0:
+                    for wtask in await store.claim_workflow_tasks(
+                        self.identity, ns, queues, free, self.workflow_lease
+                    ):
+                        claimed += 1
+                        self._workflow_slots += 1
+                        self._spawn(self._workflow_chain(wtask))
+                free = self.max_activities - self._activity_slots
+                if free > 0:
+                    for atask in await store.claim_activity_tasks(
+                        self.identity, ns, queues, free, self.activity_lease
+                    ):
+                        claimed += 1
+                        self._start_activity(atask)
+                if claimed:
+                    continue
+                due = await store.next_due(ns, queues)
+                timers_due = due if due is not None else float("inf")
+                wait = min(max(timers_due - time.time(), 0.0), 5.0)
+                if wait > 0:
+                    await self._wait(wait)
+            except StoreUnavailable as exc:
+                log.warning("store unavailable, retrying: %s", exc)
+                await asyncio.sleep(1.0)
+
+    async def _wait(self, timeout: float) -> None:
+        self._slot_freed.clear()
+        waits = [
+            asyncio.ensure_future(
+                self.store.wait_for_work(self.namespaces, self.task_queues, timeout)
+            ),
+            asyncio.ensure_future(self._slot_freed.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    # -- workflow tasks -----------------------------------------------------------------
+
+    async def _workflow_chain(self, task: WorkflowTask | None) -> None:
+        """Advance a run for as long as the store hands its next task straight back."""
+        try:
+            while task is not None and not self._stopping:
+                task = await self._advance(task)
+        except Exception:
+            log.exception("workflow task failed unexpectedly")
+        finally:
+            self._workflow_slots -= 1
+            self._slot_freed.set()
+
+    async def _advance(self, task: WorkflowTask) -> WorkflowTask | None:
+        definition = self.registry.workflows.get(task.workflow_type)
+        if definition is None:
+            await self._give_back(
+                task, f"no worker here knows workflow type {task.workflow_type!r}"
+            )
+            return None
+        instance = self.cache.get(task.run_id)
+        try:
+            if instance is not None:
+                events = await self.store.read_history(
+                    task.namespace, task.run_id, instance.last_seq
+                )
+                if instance.foreign(events):
+                    self.cache.evict(task.run_id)
+                    instance = None
+            if instance is None:
+                info = RunInfo(
+                    task.namespace, task.workflow_id, task.run_id, task.workflow_type,
+                    task.task_queue,
+                )
+                instance = WorkflowInstance(definition, info, self.codec)
+                events = await self.store.read_history(task.namespace, task.run_id)
+            activation = instance.activate(events)
+        except StoreUnavailable:
+            self.cache.evict(task.run_id)
+            return None
+        if activation.nondeterminism is not None:
+            self.cache.evict(task.run_id)
+            log.error("%s", activation.nondeterminism)
+            await self._give_back(task, str(activation.nondeterminism))
+            return None
+        self.cache.put(task.run_id, instance)
+        commit = self._commit_for(activation)
+        try:
+            result = await self.store.complete_workflow_task(task, commit, self.workflow_lease)
+        except (LeaseLost, StoreUnavailable) as exc:
+            log.info("workflow task of %s not committed: %s", task.workflow_id, exc)
+            self.cache.evict(task.run_id)
+            return None
+        if commit.close is not None:
+            self.cache.evict(task.run_id)
+        if commit.claim_activities_for is not None:
+            self._activity_slots -= len(commit.activities) - len(result.activities)
+        for atask in result.activities:
+            self._start_activity(atask, reserved=True)
+        return result.next_task
+
+    def _commit_for(self, activation: Activation) -> WorkflowCommit:
+        commit = WorkflowCommit(events=[])
+        for command in activation.commands:
+            a = command.attrs
+            commit.events.append((command.type, a))
+            match command.type:
+                case EventType.ACTIVITY_SCHEDULED:
+                    queue = a["options"]["task_queue"]
+                    commit.activities.append(
+                        NewActivity(a["step"], a["name"], queue, a["args"], a["options"])
+                    )
+                case EventType.TIMER_STARTED:
+                    commit.timers.append((a["step"], a["fire_at"]))
+                case EventType.TIMER_CANCELED:
+                    commit.cancel_timers.append(a["step"])
+                case _ if command.type in _CLOSE_STATUS:
+                    commit.close = RunClose(
+                        _CLOSE_STATUS[command.type], a.get("result"), a.get("failure")
+                    )
+        local = sum(1 for act in commit.activities if act.task_queue in self.task_queues)
+        if local and self._activity_slots + local <= self.max_activities and not self._stopping:
+            # Reserve the slots now; any the store does not lease to us are handed back.
+            self._activity_slots += local
+            commit.claim_activities_for = self.identity
+            commit.local_queues = self.task_queues
+        return commit
+
+    async def _give_back(self, task: WorkflowTask, error: str) -> None:
+        with contextlib.suppress(LeaseLost, StoreUnavailable):
+            await self.store.release_workflow_task(task, delay=self.stuck_retry, error=error)
+
+    # -- activities ---------------------------------------------------------------------
+
+    def _start_activity(self, task: ActivityTask, *, reserved: bool = False) -> None:
+        if not reserved:
+            self._activity_slots += 1
+        runner = asyncio.create_task(self._activity(task))
+        self._tasks.add(runner)
+        runner.add_done_callback(self._tasks.discard)
+        self._running_activities[task.task_id] = (task, runner)
+
+    async def _activity(self, task: ActivityTask) -> None:
+        follow_up: WorkflowTask | None = None
+        try:
+            options = ActivityOptions.from_dict(task.options)
+            info = ActivityInfo(
+                namespace=task.namespace,
+                workflow_id=task.workflow_id,
+                run_id=task.run_id,
+                step=task.step,
+                name=task.name,
+                attempt=task.attempt,
+                idempotency_key=f"{task.namespace}/{task.run_id}/{task.step}",
+                heartbeat_details=task.heartbeat_details,
+            )
+            attempt = Attempt(task, options, info)
+            verdict = await run_attempt(
+                attempt,
+                self.registry.activities.get(task.name),
+                self.codec,
+                self._threads,
+                lambda details: self._beat(task, options, details),
+            )
+            follow_up = await self._report(task, verdict)
+        except (LeaseLost, StoreUnavailable) as exc:
+            log.info("activity %s step %s not recorded: %s", task.name, task.step, exc)
+        except asyncio.CancelledError:
+            return
+        except Exception:
+            log.exception("activity %s step %s: unexpected worker error", task.name, task.step)
+        finally:
+            self._running_activities.pop(task.task_id, None)
+            self._activity_slots -= 1
+            self._slot_freed.set()
+        if follow_up is not None:
+            self._workflow_slots += 1
+            await self._workflow_chain(follow_up)
+
+    async def _report(self, task: ActivityTask, verdict: Verdict) -> WorkflowTask | None:
+        if verdict.outcome is None:
+            assert verdict.failure is not None
+            await self.store.retry_activity(task, retry_at=verdict.retry_at, failure=verdict.failure)
+            return None
+        claim = not self._stopping and self._workflow_slots < self.max_workflow_tasks
+        return await self.store.finish_activity(
+            task,
+            verdict.outcome,
+            claim_for=self.identity if claim else None,
+            local_queues=self.task_queues,
+            lease=self.workflow_lease,
+        )
+
+    def _beat(self, task: ActivityTask, options: ActivityOptions, details: Any) -> None:
+        lease = options.heartbeat or self.activity_lease
+        self._spawn(self._send_beat(task, details, lease))
+
+    async def _send_beat(self, task: ActivityTask, details: Any, lease: float) -> None:
+        try:
+            await self.store.heartbeat_activity(task, details, lease)
+        except LeaseLost:
+            entry = self._running_activities.get(task.task_id)
+            if entry is not None:
+                entry[1].cancel()
+        except StoreUnavailable as exc:
+            log.warning("heartbeat not recorded: %s", exc)
+
+    async def _renew_leases(self) -> None:
+        """Keep the leases of long attempts alive; an attempt whose lease was lost stops."""
+        while True:
+            await asyncio.sleep(self.activity_lease / 3)
+            running = [
+                task
+                for task, _ in self._running_activities.values()
+                if not ActivityOptions.from_dict(task.options).heartbeat
+            ]
+            if not running:
+                continue
+            try:
+                lost = await self.store.extend_leases(running, self.activity_lease)
+            except StoreUnavailable as exc:
+                log.warning("lease renewal failed: %s", exc)
+                continue
+            for task_id in lost:
+                entry = self._running_activities.get(task_id)
+                if entry is not None:
+                    entry[1].cancel()
