@@ -48,7 +48,10 @@ class App:
         self.codec = Codec(max_payload)
         self.registry = Registry()
         self.client = Client(
-            store, codec=self.codec, registry=self.registry, namespace=namespace,
+            store,
+            codec=self.codec,
+            registry=self.registry,
+            namespace=namespace,
             task_queue=task_queue,
         )
         self._opened = False

@@ -160,7 +160,9 @@ class Client:
         timeout: float | None = None,
     ) -> Any:
         """Start a run and wait for its result."""
-        handle = await self.start(workflow, *args, id=id, task_queue=task_queue, namespace=namespace)
+        handle = await self.start(
+            workflow, *args, id=id, task_queue=task_queue, namespace=namespace
+        )
         return await handle.result(timeout)
 
     def get_handle(
@@ -194,5 +196,3 @@ class Client:
             limit=limit,
             cursor=cursor,
         )
-
-

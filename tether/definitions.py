@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +30,9 @@ class WorkflowDefinition:
     task_queue: str
 
     @classmethod
-    def create(cls, fn: Callable[..., Any], name: str | None, task_queue: str) -> WorkflowDefinition:
+    def create(
+        cls, fn: Callable[..., Any], name: str | None, task_queue: str
+    ) -> WorkflowDefinition:
         if not inspect.iscoroutinefunction(fn):
             raise InvalidArgument(f"workflow {fn.__qualname__} must be an async def function")
         if not inspect.signature(fn).parameters:
@@ -54,8 +55,6 @@ class ActivityDefinition:
         cls, fn: Callable[..., Any], name: str | None, options: ActivityOptions
     ) -> ActivityDefinition:
         is_async = inspect.iscoroutinefunction(fn)
-        if not is_async and asyncio.iscoroutinefunction(getattr(fn, "__call__", None)):
-            is_async = True
         defn = cls(name or fn.__name__, fn, Signature(fn), options, is_async)
         setattr(fn, _ATTR, defn)
         return defn

@@ -74,7 +74,8 @@ def describe_event(event: Event) -> str:
     a = event.attrs
     match event.type:
         case EventType.WORKFLOW_STARTED:
-            return f"{a.get('workflow_type')}({_short(a.get('args', []))[1:-1]}) on {a.get('task_queue')}"
+            args = _short(a.get("args", []))[1:-1]
+            return f"{a.get('workflow_type')}({args}) on {a.get('task_queue')}"
         case EventType.ACTIVITY_SCHEDULED:
             return f"step {a['step']}: {a['name']}({_short(a.get('args', []))[1:-1]})"
         case EventType.ACTIVITY_STARTED:

@@ -142,13 +142,15 @@ def read_marker(path: Path) -> float:
     return float(path.read_text())
 
 
-async def w5_phase1(script: str, child_args: Sequence[str], workdir: Path, n: int) -> int:
+async def w5_phase1(
+    script: str, child_args: Sequence[str], workdir: Path, n: int
+) -> dict[str, int]:
     """Run W5 phase 1 in a child process and SIGKILL it once all N step1 ran.
 
     The child (`script` with `child_args`, then the effects path and the
     marker path) starts the N workflows, writes the marker once all are
-    started, and works on them. Returns once all durable sleeps are due;
-    the result is how many step2 had already run before the kill.
+    started, and works on them. Returns once all durable sleeps are due,
+    with how many step2 and step3 had already run before the kill.
     """
     effects, marker = w5_effects_path(workdir), workdir / "w5-started"
     child = spawn_phase1(script, *child_args, effects, str(marker))
@@ -160,12 +162,15 @@ async def w5_phase1(script: str, child_args: Sequence[str], workdir: Path, n: in
     finally:
         sigkill(child)
     killed_at = time.time()
-    step2_before_kill = count_effects(effects, "step2")
-    log(f"phase 1 SIGKILLed; step2 had run {step2_before_kill}x")
+    before_kill = {
+        "step2_before_kill": count_effects(effects, "step2"),
+        "step3_before_kill": count_effects(effects, "step3"),
+    }
+    log(f"phase 1 SIGKILLed; {before_kill}")
     due = max(read_marker(marker), killed_at) + W5_SLEEP_S + 0.1 - time.time()
     if due > 0:
         await asyncio.sleep(due)
-    return step2_before_kill
+    return before_kill
 
 
 def w5_effects_path(workdir: Path) -> str:
@@ -173,7 +178,7 @@ def w5_effects_path(workdir: Path) -> str:
 
 
 def recovery_result(
-    system: str, n: int, seconds: float, workdir: Path, step2_before_kill: int
+    system: str, n: int, seconds: float, workdir: Path, before_kill: dict[str, int]
 ) -> dict[str, Any]:
     effects = w5_effects_path(workdir)
     step1 = count_effects(effects, "step1")
@@ -185,8 +190,8 @@ def recovery_result(
         "step1_executions": step1,
         "step1_ran_once_each": step1 == n,
         "step2_executions": count_effects(effects, "step2"),
-        "step2_before_kill": step2_before_kill,
         "step3_executions": count_effects(effects, "step3"),
+        **before_kill,
     }
 
 

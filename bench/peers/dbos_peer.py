@@ -199,7 +199,7 @@ async def all_succeeded(n: int) -> bool:
 
 
 async def w5_recovery(n: int, db: SystemDb) -> dict[str, Any]:
-    step2_before_kill = await w5_phase1(__file__, [W5_CHILD, db.url, str(n)], db.workdir, n)
+    before_kill = await w5_phase1(__file__, [W5_CHILD, db.url, str(n)], db.workdir, n)
     t0 = time.perf_counter()
     with dbos_launched(db.url):  # launch recovers this executor's pending workflows
         await poll_until(
@@ -210,7 +210,7 @@ async def w5_recovery(n: int, db: SystemDb) -> dict[str, Any]:
             await (await DBOS.retrieve_workflow_async(f"w5-{i}")).get_result() for i in range(n)
         ]
     assert results == [i + 3 for i in range(n)], "wrong W5 results"
-    return recovery_result(SYSTEM, n, elapsed, db.workdir, step2_before_kill)
+    return recovery_result(SYSTEM, n, elapsed, db.workdir, before_kill)
 
 
 WORKLOAD_FUNCS: dict[str, Callable[[int, SystemDb], Awaitable[dict[str, Any]]]] = {

@@ -274,14 +274,14 @@ async def w5_phase1_child(address: str, n: int, effects: str, marker: str) -> No
 
 async def w5_recovery(client: Client, n: int, server: DevServer) -> dict[str, Any]:
     workdir = server.db_path.parent
-    step2_before_kill = await w5_phase1(__file__, [W5_CHILD, server.address, str(n)], workdir, n)
+    before_kill = await w5_phase1(__file__, [W5_CHILD, server.address, str(n)], workdir, n)
     handles = [client.get_workflow_handle(f"w5-{i}") for i in range(n)]
     t0 = time.perf_counter()
     async with new_worker(client):
         results = await await_results(handles)
         elapsed = time.perf_counter() - t0
     assert results == [i + 3 for i in range(n)], "wrong W5 results"
-    return recovery_result(SYSTEM, n, elapsed, workdir, step2_before_kill)
+    return recovery_result(SYSTEM, n, elapsed, workdir, before_kill)
 
 
 WORKLOAD_FUNCS: dict[str, Callable[[Client, int, DevServer], Awaitable[dict[str, Any]]]] = {

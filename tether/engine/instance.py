@@ -16,6 +16,7 @@ cached run and a replayed run behave the same.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from dataclasses import dataclass, field
@@ -89,7 +90,7 @@ class WorkflowInstance:
         self.definition = definition
         self.info = info
         self.codec = codec
-        self.loop = DeterministicLoop(self)
+        self.loop = DeterministicLoop(self)  # type: ignore[abstract]
         self.context = Context(self)
         self.random = random.Random()
         self.replaying = False
@@ -285,10 +286,9 @@ class WorkflowInstance:
         main, self._main = self._main, None
         if main is not None and not main.done():
             main.cancel()
-            try:
+            # The code is being discarded; what it raises on the way out does not matter.
+            with contextlib.suppress(BaseException):
                 self.loop.run_until_idle()
-            except BaseException:  # the code is being discarded; its errors do not matter
-                pass
         self._activities.clear()
         self._timers.clear()
         self.loop.close()

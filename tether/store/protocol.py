@@ -197,7 +197,9 @@ class Store(Protocol):
         Raises WorkflowAlreadyStarted if an open run of the namespace has the id.
         """
 
-    async def get_run(self, namespace: str, workflow_id: str, run_id: str | None = None) -> RunRecord:
+    async def get_run(
+        self, namespace: str, workflow_id: str, run_id: str | None = None
+    ) -> RunRecord:
         """The given run, or the newest run of the workflow id; raises WorkflowNotFound."""
 
     async def list_runs(
@@ -210,7 +212,9 @@ class Store(Protocol):
         cursor: str | None = None,
     ) -> RunPage: ...
 
-    async def read_history(self, namespace: str, run_id: str, after_seq: int = 0) -> list[Event]: ...
+    async def read_history(
+        self, namespace: str, run_id: str, after_seq: int = 0
+    ) -> list[Event]: ...
 
     async def wait_closed(self, namespace: str, run_id: str, timeout: float | None) -> RunRecord:
         """Return the run once it is closed (or as it is when ``timeout`` passes)."""

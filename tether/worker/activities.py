@@ -92,9 +92,7 @@ async def run_attempt(
             # The last attempt's worker died or hung past its lease: that attempt
             # timed out, and it counts against the retry policy like any other.
             verdict = judge(
-                Attempt(
-                    _replace_attempt(task, task.attempt - 1), options, attempt.info
-                ),
+                Attempt(_replace_attempt(task, task.attempt - 1), options, attempt.info),
                 TimeoutFailure(kind="start_to_close"),
             )
             if verdict.outcome is not None:

@@ -114,11 +114,11 @@ class Worker:
         back what is still running so another worker takes it at once."""
         self._stopping = True
         self._slot_freed.set()
-        for task in (self._main, self._renewer):
-            if task is not None:
-                task.cancel()
+        for loop_task in (self._main, self._renewer):
+            if loop_task is not None:
+                loop_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                    await loop_task
         self._main = self._renewer = None
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace)
@@ -226,7 +226,10 @@ class Worker:
                     instance = None
             if instance is None:
                 info = RunInfo(
-                    task.namespace, task.workflow_id, task.run_id, task.workflow_type,
+                    task.namespace,
+                    task.workflow_id,
+                    task.run_id,
+                    task.workflow_type,
                     task.task_queue,
                 )
                 instance = WorkflowInstance(definition, info, self.codec)
@@ -337,7 +340,9 @@ class Worker:
     async def _report(self, task: ActivityTask, verdict: Verdict) -> WorkflowTask | None:
         if verdict.outcome is None:
             assert verdict.failure is not None
-            await self.store.retry_activity(task, retry_at=verdict.retry_at, failure=verdict.failure)
+            await self.store.retry_activity(
+                task, retry_at=verdict.retry_at, failure=verdict.failure
+            )
             return None
         claim = not self._stopping and self._workflow_slots < self.max_workflow_tasks
         return await self.store.finish_activity(

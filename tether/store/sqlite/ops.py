@@ -71,9 +71,7 @@ def start_run(conn: sqlite3.Connection, run: NewRun, now: float) -> None:
             (run.namespace, run.run_id, run.workflow_id, run.workflow_type, run.task_queue, now),
         )
     except sqlite3.IntegrityError:
-        raise WorkflowAlreadyStarted(
-            namespace=run.namespace, workflow_id=run.workflow_id
-        ) from None
+        raise WorkflowAlreadyStarted(namespace=run.namespace, workflow_id=run.workflow_id) from None
     append_events(conn, run.namespace, run.run_id, [(EventType.WORKFLOW_STARTED, run.started)], now)
     conn.execute(
         "INSERT INTO tasks (namespace, run_id, kind, task_queue, visible_at, scheduled_at)"
@@ -201,14 +199,33 @@ def complete_workflow_task(
     for act in commit.activities:
         local = commit.claim_activities_for if act.task_queue in commit.local_queues else None
         tid = _insert_activity(
-            conn, ns, run_id, act.step, act.name, act.task_queue, act.args, act.options, local,
-            now, lease,
+            conn,
+            ns,
+            run_id,
+            act.step,
+            act.name,
+            act.task_queue,
+            act.args,
+            act.options,
+            local,
+            now,
+            lease,
         )
         if local:
             claimed.append(
                 ActivityTask(
-                    tid, ns, run_id, task.workflow_id, act.step, act.name, act.task_queue,
-                    act.args, act.options, 1, now, 1,
+                    tid,
+                    ns,
+                    run_id,
+                    task.workflow_id,
+                    act.step,
+                    act.name,
+                    act.task_queue,
+                    act.args,
+                    act.options,
+                    1,
+                    now,
+                    1,
                 )
             )
         else:
@@ -392,9 +409,7 @@ def finish_activity(
 
 def release_activity(conn: sqlite3.Connection, task: ActivityTask, now: float) -> None:
     _check_lease(conn, task.task_id, task.token, now)
-    conn.execute(
-        "UPDATE tasks SET owner = NULL, visible_at = ? WHERE id = ?", (now, task.task_id)
-    )
+    conn.execute("UPDATE tasks SET owner = NULL, visible_at = ? WHERE id = ?", (now, task.task_id))
 
 
 def fire_timers(

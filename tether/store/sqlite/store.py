@@ -131,7 +131,7 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite read failed: {exc}") from exc
 
-    async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, op: Callable[[sqlite3.Connection], T | Noted[T]]) -> T:
         if self._writer is None:
             raise StoreUnavailable("the store is not open", store=self.url)
         return await self._writer.submit(op)
@@ -222,16 +222,25 @@ class SqliteStore:
     # -- runs ---------------------------------------------------------------------------
 
     async def start_run(self, run: NewRun) -> RunRecord:
-        def op(conn: sqlite3.Connection) -> Noted:
+        def op(conn: sqlite3.Connection) -> Noted[RunRecord]:
             now = time.time()
             ops.start_run(conn, run, now)
             record = RunRecord(
-                run.namespace, run.workflow_id, run.run_id, run.workflow_type, run.task_queue,
-                RunStatus.RUNNING, now, None, None, None, 1,
+                run.namespace,
+                run.workflow_id,
+                run.run_id,
+                run.workflow_type,
+                run.task_queue,
+                RunStatus.RUNNING,
+                now,
+                None,
+                None,
+                None,
+                1,
             )
             return Noted(record, ops.WORK)
 
-        return await self._write(op)  # type: ignore[arg-type]
+        return await self._write(op)
 
     async def get_run(
         self, namespace: str, workflow_id: str, run_id: str | None = None
@@ -318,7 +327,7 @@ class SqliteStore:
     async def terminate_run(
         self, namespace: str, run_id: str, *, reason: str, identity: str
     ) -> RunRecord:
-        def op(conn: sqlite3.Connection) -> Noted:
+        def op(conn: sqlite3.Connection) -> Noted[None] | None:
             notes = ops.terminate_run(conn, namespace, run_id, reason, identity, time.time())
             return Noted(None, notes[0])
 
@@ -339,18 +348,18 @@ class SqliteStore:
     async def complete_workflow_task(
         self, task: WorkflowTask, commit: WorkflowCommit, lease: float
     ) -> CommitResult:
-        def op(conn: sqlite3.Connection) -> Any:
+        def op(conn: sqlite3.Connection) -> CommitResult | Noted[CommitResult]:
             result, notes = ops.complete_workflow_task(conn, task, commit, lease, time.time())
             return Noted(result, notes) if notes else result
 
-        return await self._write(op)  # type: ignore[no-any-return]
+        return await self._write(op)
 
     async def release_workflow_task(self, task: WorkflowTask, *, delay: float, error: str) -> None:
-        await self._write(
-            lambda c: Noted(
-                ops.release_workflow_task(c, task, delay, error, time.time()), ops.WORK
-            )
-        )
+        def op(conn: sqlite3.Connection) -> Noted[None] | None:
+            ops.release_workflow_task(conn, task, delay, error, time.time())
+            return Noted(None, ops.WORK)
+
+        await self._write(op)
 
     # -- activity tasks -----------------------------------------------------------------
 
@@ -372,9 +381,11 @@ class SqliteStore:
     async def retry_activity(
         self, task: ActivityTask, *, retry_at: float, failure: dict[str, Any]
     ) -> None:
-        await self._write(
-            lambda c: Noted(ops.retry_activity(c, task, retry_at, failure, time.time()), ops.WORK)
-        )
+        def op(conn: sqlite3.Connection) -> Noted[None] | None:
+            ops.retry_activity(conn, task, retry_at, failure, time.time())
+            return Noted(None, ops.WORK)
+
+        await self._write(op)
 
     async def finish_activity(
         self,
@@ -385,27 +396,31 @@ class SqliteStore:
         local_queues: Sequence[str],
         lease: float,
     ) -> WorkflowTask | None:
-        def op(conn: sqlite3.Connection) -> Any:
+        def op(conn: sqlite3.Connection) -> WorkflowTask | Noted[WorkflowTask | None] | None:
             claimed, notes = ops.finish_activity(
                 conn, task, outcome, claim_for, local_queues, lease, time.time()
             )
             return Noted(claimed, notes) if notes else claimed
 
-        return await self._write(op)  # type: ignore[no-any-return]
+        return await self._write(op)
 
     async def release_activity(self, task: ActivityTask) -> None:
-        await self._write(
-            lambda c: Noted(ops.release_activity(c, task, time.time()), ops.WORK)
-        )
+        def op(conn: sqlite3.Connection) -> Noted[None] | None:
+            ops.release_activity(conn, task, time.time())
+            return Noted(None, ops.WORK)
+
+        await self._write(op)
 
     # -- timers and wake-ups ------------------------------------------------------------
 
-    async def fire_timers(self, namespaces: Sequence[str], queues: Sequence[str], limit: int) -> int:
-        def op(conn: sqlite3.Connection) -> Any:
+    async def fire_timers(
+        self, namespaces: Sequence[str], queues: Sequence[str], limit: int
+    ) -> int:
+        def op(conn: sqlite3.Connection) -> int | Noted[int]:
             fired, notes = ops.fire_timers(conn, namespaces, queues, limit, time.time())
             return Noted(fired, notes) if notes else fired
 
-        return await self._write(op)  # type: ignore[no-any-return]
+        return await self._write(op)
 
     async def next_due(self, namespaces: Sequence[str], queues: Sequence[str]) -> float | None:
         marks = ",".join("?" * len(namespaces))

@@ -16,7 +16,7 @@ import queue
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ...errors import StoreUnavailable, TetherError
 
@@ -60,7 +60,7 @@ class Writer:
             self._queue.put(_STOP)
             self._thread.join()
 
-    def submit(self, op: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def submit(self, op: Callable[[sqlite3.Connection], T | Noted[T]]) -> asyncio.Future[T]:
         """Queue ``op``; the future resolves once its transaction has committed.
 
         An op returns its result, or a ``(result, note)`` pair via :class:`Noted` to
@@ -154,18 +154,17 @@ class Writer:
         for outcome in outcomes:
             by_loop.setdefault(outcome[1], []).append(outcome)
         for loop, items in by_loop.items():
-            try:
+            # A closed loop raises RuntimeError: nobody is waiting there any more.
+            with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve, items, notes, self._after_commit)
-            except RuntimeError:  # the caller's loop is closed: nobody is waiting
-                pass
 
 
-class Noted:
+class Noted(Generic[T]):
     """An op's result together with a note for the after-commit hook."""
 
     __slots__ = ("note", "value")
 
-    def __init__(self, value: Any, note: Any) -> None:
+    def __init__(self, value: T, note: Any) -> None:
         self.value = value
         self.note = note
 
