@@ -7,14 +7,17 @@ import asyncio
 import json
 import math
 import os
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
 
@@ -40,6 +43,23 @@ def log(*parts: object) -> None:
 def emit(result: dict[str, Any]) -> None:
     """Print the single JSON result line on stdout."""
     print(json.dumps(result, sort_keys=False), flush=True)
+
+
+def run_main(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(main)`, with SIGTERM cancelling `main` so that its `finally`
+    blocks (stop the server, shut DBOS down, remove temp files) run; exits 143."""
+
+    async def cancellable() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await main
+
+    try:
+        return asyncio.run(cancellable())
+    except asyncio.CancelledError:
+        log("terminated by SIGTERM")
+        sys.exit(143)
 
 
 def free_port() -> int:

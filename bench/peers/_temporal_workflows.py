@@ -7,8 +7,10 @@ temporalio workflow sandbox can re-import them, as the Temporal docs advise.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from temporalio import activity, workflow
 
@@ -113,4 +115,4 @@ class WaitForGo:
 
 
 WORKFLOWS = [ThreeSteps, FanOut, SleepRecovery, WaitForGo]
-ACTIVITIES = [step, effect_step]
+ACTIVITIES: list[Callable[..., Any]] = [step, effect_step]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ from _common import (
     recovery_result,
     round_s,
     rss_mb,
+    run_main,
     throughput_result,
     w5_phase1,
     wait_for_effects,
@@ -206,7 +206,7 @@ async def w5_recovery(n: int, db: SystemDb) -> dict[str, Any]:
             lambda: all_succeeded(n), "all W5 workflows done", timeout_s=600, interval_s=W5_POLL_S
         )
         elapsed = time.perf_counter() - t0
-        results = [
+        results: list[int] = [
             await (await DBOS.retrieve_workflow_async(f"w5-{i}")).get_result() for i in range(n)
         ]
     assert results == [i + 3 for i in range(n)], "wrong W5 results"
@@ -235,11 +235,9 @@ async def run(workload: str, n: int, pg_url: str | None) -> dict[str, Any]:
 
 
 def main() -> None:
-    # SIGTERM -> SystemExit so `finally` blocks shut DBOS down and clean up.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if len(sys.argv) > 1 and sys.argv[1] == W5_CHILD:
-        url, n, effects, marker = sys.argv[2:6]
-        asyncio.run(w5_phase1_child(url, int(n), effects, marker))
+        url, count, effects, marker = sys.argv[2:6]
+        run_main(w5_phase1_child(url, int(count), effects, marker))
         return
     parser = base_parser(__doc__ or "")
     parser.add_argument(
@@ -250,7 +248,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     n = args.n or DEFAULT_N[args.workload]
-    emit(asyncio.run(run(args.workload, n, args.pg)))
+    emit(run_main(run(args.workload, n, args.pg)))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
@@ -36,6 +35,7 @@ from _common import (
     recovery_result,
     round_s,
     rss_mb,
+    run_main,
     throughput_result,
     w5_phase1,
     wait_for_effects,
@@ -301,15 +301,13 @@ async def run(workload: str, n: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    # SIGTERM -> SystemExit so `finally` blocks stop the server and clean up.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if len(sys.argv) > 1 and sys.argv[1] == W5_CHILD:
-        address, n, effects, marker = sys.argv[2:6]
-        asyncio.run(w5_phase1_child(address, int(n), effects, marker))
+        address, count, effects, marker = sys.argv[2:6]
+        run_main(w5_phase1_child(address, int(count), effects, marker))
         return
     args = base_parser(__doc__ or "").parse_args()
     n = args.n or DEFAULT_N[args.workload]
-    emit(asyncio.run(run(args.workload, n)))
+    emit(run_main(run(args.workload, n)))
 
 
 if __name__ == "__main__":

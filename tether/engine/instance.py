@@ -96,6 +96,9 @@ class WorkflowInstance:
         self.replaying = False
         self.closed = False
         self.last_seq = 0
+        # The seq of the run's newest stored event while this instance is known to
+        # have seen every input up to it (kept by the worker); None when it may lag.
+        self.synced_seq: int | None = None
         self._step = 0
         self._recorded: dict[Any, Event] = {}
         self._matched: set[Any] = set()
@@ -140,6 +143,12 @@ class WorkflowInstance:
                 )
         new, self._new = self._new, []
         return Activation(new, self._nd)
+
+    def mark_synced(self, seq: int | None) -> None:
+        """Record that the store's history ends at ``seq`` with no input unseen here."""
+        self.synced_seq = seq
+        if seq is not None:
+            self.last_seq = max(self.last_seq, seq)
 
     def foreign(self, events: list[Event]) -> bool:
         """True if ``events`` hold commands this instance did not issue: another

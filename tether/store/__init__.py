@@ -18,6 +18,7 @@ from .protocol import (
     Store,
     WorkflowCommit,
     WorkflowTask,
+    outcome_events,
 )
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "WorkflowCommit",
     "WorkflowTask",
     "open_store",
+    "outcome_events",
 ]
 
 DEFAULT_URL = "tether.db"
@@ -48,9 +50,9 @@ def open_store(url: str | None = None, **options: object) -> Store:
     """
     url = url or os.environ.get("TETHER_DATABASE_URL") or DEFAULT_URL
     if url.startswith(("postgresql://", "postgres://")):
-        from .postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
+        from .postgres import PostgresStore
 
-        return PostgresStore(url, **options)  # type: ignore[no-any-return,unused-ignore]
+        return PostgresStore(url, **options)  # type: ignore[arg-type]
     # sqlite:///relative/path and sqlite:////absolute/path, as SQLAlchemy spells them.
     path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
     from .sqlite import SqliteStore

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from ..history import Event
+from ..history import Event, EventType
 
 __all__ = [
     "ActivityOutcome",
@@ -33,6 +33,7 @@ __all__ = [
     "Store",
     "WorkflowCommit",
     "WorkflowTask",
+    "outcome_events",
 ]
 
 
@@ -154,6 +155,8 @@ class CommitResult:
     # Set when new input reached the run while the task ran: the task stays leased
     # to the committer under a new token so it can go on at once.
     next_task: WorkflowTask | None
+    # The seq of the run's newest event after the commit.
+    last_seq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,21 @@ class ActivityOutcome:
     event_type: str  # ActivityCompleted, ActivityFailed or ActivityTimedOut
     result: Any = None
     failure: dict[str, Any] | None = None
+
+
+def outcome_events(
+    task: ActivityTask, outcome: ActivityOutcome
+) -> list[tuple[str, dict[str, Any]]]:
+    """The history events that record how an activity execution ended."""
+    started: dict[str, Any] = {"step": task.step, "attempt": task.attempt}
+    if task.last_failure is not None:
+        started["last_failure"] = task.last_failure
+    done: dict[str, Any] = {"step": task.step}
+    if outcome.event_type == EventType.ACTIVITY_COMPLETED:
+        done["result"] = outcome.result
+    else:
+        done["failure"] = outcome.failure
+    return [(EventType.ACTIVITY_STARTED, started), (outcome.event_type, done)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +297,26 @@ class Store(Protocol):
         one of ``local_queues`` and no one else holds it, and returned.
         """
 
+    async def advance_after_activity(
+        self,
+        task: ActivityTask,
+        outcome: ActivityOutcome,
+        *,
+        expected_seq: int,
+        ts: float,
+        commit: WorkflowCommit,
+        lease: float,
+    ) -> CommitResult | None:
+        """The local fast path: record an activity's outcome and the run's next step at once.
+
+        The caller holds the run's live state: it applied ``outcome_events(task,
+        outcome)`` as events ``expected_seq + 1...`` at time ``ts`` and produced
+        ``commit``. Applies only while the run's history still ends at
+        ``expected_seq`` and no workflow task is pending for it; otherwise returns
+        None and changes nothing, and the caller falls back to ``finish_activity``.
+        The outcome and the commit's events are stored with timestamp ``ts``.
+        """
+
     async def release_activity(self, task: ActivityTask) -> None:
         """Give an attempt back unfinished (worker shutdown); it runs again at once."""
 
@@ -295,4 +333,8 @@ class Store(Protocol):
     async def wait_for_work(
         self, namespaces: Sequence[str], queues: Sequence[str], timeout: float
     ) -> None:
-        """Return when new work may be ready, or after ``timeout`` seconds."""
+        """Return when new work may be ready, or after ``timeout`` seconds.
+
+        Work announced after the call began (after the waiting task first ran) must
+        wake it: callers start waiting, then look for work, then await the wait.
+        """

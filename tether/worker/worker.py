@@ -25,16 +25,19 @@ from ..codec import Codec
 from ..definitions import Registry
 from ..engine import Activation, RunInfo, WorkflowInstance
 from ..errors import LeaseLost, StoreUnavailable, TetherError
-from ..history import EventType
+from ..history import Event, EventType
 from ..policy import ActivityOptions
 from ..store import (
+    ActivityOutcome,
     ActivityTask,
+    CommitResult,
     NewActivity,
     RunClose,
     RunStatus,
     Store,
     WorkflowCommit,
     WorkflowTask,
+    outcome_events,
 )
 from .activities import Attempt, Verdict, run_attempt
 from .activity_context import ActivityInfo
@@ -88,6 +91,8 @@ class Worker:
         self._workflow_slots = 0
         self._activity_slots = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Runs whose instance a coroutine of this worker is driving right now.
+        self._busy: set[str] = set()
         self._slot_freed = asyncio.Event()
         self._stopping = False
         self._main: asyncio.Task[None] | None = None
@@ -151,49 +156,52 @@ class Worker:
         store, ns, queues = self.store, self.namespaces, self.task_queues
         timers_due = 0.0
         while not self._stopping:
+            # Start listening before looking, so work announced while we look is not
+            # missed (the store wakes waiters registered before the announcement).
+            self._slot_freed.clear()
+            wake = asyncio.ensure_future(store.wait_for_work(ns, queues, 5.0))
             try:
+                await asyncio.sleep(0)  # let the waiter register
                 if time.time() >= timers_due:
                     await store.fire_timers(ns, queues, 500)
-                claimed = 0
-                free = self.max_workflow_tasks - self._workflow_slots
-                if free > 0:
-                    for wtask in await store.claim_workflow_tasks(
-                        self.identity, ns, queues, free, self.workflow_lease
-                    ):
-                        claimed += 1
-                        self._workflow_slots += 1
-                        self._spawn(self._workflow_chain(wtask))
-                free = self.max_activities - self._activity_slots
-                if free > 0:
-                    for atask in await store.claim_activity_tasks(
-                        self.identity, ns, queues, free, self.activity_lease
-                    ):
-                        claimed += 1
-                        self._start_activity(atask)
-                if claimed:
+                if await self._claim() or self._stopping:
                     continue
                 due = await store.next_due(ns, queues)
                 timers_due = due if due is not None else float("inf")
                 wait = min(max(timers_due - time.time(), 0.0), 5.0)
                 if wait > 0:
-                    await self._wait(wait)
+                    freed = asyncio.ensure_future(self._slot_freed.wait())
+                    try:
+                        await asyncio.wait(
+                            {wake, freed}, timeout=wait, return_when="FIRST_COMPLETED"
+                        )
+                    finally:
+                        freed.cancel()
             except StoreUnavailable as exc:
                 log.warning("store unavailable, retrying: %s", exc)
                 await asyncio.sleep(1.0)
+            finally:
+                wake.cancel()
 
-    async def _wait(self, timeout: float) -> None:
-        self._slot_freed.clear()
-        waits = [
-            asyncio.ensure_future(
-                self.store.wait_for_work(self.namespaces, self.task_queues, timeout)
-            ),
-            asyncio.ensure_future(self._slot_freed.wait()),
-        ]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
+    async def _claim(self) -> int:
+        """Claim what free slots allow; return how many tasks were claimed."""
+        claimed = 0
+        free = self.max_workflow_tasks - self._workflow_slots
+        if free > 0:
+            for wtask in await self.store.claim_workflow_tasks(
+                self.identity, self.namespaces, self.task_queues, free, self.workflow_lease
+            ):
+                claimed += 1
+                self._workflow_slots += 1
+                self._spawn(self._workflow_chain(wtask))
+        free = self.max_activities - self._activity_slots
+        if free > 0:
+            for atask in await self.store.claim_activity_tasks(
+                self.identity, self.namespaces, self.task_queues, free, self.activity_lease
+            ):
+                claimed += 1
+                self._start_activity(atask)
+        return claimed
 
     # -- workflow tasks -----------------------------------------------------------------
 
@@ -209,6 +217,13 @@ class Worker:
             self._slot_freed.set()
 
     async def _advance(self, task: WorkflowTask) -> WorkflowTask | None:
+        self._busy.add(task.run_id)
+        try:
+            return await self._advance_busy(task)
+        finally:
+            self._busy.discard(task.run_id)
+
+    async def _advance_busy(self, task: WorkflowTask) -> WorkflowTask | None:
         definition = self.registry.workflows.get(task.workflow_type)
         if definition is None:
             await self._give_back(
@@ -250,14 +265,27 @@ class Worker:
         except (LeaseLost, StoreUnavailable) as exc:
             log.info("workflow task of %s not committed: %s", task.workflow_id, exc)
             self.cache.evict(task.run_id)
+            self._unreserve(commit, 0)
             return None
+        self._committed(instance, commit, result)
+        return result.next_task
+
+    def _committed(
+        self, instance: WorkflowInstance, commit: WorkflowCommit, result: CommitResult
+    ) -> None:
+        """Bookkeeping after a commit: cache, reserved slots, local activities."""
         if commit.close is not None:
-            self.cache.evict(task.run_id)
-        if commit.claim_activities_for is not None:
-            self._activity_slots -= len(commit.activities) - len(result.activities)
+            self.cache.evict(instance.info.run_id)
+        else:
+            instance.mark_synced(result.last_seq if result.next_task is None else None)
+        self._unreserve(commit, len(result.activities))
         for atask in result.activities:
             self._start_activity(atask, reserved=True)
-        return result.next_task
+
+    def _unreserve(self, commit: WorkflowCommit, used: int) -> None:
+        if commit.claim_activities_for is not None:
+            local = sum(1 for act in commit.activities if act.task_queue in commit.local_queues)
+            self._activity_slots -= local - used
 
     def _commit_for(self, activation: Activation) -> WorkflowCommit:
         commit = WorkflowCommit(events=[])
@@ -322,7 +350,8 @@ class Worker:
                 self._threads,
                 lambda details: self._beat(task, options, details),
             )
-            follow_up = await self._report(task, verdict)
+            if verdict.outcome is None or not await self._advance_locally(task, verdict.outcome):
+                follow_up = await self._report(task, verdict)
         except (LeaseLost, StoreUnavailable) as exc:
             log.info("activity %s step %s not recorded: %s", task.name, task.step, exc)
         except asyncio.CancelledError:
@@ -336,6 +365,51 @@ class Worker:
         if follow_up is not None:
             self._workflow_slots += 1
             await self._workflow_chain(follow_up)
+
+    async def _advance_locally(self, task: ActivityTask, outcome: ActivityOutcome) -> bool:
+        """Record the outcome and the run's next step in one write, if this worker holds
+        the run's live state; False if the caller must record the outcome itself."""
+        instance = self.cache.get(task.run_id)
+        if (
+            instance is None
+            or instance.synced_seq is None
+            or task.run_id in self._busy
+            or self._stopping
+        ):
+            return False
+        self._busy.add(task.run_id)
+        try:
+            expected, ts = instance.synced_seq, time.time()
+            inputs = [
+                Event(expected + i + 1, etype, ts, attrs)
+                for i, (etype, attrs) in enumerate(outcome_events(task, outcome))
+            ]
+            activation = instance.activate(inputs)
+            if activation.nondeterminism is not None:
+                self.cache.evict(task.run_id)
+                return False
+            commit = self._commit_for(activation)
+            try:
+                result = await self.store.advance_after_activity(
+                    task,
+                    outcome,
+                    expected_seq=expected,
+                    ts=ts,
+                    commit=commit,
+                    lease=self.activity_lease,
+                )
+            except (LeaseLost, StoreUnavailable):
+                self.cache.evict(task.run_id)
+                self._unreserve(commit, 0)
+                raise
+            if result is None:  # the run moved on elsewhere: replay it from the store
+                self.cache.evict(task.run_id)
+                self._unreserve(commit, 0)
+                return False
+            self._committed(instance, commit, result)
+            return True
+        finally:
+            self._busy.discard(task.run_id)
 
     async def _report(self, task: ActivityTask, verdict: Verdict) -> WorkflowTask | None:
         if verdict.outcome is None:

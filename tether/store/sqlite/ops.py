@@ -21,10 +21,12 @@ from ..protocol import (
     ActivityOutcome,
     ActivityTask,
     CommitResult,
+    NewActivity,
     NewRun,
     RunStatus,
     WorkflowCommit,
     WorkflowTask,
+    outcome_events,
 )
 
 dumps = orjson.dumps
@@ -118,7 +120,8 @@ def _lease_workflow_task(
 
 def _check_lease(conn: sqlite3.Connection, task_id: int, token: int, now: float) -> sqlite3.Row:
     row = conn.execute(
-        "SELECT token, visible_at, dirty FROM tasks WHERE id = ?", (task_id,)
+        "SELECT token, visible_at, dirty FROM tasks WHERE id = ? AND owner IS NOT NULL",
+        (task_id,),
     ).fetchone()
     if row is None or row[0] != token or row[1] <= now:
         raise LeaseLost(task_id=task_id)
@@ -157,11 +160,7 @@ def _insert_activity(
     conn: sqlite3.Connection,
     namespace: str,
     run_id: str,
-    step: int,
-    name: str,
-    queue: str,
-    args: list[Any],
-    options: dict[str, Any],
+    act: NewActivity,
     owner: str | None,
     now: float,
     lease: float,
@@ -173,59 +172,51 @@ def _insert_activity(
         (
             namespace,
             run_id,
-            queue,
-            step,
+            act.task_queue,
+            act.step,
             now + lease if owner else now,
             owner,
             1 if owner else 0,
             now,
-            name,
-            dumps(args),
-            dumps(options),
+            act.name,
+            dumps(act.args),
+            dumps(act.options),
         ),
     ).fetchone()
     return int(tid)
 
 
-def complete_workflow_task(
-    conn: sqlite3.Connection, task: WorkflowTask, commit: WorkflowCommit, lease: float, now: float
-) -> tuple[CommitResult, list[Any]]:
-    row = _check_lease(conn, task.task_id, task.token, now)
-    ns, run_id = task.namespace, task.run_id
+def _apply_commit(
+    conn: sqlite3.Connection,
+    namespace: str,
+    run_id: str,
+    workflow_id: str,
+    task_queue: str,
+    commit: WorkflowCommit,
+    lease: float,
+    now: float,
+) -> tuple[list[ActivityTask], list[Any]]:
+    """Write a workflow task's commands other than its events; return local claims."""
     notes: list[Any] = []
-    if commit.events:
-        append_events(conn, ns, run_id, commit.events, now)
     claimed: list[ActivityTask] = []
     for act in commit.activities:
         local = commit.claim_activities_for if act.task_queue in commit.local_queues else None
-        tid = _insert_activity(
-            conn,
-            ns,
-            run_id,
-            act.step,
-            act.name,
-            act.task_queue,
-            act.args,
-            act.options,
-            local,
-            now,
-            lease,
-        )
+        tid = _insert_activity(conn, namespace, run_id, act, local, now, lease)
         if local:
             claimed.append(
                 ActivityTask(
                     tid,
-                    ns,
+                    namespace,
                     run_id,
-                    task.workflow_id,
+                    workflow_id,
                     act.step,
                     act.name,
                     act.task_queue,
                     act.args,
                     act.options,
-                    1,
-                    now,
-                    1,
+                    attempt=1,
+                    scheduled_at=now,
+                    token=1,
                 )
             )
         else:
@@ -234,16 +225,15 @@ def complete_workflow_task(
         conn.execute(
             "INSERT INTO tasks (namespace, run_id, kind, task_queue, step, visible_at,"
             " scheduled_at) VALUES (?, ?, 'timer', ?, ?, ?, ?)",
-            (ns, run_id, task.task_queue, step, fire_at, now),
+            (namespace, run_id, task_queue, step, fire_at, now),
         )
         notes.append(WORK)
     if commit.cancel_timers:
         conn.execute(
-            f"DELETE FROM tasks WHERE namespace = ? AND run_id = ? AND kind = 'timer'"
-            f" AND step IN ({_in(commit.cancel_timers)})",  # type: ignore[arg-type]
-            (ns, run_id, *commit.cancel_timers),
+            "DELETE FROM tasks WHERE namespace = ? AND run_id = ? AND kind = 'timer'"
+            f" AND step IN ({','.join('?' * len(commit.cancel_timers))})",
+            (namespace, run_id, *commit.cancel_timers),
         )
-    next_task = None
     if commit.close is not None:
         close = commit.close
         conn.execute(
@@ -254,12 +244,32 @@ def complete_workflow_task(
                 dumps(close.result),
                 dumps(close.failure) if close.failure is not None else None,
                 now,
-                ns,
+                namespace,
                 run_id,
             ),
         )
-        conn.execute("DELETE FROM tasks WHERE namespace = ? AND run_id = ?", (ns, run_id))
-        notes.append(("closed", ns, run_id))
+        conn.execute("DELETE FROM tasks WHERE namespace = ? AND run_id = ?", (namespace, run_id))
+        notes.append(("closed", namespace, run_id))
+    return claimed, notes
+
+
+def complete_workflow_task(
+    conn: sqlite3.Connection, task: WorkflowTask, commit: WorkflowCommit, lease: float, now: float
+) -> tuple[CommitResult, list[Any]]:
+    row = _check_lease(conn, task.task_id, task.token, now)
+    ns, run_id = task.namespace, task.run_id
+    if commit.events:
+        last_seq = append_events(conn, ns, run_id, commit.events, now)
+    else:
+        (last_seq,) = conn.execute(
+            "SELECT last_seq FROM runs WHERE namespace = ? AND run_id = ?", (ns, run_id)
+        ).fetchone()
+    claimed, notes = _apply_commit(
+        conn, ns, run_id, task.workflow_id, task.task_queue, commit, lease, now
+    )
+    next_task = None
+    if commit.close is not None:
+        pass  # _apply_commit removed the run's tasks, this one included
     elif row[2]:
         (token,) = conn.execute(
             "UPDATE tasks SET token = token + 1, dirty = 0, visible_at = ? WHERE id = ?"
@@ -271,13 +281,42 @@ def complete_workflow_task(
         )
     else:
         conn.execute("DELETE FROM tasks WHERE id = ?", (task.task_id,))
-    return CommitResult(claimed, next_task), notes
+    return CommitResult(claimed, next_task, last_seq), notes
+
+
+def advance_after_activity(
+    conn: sqlite3.Connection,
+    task: ActivityTask,
+    outcome: ActivityOutcome,
+    expected_seq: int,
+    ts: float,
+    commit: WorkflowCommit,
+    lease: float,
+    now: float,
+) -> tuple[CommitResult | None, list[Any]]:
+    _check_lease(conn, task.task_id, task.token, now)
+    ns, run_id = task.namespace, task.run_id
+    last_seq, queue = conn.execute(
+        "SELECT last_seq, task_queue FROM runs WHERE namespace = ? AND run_id = ?", (ns, run_id)
+    ).fetchone()
+    pending = conn.execute(
+        "SELECT 1 FROM tasks WHERE namespace = ? AND run_id = ? AND kind = 'workflow'",
+        (ns, run_id),
+    ).fetchone()
+    if last_seq != expected_seq or pending is not None:
+        return None, []
+    conn.execute("DELETE FROM tasks WHERE id = ?", (task.task_id,))
+    last_seq = append_events(conn, ns, run_id, outcome_events(task, outcome) + commit.events, ts)
+    claimed, notes = _apply_commit(conn, ns, run_id, task.workflow_id, queue, commit, lease, now)
+    return CommitResult(claimed, None, last_seq), notes
 
 
 def release_workflow_task(
     conn: sqlite3.Connection, task: WorkflowTask, delay: float, error: str, now: float
 ) -> None:
-    row = conn.execute("SELECT token FROM tasks WHERE id = ?", (task.task_id,)).fetchone()
+    row = conn.execute(
+        "SELECT token FROM tasks WHERE id = ? AND owner IS NOT NULL", (task.task_id,)
+    ).fetchone()
     if row is None or row[0] != task.token:
         raise LeaseLost(task_id=task.task_id)
     conn.execute(
@@ -350,7 +389,8 @@ def extend_leases(
     lost = []
     for task in tasks:
         updated = conn.execute(
-            "UPDATE tasks SET visible_at = ? WHERE id = ? AND token = ? AND visible_at > ?",
+            "UPDATE tasks SET visible_at = ? WHERE id = ? AND token = ? AND owner IS NOT NULL"
+            " AND visible_at > ?",
             (now + lease, task.task_id, task.token, now),
         ).rowcount
         if not updated:
@@ -384,21 +424,7 @@ def finish_activity(
 ) -> tuple[WorkflowTask | None, list[Any]]:
     _check_lease(conn, task.task_id, task.token, now)
     conn.execute("DELETE FROM tasks WHERE id = ?", (task.task_id,))
-    started: dict[str, Any] = {"step": task.step, "attempt": task.attempt}
-    if task.last_failure is not None:
-        started["last_failure"] = task.last_failure
-    done: dict[str, Any] = {"step": task.step}
-    if outcome.event_type == EventType.ACTIVITY_COMPLETED:
-        done["result"] = outcome.result
-    else:
-        done["failure"] = outcome.failure
-    append_events(
-        conn,
-        task.namespace,
-        task.run_id,
-        [(EventType.ACTIVITY_STARTED, started), (outcome.event_type, done)],
-        now,
-    )
+    append_events(conn, task.namespace, task.run_id, outcome_events(task, outcome), now)
     queue = _request_workflow_task(conn, task.namespace, task.run_id, now)
     if claim_for is not None and queue in local_queues:
         claimed = _lease_workflow_task(conn, task.namespace, task.run_id, claim_for, now, lease)

@@ -1,7 +1,7 @@
 """The embedded store: one SQLite file in WAL mode.
 
-Writes go through one writer thread with group commit (``writer.py``); reads run on
-their own connections in a small thread pool, so they never wait for a commit.
+Writes go through one connection with group commit (``writer.py``); reads use a
+connection of their own, which WAL lets read while another process writes.
 
 Durability. By default the file uses ``synchronous=NORMAL``: a committed result
 survives the crash of any process (SIGKILL included), but the last transactions
@@ -10,9 +10,12 @@ selects ``synchronous=FULL``: every commit is fsynced before it is acknowledged,
 it survives power loss too, at the price of one fsync per group commit.
 
 Wake-ups. Work written by this process wakes its workers at once. Work written by
-another process (a CLI starting a run) is noticed by the writer thread through
-``PRAGMA data_version``, checked after each commit and every ``poll_interval`` seconds
-when idle: a read of a counter in shared memory, not a query.
+another process (a CLI starting a run) is noticed through ``PRAGMA data_version``,
+checked every ``poll_interval`` seconds while someone waits: a read of a counter in
+shared memory, not a query.
+
+One process should run the workers of a SQLite file; other processes (the CLI, a
+server) may read it and start runs. Many worker processes belong on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -20,10 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,9 +46,11 @@ from ..protocol import (
     WorkflowTask,
 )
 from . import ops
-from .writer import OTHER_WRITER, Noted, Writer
+from .writer import Noted, Writer
 
 __all__ = ["SqliteStore"]
+
+OTHER_WRITER = "other-writer"  # note: another process committed
 
 T = TypeVar("T")
 APPLICATION_ID = 0x54455452  # "TETR": marks a file as a Tether store
@@ -95,8 +98,8 @@ class SqliteStore:
         self.durable = durable
         self.poll_interval = poll_interval
         self._writer: Writer | None = None
-        self._readers: ThreadPoolExecutor | None = None
-        self._local = threading.local()
+        self._reader: sqlite3.Connection | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._connections: list[sqlite3.Connection] = []
         self._work_waiters: set[asyncio.Future[None]] = set()
         self._close_waiters: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
@@ -104,30 +107,30 @@ class SqliteStore:
     # -- connections ------------------------------------------------------------------
 
     def _connect(self) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
-            )
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
-            conn.execute("PRAGMA busy_timeout = 30000")
-        except sqlite3.DatabaseError as exc:
-            raise IncompatibleStore(f"{self.path} is not a SQLite database: {exc}") from None
+        # Several processes may open a new file at once; switching it to WAL needs a
+        # moment alone with it, so a "locked" answer is waited out, not reported.
+        for attempt in range(50):
+            try:
+                conn = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+                )
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    raise StoreUnavailable(f"cannot open {self.path}: {exc}") from None
+                time.sleep(0.02 * (attempt + 1))
+            except sqlite3.DatabaseError as exc:
+                raise IncompatibleStore(f"{self.path} is not a SQLite database: {exc}") from None
         self._connections.append(conn)
         return conn
 
-    def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connect()
-        return conn
-
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._readers is None:
+        if self._reader is None:
             raise StoreUnavailable("the store is not open", store=self.url)
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))
+            return fn(self._reader)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite read failed: {exc}") from exc
 
@@ -143,9 +146,10 @@ class SqliteStore:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self._migrate)
-        self._writer = Writer(self._connect, self._on_notes, self.poll_interval)
-        self._writer.start()
-        self._readers = ThreadPoolExecutor(2, thread_name_prefix="tether-sqlite-read")
+        writer = self._connect()
+        self._writer = Writer(writer, self._on_notes)
+        self._reader = self._connect()
+        self._watch = asyncio.create_task(self._watch_other_writers(writer))
         await self.ensure_namespace("default")
 
     def _migrate(self) -> None:
@@ -184,16 +188,16 @@ class SqliteStore:
             self._connections.remove(conn)
 
     async def close(self) -> None:
-        if self._writer is not None:
-            await asyncio.to_thread(self._writer.stop)
-            self._writer = None
-        if self._readers is not None:
-            self._readers.shutdown(wait=True)
-            self._readers = None
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
+        self._writer = None
+        self._reader = None
         for conn in self._connections:
             conn.close()
         self._connections.clear()
-        self._local = threading.local()
         for waiter in [*self._work_waiters, *(f for s in self._close_waiters.values() for f in s)]:
             if not waiter.done():
                 waiter.set_exception(StoreUnavailable("the store was closed", store=self.url))
@@ -404,6 +408,24 @@ class SqliteStore:
 
         return await self._write(op)
 
+    async def advance_after_activity(
+        self,
+        task: ActivityTask,
+        outcome: ActivityOutcome,
+        *,
+        expected_seq: int,
+        ts: float,
+        commit: WorkflowCommit,
+        lease: float,
+    ) -> CommitResult | None:
+        def op(conn: sqlite3.Connection) -> CommitResult | Noted[CommitResult | None] | None:
+            result, notes = ops.advance_after_activity(
+                conn, task, outcome, expected_seq, ts, commit, lease, time.time()
+            )
+            return Noted(result, notes) if notes else result
+
+        return await self._write(op)
+
     async def release_activity(self, task: ActivityTask) -> None:
         def op(conn: sqlite3.Connection) -> Noted[None] | None:
             ops.release_activity(conn, task, time.time())
@@ -462,6 +484,20 @@ class SqliteStore:
                 for future in self._close_waiters.get((note[1], note[2]), ()):
                     if not future.done():
                         future.set_result(None)
+
+    async def _watch_other_writers(self, conn: sqlite3.Connection) -> None:
+        # data_version of a connection changes only when another connection commits,
+        # so on the writer's connection it reveals exactly the writes of other
+        # processes, which this process has not announced itself.
+        seen = conn.execute("PRAGMA data_version").fetchone()[0]
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            if not (self._work_waiters or self._close_waiters):
+                continue
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != seen:
+                seen = version
+                self._on_notes([OTHER_WRITER])
 
     def _wake_workers(self) -> None:
         for future in self._work_waiters:

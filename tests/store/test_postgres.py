@@ -1,0 +1,121 @@
+"""What only the PostgreSQL store has: its LISTEN connection, pool and server errors.
+
+The behaviour every store shares is in the conformance modules next to this one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from tests.support.pg import ADMIN_URL, PgTemplate, database_url
+from tether.errors import StoreUnavailable
+from tether.store import open_store
+from tether.store.postgres import PostgresStore
+
+from .helpers import LEASE, NS, Q, eventually, start
+
+
+@pytest.fixture
+async def database(pg_template: PgTemplate) -> AsyncIterator[str]:
+    name = await pg_template.clone()
+    yield name
+    await pg_template.drop_database(name)
+
+
+async def test_open_store_selects_postgres(database: str) -> None:
+    store = open_store(database_url(database), pool_size=2)
+    assert isinstance(store, PostgresStore)
+    await store.open()
+    try:
+        assert await store.list_namespaces() == ["default"]
+    finally:
+        await store.close()
+
+
+async def test_unreachable_server_is_store_unavailable() -> None:
+    store = PostgresStore("postgresql://postgres@127.0.0.1:9/nowhere", connect_timeout=1)
+    with pytest.raises(StoreUnavailable):
+        await store.open()
+    with pytest.raises(StoreUnavailable):
+        await store.list_namespaces()
+
+
+async def test_listener_reconnects_and_wakes_waiters(database: str) -> None:
+    store = PostgresStore(database_url(database), poll_interval=30)
+    other = PostgresStore(database_url(database))
+    await store.open()
+    await other.open()
+    try:
+        listener = store._listener
+        assert listener is not None and listener.backend_pid is not None
+        old_pid = listener.backend_pid
+        waiting = asyncio.ensure_future(store.wait_for_work([NS], [Q], 30))
+        await asyncio.sleep(0)
+        admin = await asyncpg.connect(ADMIN_URL)
+        try:
+            await admin.execute("SELECT pg_terminate_backend($1)", old_pid)
+        finally:
+            await admin.close()
+        await asyncio.wait_for(waiting, 10)  # woken: notifications may have been missed
+
+        async def reconnected() -> bool:
+            pid = listener.backend_pid
+            return pid is not None and pid != old_pid
+
+        await eventually(reconnected, timeout=10)
+        # Notifications flow again on the new connection.
+        waiting = asyncio.ensure_future(store.wait_for_work([NS], [Q], 30))
+        await asyncio.sleep(0)
+        await start(other)
+        await asyncio.wait_for(waiting, 5)
+    finally:
+        await other.close()
+        await store.close()
+
+
+async def test_pool_is_bounded(database: str) -> None:
+    store = PostgresStore(database_url(database), pool_size=2)
+    await store.open()
+    try:
+        await asyncio.gather(*(start(store) for _ in range(20)))
+        admin = await asyncpg.connect(ADMIN_URL)
+        try:
+            count = await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", database
+            )
+        finally:
+            await admin.close()
+        assert count <= 3  # the pool, plus the LISTEN connection
+        tasks = await store.claim_workflow_tasks("w", [NS], [Q], 100, LEASE)
+        assert len(tasks) == 20
+    finally:
+        await store.close()
+
+
+async def test_store_recovers_when_pooled_connections_are_killed(database: str) -> None:
+    store = PostgresStore(database_url(database), pool_size=1)
+    await store.open()
+    try:
+        admin = await asyncpg.connect(ADMIN_URL)
+        try:
+            listener_pid = store._listener.backend_pid if store._listener else None
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> $2",
+                database,
+                listener_pid,
+            )
+        finally:
+            await admin.close()
+        # The pool notices the dead connection (or the first call fails with
+        # StoreUnavailable); either way the store serves again without reopening.
+        with contextlib.suppress(StoreUnavailable):
+            await store.list_namespaces()
+        assert await store.list_namespaces() == ["default"]
+    finally:
+        await store.close()

@@ -1,0 +1,209 @@
+"""The named queries of the PostgreSQL store: every statement it sends.
+
+Each write is one statement, so one round trip and one transaction; the larger writes
+call the functions that the migrations define (``migrations/0001_core.sql``). Errors
+raised by those functions carry SQLSTATE ``TT001`` (lease lost), ``TT002`` (run not
+found) or ``TT003`` (run already closed).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ADVANCE_AFTER_ACTIVITY",
+    "CLAIM_ACTIVITY_TASKS",
+    "CLAIM_WORKFLOW_TASKS",
+    "COMPLETE_WORKFLOW_TASK",
+    "ENSURE_NAMESPACE",
+    "EXTEND_LEASES",
+    "FINISH_ACTIVITY",
+    "FIRE_TIMERS",
+    "GET_RUN",
+    "GET_RUN_BY_WORKFLOW_ID",
+    "HEARTBEAT_ACTIVITY",
+    "LIST_NAMESPACES",
+    "NEXT_DUE",
+    "READ_HISTORY",
+    "RELEASE_ACTIVITY",
+    "RELEASE_WORKFLOW_TASK",
+    "RETRY_ACTIVITY",
+    "RUN_COLUMNS",
+    "START_RUN",
+    "TERMINATE_RUN",
+    "list_runs",
+]
+
+LEASE_LOST = "TT001"
+RUN_NOT_FOUND = "TT002"
+RUN_CLOSED = "TT003"
+
+WORK_CHANNEL = "tether_work"
+CLOSED_CHANNEL = "tether_closed"
+
+RUN_COLUMNS = (
+    "r.namespace, r.workflow_id, r.run_id, r.workflow_type, r.task_queue, r.status,"
+    " r.created_at, r.closed_at, r.result, r.failure, r.last_seq,"
+    " (SELECT t.error FROM tether.tasks t WHERE t.namespace = r.namespace"
+    " AND t.run_id = r.run_id AND t.kind = 'workflow') AS stuck"
+)
+
+# -- namespaces ---------------------------------------------------------------------
+
+ENSURE_NAMESPACE = """
+INSERT INTO tether.namespaces (name, created_at) VALUES ($1, tether.epoch())
+ON CONFLICT DO NOTHING
+"""
+
+LIST_NAMESPACES = "SELECT name FROM tether.namespaces ORDER BY name"
+
+# -- runs and histories ---------------------------------------------------------------
+
+START_RUN = """
+WITH run AS (
+    INSERT INTO tether.runs (namespace, run_id, workflow_id, workflow_type, task_queue,
+                             status, created_at, last_seq)
+    VALUES ($1, $2, $3, $4, $5, 'running', tether.epoch(), 1)
+    RETURNING created_at
+), started AS (
+    INSERT INTO tether.events (namespace, run_id, seq, type, ts, attrs)
+    SELECT $1, $2, 1, 'WorkflowStarted', run.created_at, $6::json FROM run
+), task AS (
+    INSERT INTO tether.tasks (namespace, run_id, kind, task_queue, visible_at, scheduled_at)
+    SELECT $1, $2, 'workflow', $5, run.created_at, run.created_at FROM run
+)
+SELECT run.created_at, tether.notify_work($1, $5) FROM run
+"""
+
+GET_RUN = f"SELECT {RUN_COLUMNS} FROM tether.runs r WHERE r.namespace = $1 AND r.run_id = $2"
+
+GET_RUN_BY_WORKFLOW_ID = f"""
+SELECT {RUN_COLUMNS} FROM tether.runs r WHERE r.namespace = $1 AND r.workflow_id = $2
+ORDER BY r.created_at DESC LIMIT 1
+"""
+
+
+def list_runs(*, status: bool, workflow_type: bool, cursor: bool) -> str:
+    """The query for a page of runs with the given filters (parameters in this order:
+    namespace, status, workflow_type, cursor time, cursor run id, limit)."""
+    where = ["r.namespace = $1"]
+    n = 1
+    if status:
+        n += 1
+        where.append(f"r.status = ${n}")
+    if workflow_type:
+        n += 1
+        where.append(f"r.workflow_type = ${n}")
+    if cursor:
+        where.append(f"(r.created_at, r.run_id) < (${n + 1}, ${n + 2})")
+        n += 2
+    return (
+        f"SELECT {RUN_COLUMNS} FROM tether.runs r WHERE {' AND '.join(where)}"
+        f" ORDER BY r.created_at DESC, r.run_id DESC LIMIT ${n + 1}"
+    )
+
+
+READ_HISTORY = """
+SELECT seq, type, ts, attrs FROM tether.events
+WHERE namespace = $1 AND run_id = $2 AND seq > $3 ORDER BY seq
+"""
+
+TERMINATE_RUN = f"""
+SELECT {RUN_COLUMNS} FROM tether.terminate_run($1, $2, $3, $4) r
+"""
+
+# -- workflow tasks -------------------------------------------------------------------
+
+CLAIM_WORKFLOW_TASKS = """
+WITH picked AS (
+    SELECT id FROM tether.tasks
+    WHERE kind = 'workflow' AND namespace = ANY ($2::text[]) AND task_queue = ANY ($3::text[])
+      AND visible_at <= tether.epoch()
+    ORDER BY visible_at LIMIT $4
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE tether.tasks t
+SET owner = $1, visible_at = tether.epoch() + $5, token = t.token + 1, dirty = false
+FROM picked, tether.runs r
+WHERE t.id = picked.id AND r.namespace = t.namespace AND r.run_id = t.run_id
+RETURNING t.id, t.namespace, t.run_id, r.workflow_id, r.workflow_type, t.task_queue, t.token
+"""
+
+COMPLETE_WORKFLOW_TASK = """
+SELECT o_now, o_activity_steps, o_activity_ids, o_next_token, o_last_seq
+FROM tether.complete_workflow_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                                   $14, $15, $16, $17, $18, $19)
+"""
+
+RELEASE_WORKFLOW_TASK = """
+UPDATE tether.tasks SET owner = NULL, visible_at = tether.epoch() + $4, error = $5
+WHERE id = $1 AND namespace = $2 AND kind = 'workflow' AND token = $3 AND owner IS NOT NULL
+RETURNING tether.notify_work(namespace, task_queue)
+"""
+
+# -- activity tasks -------------------------------------------------------------------
+
+CLAIM_ACTIVITY_TASKS = """
+WITH picked AS (
+    SELECT id, owner IS NOT NULL AS lost FROM tether.tasks
+    WHERE kind = 'activity' AND namespace = ANY ($2::text[]) AND task_queue = ANY ($3::text[])
+      AND visible_at <= tether.epoch()
+    ORDER BY visible_at LIMIT $4
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE tether.tasks t
+SET owner = $1, visible_at = tether.epoch() + $5, token = t.token + 1,
+    attempt = t.attempt + CASE WHEN picked.lost THEN 1 ELSE 0 END
+FROM picked, tether.runs r
+WHERE t.id = picked.id AND r.namespace = t.namespace AND r.run_id = t.run_id
+RETURNING t.id, t.namespace, t.run_id, r.workflow_id, t.step, t.name, t.task_queue, t.args,
+          t.options, t.attempt, t.scheduled_at, t.token, t.heartbeat, t.last_failure, picked.lost
+"""
+
+HEARTBEAT_ACTIVITY = """
+UPDATE tether.tasks SET heartbeat = $4::json, visible_at = tether.epoch() + $5
+WHERE id = $1 AND namespace = $2 AND kind = 'activity' AND token = $3 AND owner IS NOT NULL
+  AND visible_at > tether.epoch()
+RETURNING id
+"""
+
+EXTEND_LEASES = """
+UPDATE tether.tasks t SET visible_at = tether.epoch() + $4
+FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS x (id, namespace, token)
+WHERE t.id = x.id AND t.namespace = x.namespace AND t.kind = 'activity' AND t.token = x.token
+  AND t.owner IS NOT NULL AND t.visible_at > tether.epoch()
+RETURNING t.id, t.token
+"""
+
+RETRY_ACTIVITY = """
+UPDATE tether.tasks
+SET owner = NULL, visible_at = $4, attempt = attempt + 1, last_failure = $5::json
+WHERE id = $1 AND namespace = $2 AND kind = 'activity' AND token = $3 AND owner IS NOT NULL
+  AND visible_at > tether.epoch()
+RETURNING tether.notify_work(namespace, task_queue)
+"""
+
+RELEASE_ACTIVITY = """
+UPDATE tether.tasks SET owner = NULL, visible_at = tether.epoch()
+WHERE id = $1 AND namespace = $2 AND kind = 'activity' AND token = $3 AND owner IS NOT NULL
+  AND visible_at > tether.epoch()
+RETURNING tether.notify_work(namespace, task_queue)
+"""
+
+ADVANCE_AFTER_ACTIVITY = """
+SELECT o_applied, o_now, o_activity_steps, o_activity_ids, o_last_seq
+FROM tether.advance_after_activity($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                                   $14, $15, $16, $17, $18, $19, $20, $21)
+"""
+
+FINISH_ACTIVITY = """
+SELECT o_task_id, o_token, o_task_queue, o_workflow_id, o_workflow_type
+FROM tether.finish_activity($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+"""
+
+# -- timers and waking up -------------------------------------------------------------
+
+FIRE_TIMERS = "SELECT tether.fire_timers($1::text[], $2::text[], $3)"
+
+NEXT_DUE = """
+SELECT min(visible_at) FROM tether.tasks
+WHERE namespace = ANY ($1::text[]) AND task_queue = ANY ($2::text[])
+"""

@@ -1,0 +1,667 @@
+"""The scale-out store: PostgreSQL shared by many worker and server processes.
+
+Every operation is one statement on a pooled connection: one round trip and one
+transaction (the larger writes call functions defined by the migrations). Claims use
+``FOR UPDATE SKIP LOCKED``, so concurrent workers never wait on, nor take, each
+other's tasks.
+
+Clock. Leases, visibility and event times all use the database clock
+(``tether.epoch()``, the transaction's ``now()``): whether a lease has expired is
+judged by one clock, so workers on machines whose clocks disagree still fence each
+other correctly. Times that callers pass in (a timer's ``fire_at``, derived from event
+times, and an activity's ``retry_at``) are compared with that clock as they are.
+
+Wake-ups. Writes that make work ready ``NOTIFY tether_work`` with the namespace and
+task queue; closing a run sends ``NOTIFY tether_closed``. One LISTEN connection per
+store (``listener.py``) wakes the matching ``wait_for_work`` and ``wait_closed``
+callers. As notifications can be missed (the LISTEN connection dropped and came
+back), waits never last longer than ``poll_interval`` seconds: a bounded fallback, not
+a busy poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeAlias, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import orjson
+
+from ...errors import (
+    InvalidArgument,
+    LeaseLost,
+    NamespaceNotFound,
+    StoreUnavailable,
+    TetherError,
+    WorkflowAlreadyStarted,
+    WorkflowNotFound,
+)
+from ...history import Event
+from ..protocol import (
+    ActivityOutcome,
+    ActivityTask,
+    CommitResult,
+    NewRun,
+    RunPage,
+    RunRecord,
+    RunStatus,
+    SchemaStatus,
+    WorkflowCommit,
+    WorkflowTask,
+    outcome_events,
+)
+from . import queries as q
+from .listener import Listener
+from .migrate import current_version, latest_version, migrate
+
+__all__ = ["PostgresStore"]
+
+T = TypeVar("T")
+Conn: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
+_CONNECTION_ERRORS = (OSError, asyncpg.InterfaceError, TimeoutError)
+_RETRIES = 3  # for deadlocks and serialization failures, which roll back cleanly
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _loads(value: str | None) -> Any:
+    return None if value is None else orjson.loads(value)
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _run_record(row: asyncpg.Record) -> RunRecord:
+    return RunRecord(
+        namespace=row[0],
+        workflow_id=row[1],
+        run_id=row[2],
+        workflow_type=row[3],
+        task_queue=row[4],
+        status=RunStatus(row[5]),
+        created_at=row[6],
+        closed_at=row[7],
+        result=_loads(row[8]),
+        failure=_loads(row[9]),
+        history_length=row[10],
+        stuck=row[11],
+    )
+
+
+def _translate(exc: asyncpg.PostgresError, where: str) -> TetherError:
+    state = getattr(exc, "sqlstate", None)
+    if state == q.LEASE_LOST:
+        return LeaseLost()
+    if state == q.RUN_NOT_FOUND:
+        return WorkflowNotFound()
+    if state == q.RUN_CLOSED:
+        return InvalidArgument(getattr(exc, "message", str(exc)))
+    err = StoreUnavailable(f"PostgreSQL failed: {exc}", store=where)
+    err.__cause__ = exc
+    return err
+
+
+def _events(events: Sequence[tuple[str, dict[str, Any]]]) -> tuple[list[str], list[str]]:
+    return [str(etype) for etype, _ in events], [_dumps(attrs) for _, attrs in events]
+
+
+def _commands(commit: WorkflowCommit) -> tuple[list[str | None], tuple[Any, ...]]:
+    """The owner of each new activity (local fast path) and the commit's parameters."""
+    local = set(commit.local_queues) if commit.claim_activities_for else set()
+    owners = [
+        commit.claim_activities_for if a.task_queue in local else None for a in commit.activities
+    ]
+    close = commit.close
+    return owners, (
+        [a.step for a in commit.activities],
+        [a.name for a in commit.activities],
+        [a.task_queue for a in commit.activities],
+        [_dumps(a.args) for a in commit.activities],
+        [_dumps(a.options) for a in commit.activities],
+        owners,
+        [step for step, _ in commit.timers],
+        [float(fire_at) for _, fire_at in commit.timers],
+        list(commit.cancel_timers),
+        None if close is None else str(close.status),
+        None if close is None else _dumps(close.result),
+        None if close is None or close.failure is None else _dumps(close.failure),
+    )
+
+
+def _claimed(
+    namespace: str,
+    run_id: str,
+    workflow_id: str,
+    commit: WorkflowCommit,
+    owners: list[str | None],
+    steps: list[int] | None,
+    ids: list[int] | None,
+    now: float,
+) -> list[ActivityTask]:
+    """The activities of ``commit`` leased to the committer, as claimed tasks."""
+    task_ids = dict(zip(steps or (), ids or (), strict=True))
+    return [
+        ActivityTask(
+            task_ids[a.step],
+            namespace,
+            run_id,
+            workflow_id,
+            a.step,
+            a.name,
+            a.task_queue,
+            a.args,
+            a.options,
+            1,
+            now,
+            1,
+        )
+        for a, owner in zip(commit.activities, owners, strict=True)
+        if owner is not None
+    ]
+
+
+def _lease_lost(task_id: int) -> Callable[[asyncpg.PostgresError], TetherError | None]:
+    def refused(exc: asyncpg.PostgresError) -> TetherError | None:
+        return LeaseLost(task_id=task_id) if exc.sqlstate == q.LEASE_LOST else None
+
+    return refused
+
+
+class PostgresStore:
+    """A Tether store in a PostgreSQL database (schema ``tether``).
+
+    ``pool_size`` bounds the connections this process opens for operations (plus one
+    for LISTEN); ``poll_interval`` bounds how long a wait relies on notifications
+    alone.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 5,
+        poll_interval: float = 5.0,
+        connect_timeout: float = 5.0,
+        command_timeout: float = 60.0,
+    ) -> None:
+        if pool_size < 1:
+            raise InvalidArgument("pool_size must be at least 1")
+        self.url = url
+        self.pool_size = pool_size
+        self.poll_interval = poll_interval
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self._where = _redact(url)
+        self._pool: asyncpg.Pool | None = None
+        self._listener: Listener | None = None
+        self._work_waiters: set[tuple[frozenset[str], frozenset[str], asyncio.Future[None]]] = set()
+        self._close_waiters: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
+
+    # -- connections --------------------------------------------------------------------
+
+    async def _connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(
+            self.url, timeout=self.connect_timeout, command_timeout=self.command_timeout
+        )
+
+    async def _call(
+        self,
+        op: Callable[[Conn], Awaitable[T]],
+        on_error: Callable[[asyncpg.PostgresError], TetherError | None] | None = None,
+    ) -> T:
+        pool = self._pool
+        if pool is None:
+            raise StoreUnavailable("the store is not open", store=self._where)
+        for attempt in range(_RETRIES):
+            try:
+                async with pool.acquire(timeout=self.command_timeout) as conn:
+                    return await op(conn)
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
+                if attempt + 1 < _RETRIES:
+                    continue
+                raise _translate(exc, self._where) from exc
+            except asyncpg.PostgresError as exc:
+                mapped = on_error(exc) if on_error is not None else None
+                raise (mapped or _translate(exc, self._where)) from None
+            except _CONNECTION_ERRORS as exc:
+                raise StoreUnavailable(
+                    f"PostgreSQL unreachable: {exc or type(exc).__name__}", store=self._where
+                ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        return await self._call(lambda c: c.fetch(sql, *args))
+
+    async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        return await self._call(lambda c: c.fetchrow(sql, *args))
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._pool is not None:
+            return
+        try:
+            conn = await self._connect()
+            try:
+                await migrate(conn, self._where)
+            finally:
+                await conn.close()
+            self._pool = await asyncpg.create_pool(
+                self.url,
+                min_size=1,
+                max_size=self.pool_size,
+                timeout=self.connect_timeout,
+                command_timeout=self.command_timeout,
+            )
+            self._listener = Listener(
+                self._connect,
+                {q.WORK_CHANNEL: self._on_work, q.CLOSED_CHANNEL: self._on_closed},
+                self._wake_everyone,
+                health_interval=max(self.poll_interval, 1.0),
+            )
+            await self._listener.start()
+        except TetherError:
+            await self.close()
+            raise
+        except (asyncpg.PostgresError, *_CONNECTION_ERRORS) as exc:
+            await self.close()
+            raise StoreUnavailable(
+                f"cannot open PostgreSQL store: {exc or type(exc).__name__}", store=self._where
+            ) from exc
+        await self.ensure_namespace("default")
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.stop()
+            self._listener = None
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), 10.0)
+            except (Exception, TimeoutError):
+                pool.terminate()
+        error = StoreUnavailable("the store was closed", store=self._where)
+        for *_, future in self._work_waiters:
+            if not future.done():
+                future.set_exception(error)
+        for waiters in self._close_waiters.values():
+            for future in waiters:
+                if not future.done():
+                    future.set_exception(error)
+
+    async def schema_status(self) -> SchemaStatus:
+        current = await self._call(current_version)
+        return SchemaStatus(current=current, latest=latest_version())
+
+    # -- namespaces ---------------------------------------------------------------------
+
+    async def ensure_namespace(self, namespace: str) -> None:
+        await self._call(lambda c: c.execute(q.ENSURE_NAMESPACE, namespace))
+
+    async def list_namespaces(self) -> list[str]:
+        return [r[0] for r in await self._fetch(q.LIST_NAMESPACES)]
+
+    # -- runs ---------------------------------------------------------------------------
+
+    async def start_run(self, run: NewRun) -> RunRecord:
+        def refused(exc: asyncpg.PostgresError) -> TetherError | None:
+            if isinstance(exc, asyncpg.ForeignKeyViolationError):
+                return NamespaceNotFound(namespace=run.namespace)
+            if isinstance(exc, asyncpg.UniqueViolationError):
+                return WorkflowAlreadyStarted(namespace=run.namespace, workflow_id=run.workflow_id)
+            return None
+
+        created_at = await self._call(
+            lambda c: c.fetchval(
+                q.START_RUN,
+                run.namespace,
+                run.run_id,
+                run.workflow_id,
+                run.workflow_type,
+                run.task_queue,
+                _dumps(run.started),
+            ),
+            refused,
+        )
+        return RunRecord(
+            run.namespace, run.workflow_id, run.run_id, run.workflow_type, run.task_queue,
+            RunStatus.RUNNING, created_at, None, None, None, 1,
+        )  # fmt: skip
+
+    async def get_run(
+        self, namespace: str, workflow_id: str, run_id: str | None = None
+    ) -> RunRecord:
+        if run_id is not None:
+            row = await self._fetchrow(q.GET_RUN, namespace, run_id)
+        else:
+            row = await self._fetchrow(q.GET_RUN_BY_WORKFLOW_ID, namespace, workflow_id)
+        if row is None or (workflow_id and row[1] != workflow_id):
+            raise WorkflowNotFound(namespace=namespace, workflow_id=workflow_id, run_id=run_id)
+        return _run_record(row)
+
+    async def list_runs(
+        self,
+        namespace: str,
+        *,
+        status: RunStatus | None = None,
+        workflow_type: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> RunPage:
+        params: list[Any] = [namespace]
+        if status is not None:
+            params.append(str(status))
+        if workflow_type is not None:
+            params.append(workflow_type)
+        if cursor:
+            created, _, rid = cursor.partition("/")
+            try:
+                params.extend([float(created), rid])
+            except ValueError:
+                raise InvalidArgument(f"not a run list cursor: {cursor!r}") from None
+        sql = q.list_runs(
+            status=status is not None, workflow_type=workflow_type is not None, cursor=bool(cursor)
+        )
+        rows = await self._fetch(sql, *params, limit + 1)
+        runs = [_run_record(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        next_cursor = f"{runs[-1].created_at!r}/{runs[-1].run_id}" if more and runs else None
+        return RunPage(runs, next_cursor)
+
+    async def read_history(self, namespace: str, run_id: str, after_seq: int = 0) -> list[Event]:
+        rows = await self._fetch(q.READ_HISTORY, namespace, run_id, after_seq)
+        return [Event(r[0], r[1], r[2], orjson.loads(r[3])) for r in rows]
+
+    async def wait_closed(self, namespace: str, run_id: str, timeout: float | None) -> RunRecord:
+        key = (namespace, run_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        loop = asyncio.get_running_loop()
+        while True:
+            future: asyncio.Future[None] = loop.create_future()
+            self._close_waiters.setdefault(key, set()).add(future)
+            try:
+                run = await self.get_run(namespace, "", run_id)
+                if run.status != RunStatus.RUNNING:
+                    return run
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return run
+                wait = (
+                    self.poll_interval if remaining is None else min(remaining, self.poll_interval)
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(future, wait)
+            finally:
+                waiters = self._close_waiters.get(key)
+                if waiters is not None:
+                    waiters.discard(future)
+                    if not waiters:
+                        del self._close_waiters[key]
+
+    async def terminate_run(
+        self, namespace: str, run_id: str, *, reason: str, identity: str
+    ) -> RunRecord:
+        def refused(exc: asyncpg.PostgresError) -> TetherError | None:
+            if exc.sqlstate == q.RUN_NOT_FOUND:
+                return WorkflowNotFound(namespace=namespace, run_id=run_id)
+            if exc.sqlstate == q.RUN_CLOSED:
+                return InvalidArgument(exc.message, namespace=namespace, run_id=run_id)
+            return None
+
+        row = await self._call(
+            lambda c: c.fetchrow(q.TERMINATE_RUN, namespace, run_id, reason, identity), refused
+        )
+        assert row is not None
+        return _run_record(row)
+
+    # -- workflow tasks -----------------------------------------------------------------
+
+    async def claim_workflow_tasks(
+        self, owner: str, namespaces: Sequence[str], queues: Sequence[str], limit: int, lease: float
+    ) -> list[WorkflowTask]:
+        rows = await self._fetch(
+            q.CLAIM_WORKFLOW_TASKS, owner, list(namespaces), list(queues), limit, float(lease)
+        )
+        return [WorkflowTask(*row) for row in rows]
+
+    async def complete_workflow_task(
+        self, task: WorkflowTask, commit: WorkflowCommit, lease: float
+    ) -> CommitResult:
+        owners, commands = _commands(commit)
+        args = (
+            task.namespace,
+            task.run_id,
+            task.task_id,
+            task.token,
+            float(lease),
+            *_events(commit.events),
+            *commands,
+        )
+        row = await self._call(
+            lambda c: c.fetchrow(q.COMPLETE_WORKFLOW_TASK, *args), _lease_lost(task.task_id)
+        )
+        assert row is not None
+        now, steps, ids, next_token, last_seq = row
+        claimed = _claimed(task.namespace, task.run_id, task.workflow_id, commit, owners,
+                           steps, ids, now)  # fmt: skip
+        next_task = None
+        if next_token is not None:
+            next_task = WorkflowTask(
+                task.task_id, task.namespace, task.run_id, task.workflow_id, task.workflow_type,
+                task.task_queue, next_token,
+            )  # fmt: skip
+        return CommitResult(claimed, next_task, last_seq)
+
+    async def release_workflow_task(self, task: WorkflowTask, *, delay: float, error: str) -> None:
+        row = await self._fetchrow(
+            q.RELEASE_WORKFLOW_TASK, task.task_id, task.namespace, task.token, float(delay), error
+        )
+        if row is None:
+            raise LeaseLost(task_id=task.task_id)
+
+    # -- activity tasks -----------------------------------------------------------------
+
+    async def claim_activity_tasks(
+        self, owner: str, namespaces: Sequence[str], queues: Sequence[str], limit: int, lease: float
+    ) -> list[ActivityTask]:
+        rows = await self._fetch(
+            q.CLAIM_ACTIVITY_TASKS, owner, list(namespaces), list(queues), limit, float(lease)
+        )
+        return [
+            ActivityTask(
+                task_id=r[0],
+                namespace=r[1],
+                run_id=r[2],
+                workflow_id=r[3],
+                step=r[4],
+                name=r[5],
+                task_queue=r[6],
+                args=orjson.loads(r[7]),
+                options=orjson.loads(r[8]),
+                attempt=r[9],
+                scheduled_at=r[10],
+                token=r[11],
+                heartbeat_details=_loads(r[12]),
+                last_failure=_loads(r[13]),
+                previous_lost=r[14],
+            )
+            for r in rows
+        ]
+
+    async def heartbeat_activity(self, task: ActivityTask, details: Any, lease: float) -> None:
+        row = await self._fetchrow(
+            q.HEARTBEAT_ACTIVITY,
+            task.task_id,
+            task.namespace,
+            task.token,
+            _dumps(details),
+            float(lease),
+        )
+        if row is None:
+            raise LeaseLost(task_id=task.task_id)
+
+    async def extend_leases(self, tasks: Sequence[ActivityTask], lease: float) -> list[int]:
+        if not tasks:
+            return []
+        rows = await self._fetch(
+            q.EXTEND_LEASES,
+            [t.task_id for t in tasks],
+            [t.namespace for t in tasks],
+            [t.token for t in tasks],
+            float(lease),
+        )
+        kept = {(r[0], r[1]) for r in rows}
+        return [t.task_id for t in tasks if (t.task_id, t.token) not in kept]
+
+    async def retry_activity(
+        self, task: ActivityTask, *, retry_at: float, failure: dict[str, Any]
+    ) -> None:
+        row = await self._fetchrow(
+            q.RETRY_ACTIVITY,
+            task.task_id,
+            task.namespace,
+            task.token,
+            float(retry_at),
+            _dumps(failure),
+        )
+        if row is None:
+            raise LeaseLost(task_id=task.task_id)
+
+    async def advance_after_activity(
+        self,
+        task: ActivityTask,
+        outcome: ActivityOutcome,
+        *,
+        expected_seq: int,
+        ts: float,
+        commit: WorkflowCommit,
+        lease: float,
+    ) -> CommitResult | None:
+        owners, commands = _commands(commit)
+        args = (
+            task.namespace,
+            task.run_id,
+            task.task_id,
+            task.token,
+            expected_seq,
+            float(ts),
+            float(lease),
+            *_events([*outcome_events(task, outcome), *commit.events]),
+            *commands,
+        )
+        row = await self._call(
+            lambda c: c.fetchrow(q.ADVANCE_AFTER_ACTIVITY, *args), _lease_lost(task.task_id)
+        )
+        assert row is not None
+        applied, now, steps, ids, last_seq = row
+        if not applied:
+            return None
+        claimed = _claimed(task.namespace, task.run_id, task.workflow_id, commit, owners,
+                           steps, ids, now)  # fmt: skip
+        return CommitResult(claimed, None, last_seq)
+
+    async def finish_activity(
+        self,
+        task: ActivityTask,
+        outcome: ActivityOutcome,
+        *,
+        claim_for: str | None,
+        local_queues: Sequence[str],
+        lease: float,
+    ) -> WorkflowTask | None:
+        (_, started), (_, done) = outcome_events(task, outcome)
+        args = (
+            task.namespace,
+            task.run_id,
+            task.task_id,
+            task.token,
+            str(outcome.event_type),
+            _dumps(started),
+            _dumps(done),
+            claim_for,
+            list(local_queues),
+            float(lease),
+        )
+        row = await self._call(
+            lambda c: c.fetchrow(q.FINISH_ACTIVITY, *args), _lease_lost(task.task_id)
+        )
+        if row is None or row[0] is None:
+            return None
+        task_id, token, queue, workflow_id, workflow_type = row
+        return WorkflowTask(
+            task_id, task.namespace, task.run_id, workflow_id, workflow_type, queue, token
+        )
+
+    async def release_activity(self, task: ActivityTask) -> None:
+        row = await self._fetchrow(q.RELEASE_ACTIVITY, task.task_id, task.namespace, task.token)
+        if row is None:
+            raise LeaseLost(task_id=task.task_id)
+
+    # -- timers and wake-ups ------------------------------------------------------------
+
+    async def fire_timers(
+        self, namespaces: Sequence[str], queues: Sequence[str], limit: int
+    ) -> int:
+        fired = await self._call(
+            lambda c: c.fetchval(q.FIRE_TIMERS, list(namespaces), list(queues), limit)
+        )
+        return int(fired)
+
+    async def next_due(self, namespaces: Sequence[str], queues: Sequence[str]) -> float | None:
+        due = await self._call(lambda c: c.fetchval(q.NEXT_DUE, list(namespaces), list(queues)))
+        return None if due is None else float(due)
+
+    async def wait_for_work(
+        self, namespaces: Sequence[str], queues: Sequence[str], timeout: float
+    ) -> None:
+        # The waiter is registered before the first await, so work announced after
+        # the caller's task first ran wakes it.
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (frozenset(namespaces), frozenset(queues), future)
+        self._work_waiters.add(entry)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(future, min(timeout, self.poll_interval))
+        finally:
+            self._work_waiters.discard(entry)
+
+    def _on_work(self, channel: str, payload: str) -> None:
+        try:
+            namespace, queue = orjson.loads(payload)
+        except (orjson.JSONDecodeError, ValueError, TypeError):
+            self._wake_everyone()
+            return
+        for namespaces, queues, future in self._work_waiters:
+            if namespace in namespaces and queue in queues and not future.done():
+                future.set_result(None)
+
+    def _on_closed(self, channel: str, payload: str) -> None:
+        try:
+            namespace, run_id = orjson.loads(payload)
+        except (orjson.JSONDecodeError, ValueError, TypeError):
+            self._wake_everyone()
+            return
+        for future in self._close_waiters.get((namespace, run_id), ()):
+            if not future.done():
+                future.set_result(None)
+
+    def _wake_everyone(self) -> None:
+        """Notifications may have been missed (LISTEN reconnected): wake every waiter."""
+        for *_, future in self._work_waiters:
+            if not future.done():
+                future.set_result(None)
+        for waiters in self._close_waiters.values():
+            for future in waiters:
+                if not future.done():
+                    future.set_result(None)
