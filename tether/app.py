@@ -56,6 +56,13 @@ class App:
         )
         self._opened = False
 
+    def use_store(self, store: str | Store) -> None:
+        """Point the app at another store (before it is opened): a URL, a path or a Store."""
+        if self._opened:
+            raise InvalidArgument("use_store() must be called before the app is opened")
+        self.store = open_store(store) if isinstance(store, str) else store
+        self.client.store = self.store
+
     # -- registration -------------------------------------------------------------------
 
     @overload

@@ -194,8 +194,11 @@ class Store(Protocol):
 
     url: str
 
-    async def open(self) -> None:
-        """Connect and apply pending migrations; refuse a store that is not ours or newer."""
+    async def open(self, *, migrate: bool = True) -> None:
+        """Connect and apply pending migrations; refuse a store that is not ours or newer.
+
+        With ``migrate=False`` the schema is only checked (for ``tether db status``).
+        """
 
     async def close(self) -> None: ...
 

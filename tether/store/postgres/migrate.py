@@ -56,8 +56,11 @@ async def current_version(
     return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM tether.schema_version"))
 
 
-async def migrate(conn: asyncpg.Connection, where: str) -> int:
-    """Bring the schema up to date; return its version. ``where`` names the database."""
+async def migrate(conn: asyncpg.Connection, where: str, *, apply: bool = True) -> int:
+    """Bring the schema up to date (only check it, if not ``apply``); return its version.
+
+    ``where`` names the database.
+    """
     shipped = migrations()
     latest = shipped[-1][0]
     async with conn.transaction():
@@ -80,7 +83,7 @@ async def migrate(conn: asyncpg.Connection, where: str) -> int:
                 store=where,
             )
         for number, sql in shipped:
-            if number > version:
+            if apply and number > version:
                 await conn.execute(sql)
                 await conn.execute(
                     "INSERT INTO tether.schema_version (version) VALUES ($1)", number

@@ -56,7 +56,8 @@ from ..protocol import (
 )
 from . import queries as q
 from .listener import Listener
-from .migrate import current_version, latest_version, migrate
+from .migrate import current_version, latest_version
+from .migrate import migrate as apply_migrations
 
 __all__ = ["PostgresStore"]
 
@@ -248,13 +249,13 @@ class PostgresStore:
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    async def open(self) -> None:
+    async def open(self, *, migrate: bool = True) -> None:
         if self._pool is not None:
             return
         try:
             conn = await self._connect()
             try:
-                await migrate(conn, self._where)
+                await apply_migrations(conn, self._where, apply=migrate)
             finally:
                 await conn.close()
             self._pool = await asyncpg.create_pool(

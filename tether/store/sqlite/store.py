@@ -141,18 +141,19 @@ class SqliteStore:
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    async def open(self) -> None:
+    async def open(self, *, migrate: bool = True) -> None:
         if self._writer is not None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(self._migrate)
+        await asyncio.to_thread(self._migrate, migrate)
         writer = self._connect()
         self._writer = Writer(writer, self._on_notes)
         self._reader = self._connect()
         self._watch = asyncio.create_task(self._watch_other_writers(writer))
-        await self.ensure_namespace("default")
+        if migrate:
+            await self.ensure_namespace("default")
 
-    def _migrate(self) -> None:
+    def _migrate(self, apply: bool) -> None:
         conn = self._connect()
         try:
             migrations = _migrations()
@@ -172,12 +173,13 @@ class SqliteStore:
                     f" knows ({latest}); upgrade Tether"
                 )
             for number, sql in migrations:
-                if number > version:
+                if apply and number > version:
                     for statement in sql.split(";"):
                         if statement.strip():
                             conn.execute(statement)
                     conn.execute(f"PRAGMA user_version = {number}")
-            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            if apply:
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

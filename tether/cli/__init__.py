@@ -1,0 +1,24 @@
+"""The ``tether`` command line: thin commands over ``Client`` and the store."""
+
+from __future__ import annotations
+
+import typer
+
+from . import db, workflow
+from .worker import worker
+
+app = typer.Typer(
+    name="tether",
+    help="Durable, tenant-isolated orchestration for AI agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command()(worker)
+app.add_typer(workflow.cli, name="workflow")
+app.add_typer(db.cli, name="db")
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()

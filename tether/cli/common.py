@@ -1,0 +1,99 @@
+"""Options and helpers every command shares: the store, the namespace, the app."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from ..app import App
+from ..errors import Failure, TetherError, UsageError
+from .output import fail
+
+__all__ = ["AppOpt", "DbOpt", "JsonOpt", "NsOpt", "load_app", "make_app", "run"]
+
+T = TypeVar("T")
+
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="TETHER_DATABASE_URL",
+        help="Store URL: postgresql://... or a SQLite path (default ./tether.db).",
+    ),
+]
+NsOpt = Annotated[str, typer.Option("--namespace", "-n", help="Namespace (tenant).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+AppOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--app",
+        envvar="TETHER_APP",
+        help="MODULE:APP whose workflows are checked before starting (optional).",
+    ),
+]
+
+
+def load_app(spec: str) -> App:
+    """Import ``module:attribute`` and return the App it names."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        fail(f"expected MODULE:APP, got {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        fail(f"cannot import {module_name!r}: {exc}")
+    app = getattr(module, attr, None)
+    if not isinstance(app, App):
+        fail(f"{spec} is not a tether.App (got {type(app).__name__})")
+    return app  # type: ignore[return-value]
+
+
+def make_app(db: str | None, namespace: str, app_spec: str | None = None) -> App:
+    """The user's App (its store replaced by --db when given), or a bare one on the store."""
+    if not app_spec:
+        return App(db, namespace=namespace)
+    app = load_app(app_spec)
+    if db:
+        app.use_store(db)
+    app.namespace = app.client.namespace = namespace
+    return app
+
+
+def run(app: App, body: Callable[[App], Awaitable[T]]) -> T:
+    """Open the app's store, run ``body``, and turn Tether errors into exit codes
+    (2 for usage errors, 1 for failures)."""
+
+    async def main() -> T:
+        async with app:
+            return await body(app)
+
+    try:
+        return asyncio.run(main())
+    except UsageError as exc:
+        fail(f"{exc} [{exc.code}]", 2)
+    except Failure as exc:
+        fail(f"{exc} [{exc.code}]", 1)
+    except TetherError as exc:
+        fail(f"{exc} [{exc.code}]", 1)
+    raise AssertionError("unreachable")
+
+
+def parse_json_args(values: list[str]) -> list[Any]:
+    """Each ``--arg`` is one JSON value; a bare word that is not JSON is a string."""
+    import orjson
+
+    out: list[Any] = []
+    for raw in values:
+        try:
+            out.append(orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            out.append(raw)
+    return out

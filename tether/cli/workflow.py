@@ -1,0 +1,162 @@
+"""``tether workflow ...``: start runs and look at them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from ..app import App
+from ..history import describe_event
+from ..store import RunRecord
+from .common import AppOpt, DbOpt, JsonOpt, NsOpt, make_app, parse_json_args, run
+from .output import emit, when
+
+cli = typer.Typer(help="Start, inspect and end workflow runs.", no_args_is_help=True)
+
+RunIdOpt = Annotated[str | None, typer.Option("--run-id", help="A specific run (default: newest).")]
+
+
+def _run_dict(run: RunRecord) -> dict[str, Any]:
+    return {
+        "namespace": run.namespace,
+        "workflow_id": run.workflow_id,
+        "run_id": run.run_id,
+        "type": run.workflow_type,
+        "task_queue": run.task_queue,
+        "status": str(run.status),
+        "started": when(run.created_at),
+        "closed": when(run.closed_at),
+        "history_length": run.history_length,
+        "result": run.result,
+        "failure": run.failure,
+        "stuck": run.stuck,
+    }
+
+
+@cli.command()
+def start(
+    workflow_type: Annotated[str, typer.Argument(help="The workflow's registered name.")],
+    arg: Annotated[
+        list[str] | None, typer.Option("--arg", "-a", help="An argument as JSON (repeatable).")
+    ] = None,
+    workflow_id: Annotated[str | None, typer.Option("--id", help="Workflow id.")] = None,
+    task_queue: Annotated[str | None, typer.Option("--task-queue", "-q")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the result.")] = False,
+    namespace: NsOpt = "default",
+    db: DbOpt = None,
+    app_spec: AppOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a run of WORKFLOW_TYPE."""
+    args = parse_json_args(arg or [])
+
+    async def body(app: App) -> dict[str, Any]:
+        handle = await app.client.start(workflow_type, *args, id=workflow_id, task_queue=task_queue)
+        out: dict[str, Any] = {"workflow_id": handle.workflow_id, "run_id": handle.run_id}
+        if wait:
+            out["result"] = await handle.result()
+        return out
+
+    emit(run(make_app(db, namespace, app_spec), body), as_json=as_json)
+
+
+@cli.command()
+def describe(
+    workflow_id: str,
+    run_id: RunIdOpt = None,
+    namespace: NsOpt = "default",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show a run's status, result or failure."""
+
+    async def body(app: App) -> RunRecord:
+        return await app.client.get_handle(workflow_id, run_id).describe()
+
+    emit(_run_dict(run(make_app(db, namespace), body)), as_json=as_json)
+
+
+@cli.command()
+def result(
+    workflow_id: str,
+    run_id: RunIdOpt = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds to wait.")] = None,
+    namespace: NsOpt = "default",
+    db: DbOpt = None,
+    app_spec: AppOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Wait for a run to close and print its result (exit 1 if it failed)."""
+
+    async def body(app: App) -> Any:
+        return await app.client.get_handle(workflow_id, run_id).result(timeout)
+
+    emit({"result": run(make_app(db, namespace, app_spec), body)}, as_json=as_json)
+
+
+@cli.command()
+def history(
+    workflow_id: str,
+    run_id: RunIdOpt = None,
+    namespace: NsOpt = "default",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print a run's event history."""
+
+    async def body(app: App) -> list[dict[str, Any]]:
+        events = await app.client.get_handle(workflow_id, run_id).history()
+        if as_json:
+            return [e.to_dict() for e in events]
+        return [
+            {"seq": str(e.seq), "time": when(e.ts), "event": e.type, "details": describe_event(e)}
+            for e in events
+        ]
+
+    emit(run(make_app(db, namespace), body), as_json=as_json, title=None)
+
+
+@cli.command("list")
+def list_runs(
+    status: Annotated[str | None, typer.Option(help="running, completed, failed...")] = None,
+    workflow_type: Annotated[str | None, typer.Option("--type", help="Workflow type.")] = None,
+    limit: Annotated[int, typer.Option(help="Runs per page.")] = 50,
+    cursor: Annotated[str | None, typer.Option(help="From a previous page's cursor.")] = None,
+    namespace: NsOpt = "default",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List runs of a namespace, newest first."""
+
+    async def body(app: App) -> dict[str, Any]:
+        page = await app.client.list(
+            status=status, workflow_type=workflow_type, limit=limit, cursor=cursor
+        )
+        return {"runs": [_run_dict(r) for r in page.runs], "next_cursor": page.next_cursor}
+
+    data = run(make_app(db, namespace), body)
+    if as_json:
+        emit(data, as_json=True)
+        return
+    columns = ["workflow_id", "run_id", "type", "status", "started", "closed"]
+    emit(data["runs"], as_json=False, columns=columns)
+    if data["next_cursor"]:
+        typer.echo(f"more: --cursor {data['next_cursor']}")
+
+
+@cli.command()
+def terminate(
+    workflow_id: str,
+    reason: Annotated[str, typer.Option(help="Why; recorded in history.")] = "",
+    run_id: RunIdOpt = None,
+    namespace: NsOpt = "default",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """End a run at once, recording who and why."""
+
+    async def body(app: App) -> RunRecord:
+        return await app.client.get_handle(workflow_id, run_id).terminate(reason, identity="cli")
+
+    emit(_run_dict(run(make_app(db, namespace), body)), as_json=as_json)
