@@ -8,7 +8,7 @@ objects on one location model two processes sharing a database.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -99,14 +99,6 @@ class Harness:
         if self._pg is not None:
             for name in [self.location, *self._databases]:
                 await self._pg.drop_database(name)
-
-
-@pytest.fixture(scope="session")
-def pg_template() -> Iterator[PgTemplate]:
-    template = PgTemplate()
-    template.create()
-    yield template
-    template.drop()
 
 
 @pytest.fixture(params=BACKENDS)

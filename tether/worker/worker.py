@@ -17,7 +17,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -42,6 +42,7 @@ from ..store import (
 from .activities import Attempt, Verdict, run_attempt
 from .activity_context import ActivityInfo
 from .cache import StickyCache
+from .heartbeats import Heartbeats
 
 __all__ = ["Worker"]
 
@@ -91,8 +92,9 @@ class Worker:
         self._workflow_slots = 0
         self._activity_slots = 0
         self._tasks: set[asyncio.Task[Any]] = set()
-        # Runs whose instance a coroutine of this worker is driving right now.
-        self._busy: set[str] = set()
+        # Runs whose instance a coroutine of this worker is driving right now; the
+        # future resolves when it is done, so a workflow task can wait its turn.
+        self._busy: dict[str, asyncio.Future[None]] = {}
         self._slot_freed = asyncio.Event()
         self._stopping = False
         self._main: asyncio.Task[None] | None = None
@@ -217,11 +219,21 @@ class Worker:
             self._slot_freed.set()
 
     async def _advance(self, task: WorkflowTask) -> WorkflowTask | None:
-        self._busy.add(task.run_id)
-        try:
+        while (driving := self._busy.get(task.run_id)) is not None:
+            await asyncio.shield(driving)
+        with self._driving(task.run_id):
             return await self._advance_busy(task)
+
+    @contextlib.contextmanager
+    def _driving(self, run_id: str) -> Iterator[None]:
+        """Mark a run's instance as in use by the current coroutine."""
+        done = asyncio.get_running_loop().create_future()
+        self._busy[run_id] = done
+        try:
+            yield
         finally:
-            self._busy.discard(task.run_id)
+            del self._busy[run_id]
+            done.set_result(None)
 
     async def _advance_busy(self, task: WorkflowTask) -> WorkflowTask | None:
         definition = self.registry.workflows.get(task.workflow_type)
@@ -343,13 +355,16 @@ class Worker:
                 heartbeat_details=task.heartbeat_details,
             )
             attempt = Attempt(task, options, info)
+            beats = Heartbeats(self.store, task, options.heartbeat or self.activity_lease)
+            beats.on_lost = lambda: self._cancel_activity(task.task_id)
             verdict = await run_attempt(
                 attempt,
                 self.registry.activities.get(task.name),
                 self.codec,
                 self._threads,
-                lambda details: self._beat(task, options, details),
+                beats.push,
             )
+            await beats.flush()
             if verdict.outcome is None or not await self._advance_locally(task, verdict.outcome):
                 follow_up = await self._report(task, verdict)
         except (LeaseLost, StoreUnavailable) as exc:
@@ -377,8 +392,7 @@ class Worker:
             or self._stopping
         ):
             return False
-        self._busy.add(task.run_id)
-        try:
+        with self._driving(task.run_id):
             expected, ts = instance.synced_seq, time.time()
             inputs = [
                 Event(expected + i + 1, etype, ts, attrs)
@@ -408,8 +422,6 @@ class Worker:
                 return False
             self._committed(instance, commit, result)
             return True
-        finally:
-            self._busy.discard(task.run_id)
 
     async def _report(self, task: ActivityTask, verdict: Verdict) -> WorkflowTask | None:
         if verdict.outcome is None:
@@ -427,19 +439,10 @@ class Worker:
             lease=self.workflow_lease,
         )
 
-    def _beat(self, task: ActivityTask, options: ActivityOptions, details: Any) -> None:
-        lease = options.heartbeat or self.activity_lease
-        self._spawn(self._send_beat(task, details, lease))
-
-    async def _send_beat(self, task: ActivityTask, details: Any, lease: float) -> None:
-        try:
-            await self.store.heartbeat_activity(task, details, lease)
-        except LeaseLost:
-            entry = self._running_activities.get(task.task_id)
-            if entry is not None:
-                entry[1].cancel()
-        except StoreUnavailable as exc:
-            log.warning("heartbeat not recorded: %s", exc)
+    def _cancel_activity(self, task_id: int) -> None:
+        entry = self._running_activities.get(task_id)
+        if entry is not None:
+            entry[1].cancel()
 
     async def _renew_leases(self) -> None:
         """Keep the leases of long attempts alive; an attempt whose lease was lost stops."""

@@ -1,0 +1,236 @@
+"""Workflows end to end on every store: steps, fan-out, timers, payloads, history."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import timedelta
+
+import pydantic
+
+import tether
+from tests.conftest import AppFactory
+from tether.history import EventType
+
+
+class Order(pydantic.BaseModel):
+    sku: str
+    qty: int
+
+
+class Quote(pydantic.BaseModel):
+    sku: str
+    total: float
+
+
+async def test_sequential_steps_and_history(make_app: AppFactory) -> None:
+    app = make_app()
+
+    @app.activity
+    async def add(x: int, y: int) -> int:
+        return x + y
+
+    @app.workflow
+    async def chain(ctx: tether.Context, x: int) -> int:
+        for i in range(3):
+            x = await ctx.activity(add, x, i)
+        return x
+
+    async with app, app.worker():
+        handle = await app.client.start(chain, 10, id="chain-1")
+        assert await handle.result(timeout=30) == 13
+        run = await handle.describe()
+        assert run.status == tether.RunStatus.COMPLETED and run.result == 13
+        types = [e.type for e in await handle.history()]
+    assert types == [
+        EventType.WORKFLOW_STARTED,
+        *[EventType.ACTIVITY_SCHEDULED, EventType.ACTIVITY_STARTED, EventType.ACTIVITY_COMPLETED]
+        * 3,
+        EventType.WORKFLOW_COMPLETED,
+    ]
+
+
+async def test_fan_out_gathers_in_order(make_app: AppFactory) -> None:
+    app = make_app()
+
+    @app.activity
+    async def square(x: int) -> int:
+        await asyncio.sleep(0.001 * (x % 3))
+        return x * x
+
+    @app.workflow
+    async def fan(ctx: tether.Context, n: int) -> list[int]:
+        return await ctx.gather(*(ctx.activity(square, i) for i in range(n)))
+
+    async with app, app.worker():
+        assert await app.client.execute(fan, 50, timeout=30) == [i * i for i in range(50)]
+
+
+async def test_sync_activity_runs_in_a_thread(make_app: AppFactory) -> None:
+    app = make_app()
+    threads: list[str] = []
+
+    @app.activity
+    def blocking(x: int) -> int:
+        threads.append(threading.current_thread().name)
+        return x * 2
+
+    @app.workflow
+    async def wf(ctx: tether.Context, x: int) -> int:
+        return await ctx.activity(blocking, x)
+
+    async with app, app.worker():
+        assert await app.client.execute(wf, 21, timeout=30) == 42
+    assert threads and threads[0] != threading.main_thread().name
+
+
+async def test_durable_sleep_waits_its_time(make_app: AppFactory) -> None:
+    app = make_app()
+
+    @app.workflow
+    async def napper(ctx: tether.Context) -> float:
+        before = ctx.now()
+        await ctx.sleep(timedelta(milliseconds=300))
+        return (ctx.now() - before).total_seconds()
+
+    async with app, app.worker():
+        handle = await app.client.start(napper)
+        slept = await handle.result(timeout=30)
+        history = await handle.history()
+    assert slept >= 0.3
+    started = next(e for e in history if e.type == EventType.TIMER_STARTED)
+    fired = next(e for e in history if e.type == EventType.TIMER_FIRED)
+    assert fired.ts >= started.attrs["fire_at"]
+
+
+async def test_asyncio_wait_for_timeout_is_a_durable_timer(make_app: AppFactory) -> None:
+    app = make_app()
+    gate = asyncio.Event()
+
+    @app.activity
+    async def slow() -> str:
+        await gate.wait()
+        return "late"
+
+    @app.workflow
+    async def impatient(ctx: tether.Context) -> str:
+        try:
+            return await ctx.wait_for(ctx.activity(slow), timeout=0.2)
+        except TimeoutError:
+            return "gave up"
+
+    async with app, app.worker():
+        handle = await app.client.start(impatient)
+        assert await handle.result(timeout=30) == "gave up"
+        gate.set()
+        types = {e.type for e in await handle.history()}
+    assert EventType.TIMER_FIRED in types
+
+
+async def test_pydantic_models_cross_the_durable_boundary(make_app: AppFactory) -> None:
+    app = make_app()
+
+    @app.activity
+    async def price(order: Order) -> Quote:
+        assert isinstance(order, Order)
+        return Quote(sku=order.sku, total=order.qty * 2.5)
+
+    @app.workflow
+    async def checkout(ctx: tether.Context, order: Order) -> Quote:
+        quote = await ctx.activity(price, order)
+        assert isinstance(quote, Quote)
+        return quote
+
+    async with app, app.worker():
+        quote = await app.client.execute(checkout, Order(sku="a1", qty=4), timeout=30)
+    assert quote == Quote(sku="a1", total=10.0)
+
+
+async def test_deterministic_values_and_side_effects(make_app: AppFactory) -> None:
+    app = make_app()
+    calls: list[int] = []
+
+    @app.activity
+    async def noop() -> None:
+        return None
+
+    def roll() -> int:
+        calls.append(1)
+        return 4
+
+    @app.workflow
+    async def values(ctx: tether.Context) -> list[object]:
+        first = [ctx.random(), str(ctx.uuid()), ctx.side_effect(roll)]
+        await ctx.activity(noop)
+        return first
+
+    # A cache of size 0 forces a full replay at every step, so replay must give back
+    # the same random numbers, ids and recorded side effect (run once).
+    async with app, app.worker(cache_size=0):
+        handle = await app.client.start(values)
+        result = await handle.result(timeout=30)
+        history = await handle.history()
+    assert result[2] == 4 and calls == [1]
+    markers = [e for e in history if e.type == EventType.MARKER_RECORDED]
+    assert [m.attrs["value"] for m in markers] == [4]
+
+
+async def test_many_runs_and_listing(make_app: AppFactory) -> None:
+    app = make_app()
+
+    @app.activity
+    async def one() -> int:
+        return 1
+
+    @app.workflow
+    async def unit(ctx: tether.Context) -> int:
+        return await ctx.activity(one)
+
+    async with app, app.worker():
+        handles = await asyncio.gather(*(app.client.start(unit, id=f"u-{i}") for i in range(30)))
+        assert await asyncio.gather(*(h.result(timeout=30) for h in handles)) == [1] * 30
+        page = await app.client.list(limit=20)
+        rest = await app.client.list(limit=20, cursor=page.next_cursor)
+        done = await app.client.list(status="completed", workflow_type="unit", limit=100)
+    ids = [r.workflow_id for r in page.runs + rest.runs]
+    assert len(ids) == 30 == len(set(ids)) and rest.next_cursor is None
+    assert len(done.runs) == 30
+
+
+async def test_terminate_records_who_and_why(make_app: AppFactory) -> None:
+    app = make_app()
+
+    @app.workflow
+    async def forever(ctx: tether.Context) -> None:
+        await ctx.sleep(3600)
+
+    async with app, app.worker():
+        handle = await app.client.start(forever, id="stuck")
+        run = await handle.terminate("operator says so", identity="alice")
+        assert run.status == tether.RunStatus.TERMINATED
+        try:
+            await handle.result(timeout=5)
+        except tether.WorkflowFailed as exc:
+            assert isinstance(exc.__cause__, tether.TerminatedFailure)
+        else:
+            raise AssertionError("a terminated run has no result")
+        last = (await handle.history())[-1]
+    assert last.type == EventType.WORKFLOW_TERMINATED
+    assert last.attrs == {"reason": "operator says so", "identity": "alice"}
+
+
+async def test_workflow_id_is_unique_among_open_runs(make_app: AppFactory) -> None:
+    app = make_app()
+
+    @app.workflow
+    async def quick(ctx: tether.Context, x: int) -> int:
+        return x
+
+    async with app, app.worker():
+        first = await app.client.start(quick, 1, id="same")
+        assert await first.result(timeout=30) == 1
+        # Closed: the id may be used again, and the handle follows the newest run.
+        second = await app.client.start(quick, 2, id="same")
+        assert await second.result(timeout=30) == 2
+        assert await app.client.get_handle("same").result() == 2
+        assert await app.client.get_handle("same", first.run_id).result() == 1
