@@ -273,6 +273,16 @@ def failure_to_dict(exc: BaseException, *, depth: int = 0) -> dict[str, Any]:
         out.update(code=exc.code, kind=exc.kind)
     elif isinstance(exc, Failure):
         out.update(code=exc.code)
+    elif isinstance(exc, TetherError):
+        # A usage error inside user code (bad arguments, oversized payload): retrying
+        # cannot fix it, and the workflow sees it as an ApplicationError of its type.
+        out.update(
+            code=ApplicationError.code,
+            type=type(exc).__name__,
+            non_retryable=True,
+            details=[],
+            stack="".join(traceback.format_exception(exc)),
+        )
     else:
         out.update(
             code=ApplicationError.code,

@@ -133,7 +133,7 @@ class WorkflowInstance:
         self.replaying = False
         if self._nd is None:
             unmatched = [e for k, e in self._recorded.items() if k not in self._matched]
-            if unmatched and not self.closed:
+            if unmatched:
                 first = min(unmatched, key=lambda e: e.seq)
                 self._nd = NonDeterminismError(
                     f"history has {first.type} for step {first.attrs.get('step', '-')}"
