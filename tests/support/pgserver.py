@@ -62,7 +62,9 @@ def find_bindir() -> Path | None:
                 ["pg_config", "--bindir"], capture_output=True, text=True, check=True
             )
             candidates.append(out.stdout.strip())
-    candidates.extend(sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True))
+    candidates.extend(
+        sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
+    )
     for folder in candidates:
         path = Path(folder)
         if all((path / name).is_file() for name in ("initdb", "pg_ctl", "postgres")):
