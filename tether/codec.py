@@ -67,14 +67,16 @@ class Signature:
     ``skip_first`` drops the workflow's ``ctx`` parameter.
     """
 
-    def __init__(self, fn: Callable[..., Any], *, skip_first: bool = False) -> None:
+    def __init__(
+        self, fn: Callable[..., Any], *, name: str | None = None, skip_first: bool = False
+    ) -> None:
         sig = inspect.signature(fn)
         try:
             hints = get_type_hints(fn)
         except Exception:  # unresolvable annotations: accept values as they are
             hints = {}
         params = list(sig.parameters.values())[1 if skip_first else 0 :]
-        self.name = getattr(fn, "__qualname__", repr(fn))
+        self.name = name or getattr(fn, "__qualname__", repr(fn))
         self.params = [(p.name, hints.get(p.name, Any), p.default) for p in params]
         self.variadic = any(p.kind is p.VAR_POSITIONAL for p in params)
         self.result_hint: Any = hints.get("return", Any)

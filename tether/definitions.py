@@ -37,7 +37,8 @@ class WorkflowDefinition:
             raise InvalidArgument(f"workflow {fn.__qualname__} must be an async def function")
         if not inspect.signature(fn).parameters:
             raise InvalidArgument(f"workflow {fn.__qualname__} must take a Context first")
-        defn = cls(name or fn.__name__, fn, Signature(fn, skip_first=True), task_queue)
+        name = name or fn.__name__
+        defn = cls(name, fn, Signature(fn, name=name, skip_first=True), task_queue)
         setattr(fn, _ATTR, defn)
         return defn
 
@@ -55,7 +56,8 @@ class ActivityDefinition:
         cls, fn: Callable[..., Any], name: str | None, options: ActivityOptions
     ) -> ActivityDefinition:
         is_async = inspect.iscoroutinefunction(fn)
-        defn = cls(name or fn.__name__, fn, Signature(fn), options, is_async)
+        name = name or fn.__name__
+        defn = cls(name, fn, Signature(fn, name=name), options, is_async)
         setattr(fn, _ATTR, defn)
         return defn
 

@@ -47,10 +47,9 @@ def _app(make_app: AppFactory, first_step: str) -> tether.App:
 
 async def test_changed_code_waits_for_a_fix_instead_of_failing(make_app: AppFactory) -> None:
     v1 = _app(make_app, "charge")
-    async with v1:
-        async with v1.worker():
-            handle = await v1.client.start("billing", 1, id="bill")
-            await _wait_for_event(handle, EventType.TIMER_STARTED)
+    async with v1, v1.worker():
+        handle = await v1.client.start("billing", 1, id="bill")
+        await _wait_for_event(handle, EventType.TIMER_STARTED)
 
     v2 = _app(make_app, "refund")  # a deploy that changed the first step
     async with v2, v2.worker(stuck_retry=0.05):

@@ -153,25 +153,38 @@ class SqliteStore:
         if migrate:
             await self.ensure_namespace("default")
 
+    def _check(self, conn: sqlite3.Connection, latest: int) -> int:
+        """The schema version of a Tether file; refuse anything else."""
+        try:
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise IncompatibleStore(f"{self.path} is not a SQLite database: {exc}") from None
+        if app_id != APPLICATION_ID and (app_id != 0 or tables):
+            raise IncompatibleStore(f"{self.path} is a SQLite file that is not a Tether store")
+        if version > latest:
+            raise IncompatibleStore(
+                f"{self.path} has schema version {version}, newer than this Tether"
+                f" knows ({latest}); upgrade Tether"
+            )
+        return version
+
     def _migrate(self, apply: bool) -> None:
+        migrations = _migrations()
+        latest = migrations[-1][0]
+        if self.path.exists():
+            # Look before touching: switching to WAL rewrites the header, and a file
+            # that is not ours must be left exactly as it was.
+            probe = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30.0)
+            try:
+                self._check(probe, latest)
+            finally:
+                probe.close()
         conn = self._connect()
         try:
-            migrations = _migrations()
-            latest = migrations[-1][0]
             conn.execute("BEGIN IMMEDIATE")
-            try:
-                app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-                version = conn.execute("PRAGMA user_version").fetchone()[0]
-                tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-            except sqlite3.DatabaseError as exc:
-                raise IncompatibleStore(f"{self.path} is not a SQLite database: {exc}") from None
-            if app_id != APPLICATION_ID and (app_id != 0 or tables):
-                raise IncompatibleStore(f"{self.path} is a SQLite file that is not a Tether store")
-            if version > latest:
-                raise IncompatibleStore(
-                    f"{self.path} has schema version {version}, newer than this Tether"
-                    f" knows ({latest}); upgrade Tether"
-                )
+            version = self._check(conn, latest)
             for number, sql in migrations:
                 if apply and number > version:
                     for statement in sql.split(";"):

@@ -1,0 +1,168 @@
+"""Bad input gets a clear error naming the problem, and loses nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import tether
+from tests.conftest import AppFactory
+
+
+def _app(make_app: AppFactory, **options: object) -> tether.App:
+    app = make_app(**options)
+
+    @app.activity
+    async def echo(text: str) -> str:
+        return text
+
+    @app.workflow
+    async def typed(ctx: tether.Context, count: int, label: str = "x") -> str:
+        return await ctx.activity(echo, label * count)
+
+    return app
+
+
+async def test_unknown_workflow_type(make_app: AppFactory) -> None:
+    app = _app(make_app)
+    async with app:
+        with pytest.raises(tether.UnknownWorkflowType, match=r"'tpyed'.*known: typed"):
+            await app.client.start("tpyed", 1)
+        assert (await app.client.list()).runs == []
+
+
+async def test_a_run_no_worker_knows_waits_and_says_why(make_app: AppFactory) -> None:
+    starter = make_app()  # knows no workflows, like the CLI without --app
+    app = _app(make_app)
+    async with starter, app:
+        handle = await starter.client.start("not_deployed_yet")
+        async with app.worker(stuck_retry=0.05):
+            for _ in range(500):
+                run = await handle.describe()
+                if run.stuck:
+                    break
+                await app.store.wait_for_work(["default"], ["default"], 0.01)
+    assert run.status == tether.RunStatus.RUNNING
+    assert run.stuck is not None and "not_deployed_yet" in run.stuck
+
+
+async def test_wrong_argument_types_are_refused_before_anything_is_stored(
+    make_app: AppFactory,
+) -> None:
+    app = _app(make_app)
+    async with app:
+        with pytest.raises(tether.InvalidArgument, match="argument 'count' of typed"):
+            await app.client.start("typed", "three")
+        with pytest.raises(tether.InvalidArgument, match="takes 1 to 2 argument"):
+            await app.client.start("typed")
+        with pytest.raises(tether.InvalidArgument, match="workflow id"):
+            await app.client.start("typed", 1, id=42)  # type: ignore[arg-type]
+        with pytest.raises(tether.InvalidArgument, match="unknown status"):
+            await app.client.list(status="finished")
+        assert (await app.client.list()).runs == []
+
+
+async def test_payloads_that_cannot_be_encoded(make_app: AppFactory) -> None:
+    app = make_app()  # knows no workflow types, so nothing converts the arguments
+
+    @app.workflow
+    async def loose(ctx: tether.Context, value: object) -> None: ...
+
+    async with app:
+        with pytest.raises(tether.InvalidArgument, match="arguments of workflow loose"):
+            await app.client.start(loose, object())
+        with pytest.raises(tether.InvalidArgument, match="cannot be encoded"):
+            await app.client.start(loose, {1, object()})
+        assert (await app.client.list()).runs == []
+
+
+async def test_payload_limit_applies_everywhere(make_app: AppFactory) -> None:
+    app = _app(make_app, max_payload=1_000)
+
+    @app.activity
+    async def bloat(n: int) -> str:
+        return "y" * n
+
+    @app.workflow
+    async def big_result(ctx: tether.Context, n: int) -> str:
+        return "z" * n
+
+    @app.workflow
+    async def big_step(ctx: tether.Context, n: int) -> str:
+        try:
+            return await ctx.activity(bloat, n)
+        except tether.ActivityError as err:
+            assert isinstance(err.__cause__, tether.ApplicationError)
+            return err.__cause__.type
+
+    async with app, app.worker():
+        with pytest.raises(tether.PayloadTooLarge, match="over the limit of 1000 bytes"):
+            await app.client.start("typed", 1, "w" * 2_000)
+        assert await app.client.execute(big_step, 5_000, timeout=30) == "PayloadTooLarge"
+        with pytest.raises(tether.WorkflowFailed) as failed:
+            await app.client.execute(big_result, 5_000, timeout=30)
+        cause = failed.value.__cause__
+        assert isinstance(cause, tether.ApplicationError) and cause.type == "PayloadTooLarge"
+        # Small payloads still go through on the same app.
+        assert await app.client.execute("typed", 2, "ab", timeout=30) == "abab"
+
+
+def test_bad_options_are_named() -> None:
+    app = tether.App("unused.db")
+    with pytest.raises(tether.InvalidArgument, match=r"tether\.Retry"):
+        app.activity(retry=3)  # type: ignore[call-overload]
+    with pytest.raises(tether.InvalidArgument, match="backoff"):
+        tether.Retry(backoff=0.5)
+    with pytest.raises(tether.InvalidArgument, match="negative"):
+        app.activity(start_to_close=-1)
+    with pytest.raises(tether.InvalidArgument, match="async def"):
+
+        @app.workflow
+        def not_async(ctx: tether.Context) -> None: ...
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def test_a_file_that_is_not_ours_is_refused_and_left_alone(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.db"
+    notes.write_text("my shopping list\n" * 100)
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO customers (name) VALUES ('ada')")
+    conn.close()
+    for path in (notes, other):
+        before = _digest(path)
+        with pytest.raises(tether.IncompatibleStore, match=str(path)):
+            await tether.App(str(path)).open()
+        assert _digest(path) == before
+
+
+async def test_a_newer_schema_is_refused_and_its_data_kept(tmp_path: Path) -> None:
+    path = tmp_path / "tether.db"
+    app = tether.App(str(path))
+
+    @app.workflow
+    async def noop(ctx: tether.Context) -> int:
+        return 1
+
+    async with app, app.worker():
+        await app.client.execute(noop, id="kept", timeout=30)
+    with sqlite3.connect(path) as conn:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        conn.execute(f"PRAGMA user_version = {version + 1}")
+    conn.close()
+    before = _digest(path)
+    with pytest.raises(tether.IncompatibleStore, match="newer than this Tether"):
+        await tether.App(str(path)).open()
+    assert _digest(path) == before
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {version}")
+    conn.close()
+    async with tether.App(str(path)) as again:
+        assert await again.client.get_handle("kept").result() == 1
