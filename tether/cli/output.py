@@ -9,12 +9,13 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 __all__ = ["console", "emit", "fail", "when"]
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def when(ts: float | None) -> str:
@@ -56,5 +57,5 @@ def _cell(value: Any) -> str:
 
 
 def fail(message: str, code: int = 2) -> None:
-    errors.print(f"[red]error:[/red] {message}")
+    errors.print(f"[red]error:[/red] {escape(message)}")
     raise SystemExit(code)
