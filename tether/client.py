@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import secrets
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,6 +72,18 @@ class WorkflowHandle(Generic[T]):
         )
 
 
+def new_id() -> str:
+    """A time-ordered random id (UUID version 7).
+
+    Runs started close together get keys close together, so their rows and events
+    share index pages: fewer pages are written per commit than with random UUIDs.
+    """
+    millis = time.time_ns() // 1_000_000
+    value = (millis << 80) | (0x7 << 76) | (secrets.randbits(12) << 64) | (0b10 << 62)
+    value |= secrets.randbits(62)
+    return uuid.UUID(int=value).hex
+
+
 class Client:
     """Starts and inspects runs in a store, within one default namespace."""
 
@@ -132,11 +146,11 @@ class Client:
         queue = task_queue or (definition.task_queue if definition else self.task_queue)
         if id is not None and (not isinstance(id, str) or not id):
             raise InvalidArgument(f"a workflow id must be a non-empty string, got {id!r}")
-        workflow_id = id or uuid.uuid4().hex
+        workflow_id = id or new_id()
         run = NewRun(
             namespace=namespace,
             workflow_id=workflow_id,
-            run_id=uuid.uuid4().hex,
+            run_id=new_id(),
             workflow_type=name,
             task_queue=queue,
             started={

@@ -7,6 +7,7 @@ pydantic model comes back as that model and a wrong type is a clear error.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from collections.abc import Callable, Sequence
@@ -80,6 +81,9 @@ class Signature:
         self.params = [(p.name, hints.get(p.name, Any), p.default) for p in params]
         self.variadic = any(p.kind is p.VAR_POSITIONAL for p in params)
         self.result_hint: Any = hints.get("return", Any)
+        # Build the validators now, at registration, not on the first call.
+        for hint in [*(p[1] for p in self.params), self.result_hint]:
+            self._prepare(hint)
 
     def check_args(self, args: Sequence[Any]) -> list[Any]:
         """Validate and convert positional arguments; raise InvalidArgument if they don't fit."""
@@ -99,6 +103,12 @@ class Signature:
 
     def convert_result(self, value: Any) -> Any:
         return self._convert(self.result_hint, value, f"result of {self.name}")
+
+    @staticmethod
+    def _prepare(hint: Any) -> None:
+        if hint is not Any and hint is not inspect.Parameter.empty:
+            with contextlib.suppress(pydantic.PydanticSchemaGenerationError, TypeError):
+                _adapter(hint)
 
     @staticmethod
     def _convert(hint: Any, value: Any, what: str) -> Any:

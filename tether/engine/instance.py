@@ -92,7 +92,8 @@ class WorkflowInstance:
         self.codec = codec
         self.loop = DeterministicLoop(self)  # type: ignore[abstract]
         self.context = Context(self)
-        self.random = random.Random()
+        self._random: random.Random | None = None
+        self._seed = 0
         self.replaying = False
         self.closed = False
         self.last_seq = 0
@@ -144,6 +145,13 @@ class WorkflowInstance:
         new, self._new = self._new, []
         return Activation(new, self._nd)
 
+    @property
+    def random(self) -> random.Random:
+        """The run's generator, seeded from its history (created on first use)."""
+        if self._random is None:
+            self._random = random.Random(self._seed)
+        return self._random
+
     def mark_synced(self, seq: int | None) -> None:
         """Record that the store's history ends at ``seq`` with no input unseen here."""
         self.synced_seq = seq
@@ -184,7 +192,7 @@ class WorkflowInstance:
                 self.teardown()
 
     def _start(self, attrs: dict[str, Any]) -> None:
-        self.random.seed(attrs["seed"])
+        self._seed = attrs["seed"]
         try:
             args = self.definition.signature.check_args(attrs.get("args", []))
         except InvalidArgument as exc:

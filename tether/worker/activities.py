@@ -143,6 +143,8 @@ async def _supervise(
     work: Any, timeout: float | None, heartbeat: float | None, info: ActivityInfo
 ) -> Any:
     """Await ``work`` under the start-to-close and heartbeat timeouts."""
+    if timeout is None and heartbeat is None:
+        return await work
     task = asyncio.ensure_future(work)
     started = time.monotonic()
     try:
