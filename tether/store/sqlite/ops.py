@@ -69,12 +69,15 @@ def start_run(conn: sqlite3.Connection, run: NewRun, now: float) -> None:
     try:
         conn.execute(
             "INSERT INTO runs (namespace, run_id, workflow_id, workflow_type, task_queue, status,"
-            " created_at) VALUES (?, ?, ?, ?, ?, 'running', ?)",
+            " created_at, last_seq) VALUES (?, ?, ?, ?, ?, 'running', ?, 1)",
             (run.namespace, run.run_id, run.workflow_id, run.workflow_type, run.task_queue, now),
         )
     except sqlite3.IntegrityError:
         raise WorkflowAlreadyStarted(namespace=run.namespace, workflow_id=run.workflow_id) from None
-    append_events(conn, run.namespace, run.run_id, [(EventType.WORKFLOW_STARTED, run.started)], now)
+    conn.execute(
+        "INSERT INTO events (namespace, run_id, seq, type, ts, attrs) VALUES (?, ?, 1, ?, ?, ?)",
+        (run.namespace, run.run_id, str(EventType.WORKFLOW_STARTED), now, dumps(run.started)),
+    )
     conn.execute(
         "INSERT INTO tasks (namespace, run_id, kind, task_queue, visible_at, scheduled_at)"
         " VALUES (?, ?, 'workflow', ?, ?, ?)",
@@ -256,8 +259,14 @@ def _apply_commit(
 def complete_workflow_task(
     conn: sqlite3.Connection, task: WorkflowTask, commit: WorkflowCommit, lease: float, now: float
 ) -> tuple[CommitResult, list[Any]]:
-    row = _check_lease(conn, task.task_id, task.token, now)
     ns, run_id = task.namespace, task.run_id
+    # The common case in one statement: the task is still ours and no input came in.
+    done = conn.execute(
+        "DELETE FROM tasks WHERE id = ? AND token = ? AND owner IS NOT NULL AND visible_at > ?"
+        " AND dirty = 0",
+        (task.task_id, task.token, now),
+    ).rowcount
+    dirty = not done and _check_lease(conn, task.task_id, task.token, now)[2]
     if commit.events:
         last_seq = append_events(conn, ns, run_id, commit.events, now)
     else:
@@ -268,9 +277,7 @@ def complete_workflow_task(
         conn, ns, run_id, task.workflow_id, task.task_queue, commit, lease, now
     )
     next_task = None
-    if commit.close is not None:
-        pass  # _apply_commit removed the run's tasks, this one included
-    elif row[2]:
+    if dirty and commit.close is None:
         (token,) = conn.execute(
             "UPDATE tasks SET token = token + 1, dirty = 0, visible_at = ? WHERE id = ?"
             " RETURNING token",
@@ -279,8 +286,6 @@ def complete_workflow_task(
         next_task = WorkflowTask(
             task.task_id, ns, run_id, task.workflow_id, task.workflow_type, task.task_queue, token
         )
-    else:
-        conn.execute("DELETE FROM tasks WHERE id = ?", (task.task_id,))
     return CommitResult(claimed, next_task, last_seq), notes
 
 
@@ -294,21 +299,36 @@ def advance_after_activity(
     lease: float,
     now: float,
 ) -> tuple[CommitResult | None, list[Any]]:
-    _check_lease(conn, task.task_id, task.token, now)
     ns, run_id = task.namespace, task.run_id
-    last_seq, queue = conn.execute(
-        "SELECT last_seq, task_queue FROM runs WHERE namespace = ? AND run_id = ?", (ns, run_id)
+    last_seq, queue, pending, held = conn.execute(
+        "SELECT last_seq, task_queue,"
+        " EXISTS (SELECT 1 FROM tasks t WHERE t.namespace = r.namespace"
+        " AND t.run_id = r.run_id AND t.kind = 'workflow'),"
+        " EXISTS (SELECT 1 FROM tasks t WHERE t.id = ? AND t.token = ?"
+        " AND t.owner IS NOT NULL AND t.visible_at > ?)"
+        " FROM runs r WHERE r.namespace = ? AND r.run_id = ?",
+        (task.task_id, task.token, now, ns, run_id),
     ).fetchone()
-    pending = conn.execute(
-        "SELECT 1 FROM tasks WHERE namespace = ? AND run_id = ? AND kind = 'workflow'",
-        (ns, run_id),
-    ).fetchone()
-    if last_seq != expected_seq or pending is not None:
+    if not held:
+        raise LeaseLost(task_id=task.task_id)
+    if last_seq != expected_seq or pending:
         return None, []
     conn.execute("DELETE FROM tasks WHERE id = ?", (task.task_id,))
     last_seq = append_events(conn, ns, run_id, outcome_events(task, outcome) + commit.events, ts)
     claimed, notes = _apply_commit(conn, ns, run_id, task.workflow_id, queue, commit, lease, now)
     return CommitResult(claimed, None, last_seq), notes
+
+
+def _take_leased(conn: sqlite3.Connection, task_id: int, token: int, now: float) -> None:
+    """Delete an activity task this caller still holds, or raise LeaseLost having
+    changed nothing."""
+    gone = conn.execute(
+        "DELETE FROM tasks WHERE id = ? AND token = ? AND owner IS NOT NULL AND visible_at > ?"
+        " AND kind = 'activity'",
+        (task_id, token, now),
+    ).rowcount
+    if not gone:
+        raise LeaseLost(task_id=task_id)
 
 
 def release_workflow_task(
@@ -375,12 +395,13 @@ def claim_activity_tasks(
 
 def heartbeat_activity(
     conn: sqlite3.Connection, task: ActivityTask, details: Any, lease: float, now: float
-) -> None:
+) -> bool:
     _check_lease(conn, task.task_id, task.token, now)
-    conn.execute(
-        "UPDATE tasks SET heartbeat = ?, visible_at = ? WHERE id = ?",
+    (cancel,) = conn.execute(
+        "UPDATE tasks SET heartbeat = ?, visible_at = ? WHERE id = ? RETURNING cancel_requested",
         (dumps(details), now + lease, task.task_id),
-    )
+    ).fetchone()
+    return bool(cancel)
 
 
 def extend_leases(
@@ -422,8 +443,7 @@ def finish_activity(
     lease: float,
     now: float,
 ) -> tuple[WorkflowTask | None, list[Any]]:
-    _check_lease(conn, task.task_id, task.token, now)
-    conn.execute("DELETE FROM tasks WHERE id = ?", (task.task_id,))
+    _take_leased(conn, task.task_id, task.token, now)
     append_events(conn, task.namespace, task.run_id, outcome_events(task, outcome), now)
     queue = _request_workflow_task(conn, task.namespace, task.run_id, now)
     if claim_for is not None and queue in local_queues:
@@ -458,16 +478,66 @@ def fire_timers(
     return len(rows), [WORK] if rows else []
 
 
-def terminate_run(
-    conn: sqlite3.Connection, namespace: str, run_id: str, reason: str, identity: str, now: float
-) -> list[Any]:
+def _check_open(conn: sqlite3.Connection, namespace: str, run_id: str, action: str = "") -> None:
+    """Raise unless the namespace has this run and it is open (``action`` says what
+    the caller meant to do)."""
     row = conn.execute(
         "SELECT status FROM runs WHERE namespace = ? AND run_id = ?", (namespace, run_id)
     ).fetchone()
     if row is None:
         raise WorkflowNotFound(namespace=namespace, run_id=run_id)
     if row[0] != RunStatus.RUNNING:
-        raise InvalidArgument(f"the run is already {row[0]}", namespace=namespace, run_id=run_id)
+        why = f"the run is already {row[0]}" + (f"; cannot {action} it" if action else "")
+        raise InvalidArgument(why, namespace=namespace, run_id=run_id)
+
+
+def signal_run(
+    conn: sqlite3.Connection, namespace: str, run_id: str, name: str, payload: Any, now: float
+) -> tuple[int, list[Any]]:
+    _check_open(conn, namespace, run_id, f"signal {name!r} to")
+    event = (EventType.SIGNAL_RECEIVED, {"name": name, "payload": payload})
+    seq = append_events(conn, namespace, run_id, [event], now)
+    _request_workflow_task(conn, namespace, run_id, now)
+    return seq, [WORK]
+
+
+def signal_with_start(
+    conn: sqlite3.Connection, run: NewRun, name: str, payload: Any, now: float
+) -> tuple[str, list[Any]]:
+    """Signal the open run of the workflow id, or start ``run`` and signal it; return
+    the run id signalled."""
+    row = conn.execute(
+        "SELECT run_id FROM runs WHERE namespace = ? AND workflow_id = ? AND status = 'running'",
+        (run.namespace, run.workflow_id),
+    ).fetchone()
+    if row is not None:
+        _, notes = signal_run(conn, run.namespace, row[0], name, payload, now)
+        return str(row[0]), notes
+    start_run(conn, run, now)  # its workflow task is the one the signal needs
+    event = (EventType.SIGNAL_RECEIVED, {"name": name, "payload": payload})
+    append_events(conn, run.namespace, run.run_id, [event], now)
+    return run.run_id, [WORK]
+
+
+def request_cancel(
+    conn: sqlite3.Connection, namespace: str, run_id: str, reason: str, identity: str, now: float
+) -> list[Any]:
+    _check_open(conn, namespace, run_id, "cancel")
+    event = (EventType.WORKFLOW_CANCEL_REQUESTED, {"reason": reason, "identity": identity})
+    append_events(conn, namespace, run_id, [event], now)
+    _request_workflow_task(conn, namespace, run_id, now)
+    conn.execute(
+        "UPDATE tasks SET cancel_requested = 1"
+        " WHERE namespace = ? AND run_id = ? AND kind = 'activity'",
+        (namespace, run_id),
+    )
+    return [WORK]
+
+
+def terminate_run(
+    conn: sqlite3.Connection, namespace: str, run_id: str, reason: str, identity: str, now: float
+) -> list[Any]:
+    _check_open(conn, namespace, run_id)
     failure = {"code": "terminated", "message": f"terminated by {identity}: {reason}"}
     append_events(
         conn,

@@ -3,10 +3,11 @@
 SQLite allows one writer at a time, so all of this process's writes go through one
 connection. An operation submitted during a turn of the event loop is queued; at the
 end of the turn the whole queue runs as one transaction (group commit), so the cost
-of a commit is shared by every workflow that had something to write. Each operation
-runs in its own savepoint: one that fails is rolled back alone and its caller gets
-the error; the others still commit. Callers are resolved only after COMMIT returns,
-so no result is visible before it is durable.
+of a commit is shared by every workflow that had something to write. An operation
+that fails is rolled back alone and its caller gets the error; the others still
+commit (a group in which an operation failed after writing is run again with a
+savepoint around each). Callers are resolved only after COMMIT returns, so no result
+is visible before it is durable.
 
 Why not a writer thread: with the GIL, a thread buys no parallelism for this work,
 and each hand-off (queue, self-pipe, future) cost more CPU than the SQL it carried.
@@ -60,33 +61,12 @@ class Writer:
     def _flush(self) -> None:
         self._scheduled = False
         batch, self._pending = self._pending, []
-        conn = self._conn
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        notes: list[Any] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for op, future in batch:
-                conn.execute("SAVEPOINT op")
-                try:
-                    result = op(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO op")
-                    conn.execute("RELEASE op")
-                    error = exc if isinstance(exc, TetherError) else _unavailable(exc)
-                    outcomes.append((future, None, error))
-                else:
-                    conn.execute("RELEASE op")
-                    if isinstance(result, Noted):
-                        notes.append(result.note)
-                        result = result.value
-                    outcomes.append((future, result, None))
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.rollback()
-            error = _unavailable(exc)
-            outcomes = [(future, None, error) for _, future in batch]
-            notes = []
+        outcomes, notes = self._run(batch, isolate=False)
+        if outcomes is None:
+            # An op failed after writing: run the group again, each op in a savepoint,
+            # so that only the failing op is rolled back.
+            outcomes, notes = self._run(batch, isolate=True)
+        assert outcomes is not None
         self.commits += 1
         self.ops += len(batch)
         if notes:
@@ -98,6 +78,52 @@ class Writer:
                 future.set_exception(failure)
             else:
                 future.set_result(result)
+
+    def _run(
+        self,
+        batch: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]],
+        *,
+        isolate: bool,
+    ) -> tuple[list[tuple[asyncio.Future[Any], Any, BaseException | None]] | None, list[Any]]:
+        """One transaction for the batch; None if it must be run again with ``isolate``.
+
+        Most failures (a lost lease, a duplicate id) are found before an op writes
+        anything; ``total_changes`` tells those apart, and they need no savepoint.
+        """
+        conn = self._conn
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        notes: list[Any] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for op, future in batch:
+                if isolate:
+                    conn.execute("SAVEPOINT op")
+                changes = conn.total_changes
+                try:
+                    result = op(conn)
+                except Exception as exc:
+                    if isolate:
+                        conn.execute("ROLLBACK TO op")
+                        conn.execute("RELEASE op")
+                    elif conn.total_changes != changes:
+                        conn.rollback()
+                        return None, []
+                    error = exc if isinstance(exc, TetherError) else _unavailable(exc)
+                    outcomes.append((future, None, error))
+                    continue
+                if isolate:
+                    conn.execute("RELEASE op")
+                if isinstance(result, Noted):
+                    notes.append(result.note)
+                    result = result.value
+                outcomes.append((future, result, None))
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.rollback()
+            error = _unavailable(exc)
+            return [(future, None, error) for _, future in batch], []
+        return outcomes, notes
 
 
 def _unavailable(exc: BaseException) -> StoreUnavailable:

@@ -35,8 +35,10 @@ CREATE TABLE events (
     PRIMARY KEY (namespace, run_id, seq)
 ) WITHOUT ROWID;
 
+-- AUTOINCREMENT: a task id is never reused, so a stale (id, token) pair can never
+-- name a newer task.
 CREATE TABLE tasks (
-    id            INTEGER PRIMARY KEY,
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
     namespace     TEXT NOT NULL,
     run_id        TEXT NOT NULL,
     kind          TEXT NOT NULL CHECK (kind IN ('workflow', 'activity', 'timer')),
