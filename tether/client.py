@@ -1,4 +1,7 @@
-"""``Client``: start runs, wait for results, read histories. Every surface goes through it."""
+"""``Client``: start runs, wait for results, read histories; signal, query and cancel runs.
+
+Every surface goes through it.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +9,23 @@ import random
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
 from .codec import Codec
 from .definitions import Registry, workflow_name
+from .engine import RunInfo, answer_query
 from .errors import (
     InvalidArgument,
     UnknownWorkflowType,
     WorkflowFailed,
+    WorkflowNotFound,
     failure_from_dict,
 )
 from .history import Event
-from .store import NewRun, RunPage, RunRecord, RunStatus, Store
+from .store import NewRun, RunPage, RunRecord, RunStatus, Store, UsageRow
+from .tenancy import Namespaces
 
 __all__ = ["Client", "WorkflowHandle"]
 
@@ -37,9 +43,12 @@ class WorkflowHandle(Generic[T]):
 
     async def result(self, timeout: float | None = None) -> T:
         """Wait for the run to close; return its result or raise ``WorkflowFailed``."""
-        run = await self.describe()
-        if run.status == RunStatus.RUNNING:
-            run = await self.client.store.wait_closed(self.namespace, run.run_id, timeout)
+        run_id = self.run_id or (await self.describe()).run_id
+        run = await self.client.store.wait_closed(self.namespace, run_id, timeout)
+        if run.workflow_id != self.workflow_id:
+            raise WorkflowNotFound(
+                namespace=self.namespace, workflow_id=self.workflow_id, run_id=run_id
+            )
         if run.status == RunStatus.COMPLETED:
             definition = self.client.registry.workflows.get(run.workflow_type)
             if definition is not None:
@@ -71,6 +80,48 @@ class WorkflowHandle(Generic[T]):
             self.namespace, run.run_id, reason=reason, identity=identity
         )
 
+    async def signal(self, name: str, payload: Any = None) -> None:
+        """Send the signal ``name`` to the open run; ``ctx.wait_signal(name)`` returns
+        ``payload``. Recorded in history at once, so it is never lost: it waits for the
+        workflow to ask for it, and for a worker to run. A closed run refuses it
+        (``InvalidArgument``)."""
+        _check_name(name, "signal")
+        plain = self.client.codec.plain(payload, what=f"payload of signal {name!r}")
+        run = await self.describe()
+        await self.client.store.signal_run(self.namespace, run.run_id, name, plain)
+
+    async def cancel(self, reason: str = "", *, identity: str = "client") -> RunRecord:
+        """Ask the run to cancel: its code sees ``asyncio.CancelledError`` at the await
+        it is at and may clean up (even run steps); if it lets the error propagate, the
+        run closes as ``canceled``. Activities scheduled before the request are asked
+        to stop through their heartbeats. Returns at once; await :meth:`result` to see
+        the run end."""
+        run = await self.describe()
+        return await self.client.store.request_cancel(
+            self.namespace, run.run_id, reason=reason, identity=identity
+        )
+
+    async def query(self, name: str, *args: Any) -> Any:
+        """Ask the run's query handler ``name`` (``ctx.set_query_handler``) for an answer.
+
+        The run is rebuilt here by replaying its history against the workflow code this
+        client's App registered (no worker is involved, nothing is written), so the
+        App must know the workflow type. Works on open and closed runs.
+        """
+        _check_name(name, "query")
+        run = await self.describe()
+        definition = self.client.registry.workflows.get(run.workflow_type)
+        if definition is None:
+            raise UnknownWorkflowType(
+                f"cannot answer query {name!r}: this client's App does not register"
+                f" workflow {run.workflow_type!r} (queries replay its code here)",
+                namespace=self.namespace,
+                workflow_id=self.workflow_id,
+            )
+        plain = self.client.codec.plain(list(args), what=f"arguments of query {name!r}")
+        events = await self.client.store.read_history(self.namespace, run.run_id)
+        return answer_query(definition, _run_info(run), self.client.codec, events, name, plain)
+
 
 def new_id() -> str:
     """A time-ordered random id (UUID version 7).
@@ -82,6 +133,15 @@ def new_id() -> str:
     value = (millis << 80) | (0x7 << 76) | (secrets.randbits(12) << 64) | (0b10 << 62)
     value |= secrets.randbits(62)
     return uuid.UUID(int=value).hex
+
+
+def _check_name(name: Any, what: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise InvalidArgument(f"a {what} name must be a non-empty string, got {name!r}")
+
+
+def _run_info(run: RunRecord) -> RunInfo:
+    return RunInfo(run.namespace, run.workflow_id, run.run_id, run.workflow_type, run.task_queue)
 
 
 class Client:
@@ -135,6 +195,42 @@ class Client:
         Arguments are checked against the workflow's signature when it is known here.
         Raises ``WorkflowAlreadyStarted`` if an open run already has the id.
         """
+        run = self._new_run(workflow, args, id, task_queue, namespace)
+        await self.namespaces.admit(run)
+        record = await self.store.start_run(run)
+        return WorkflowHandle(self, run.namespace, run.workflow_id, record.run_id)
+
+    async def signal_with_start(
+        self,
+        workflow: Callable[..., Any] | str,
+        *args: Any,
+        id: str,
+        signal: str,
+        payload: Any = None,
+        task_queue: str | None = None,
+        namespace: str | None = None,
+    ) -> WorkflowHandle[Any]:
+        """Send ``signal`` to the open run of ``id``, starting a run of ``workflow``
+        with ``args`` first if no run of that id is open: one atomic store operation,
+        so concurrent callers start one run and every signal reaches it. Returns a
+        handle on the run signalled."""
+        if not isinstance(id, str) or not id:
+            raise InvalidArgument(f"signal_with_start needs a workflow id, got {id!r}")
+        _check_name(signal, "signal")
+        run = self._new_run(workflow, args, id, task_queue, namespace)
+        plain = self.codec.plain(payload, what=f"payload of signal {signal!r}")
+        await self.namespaces.admit(run)
+        record = await self.store.signal_with_start(run, signal, plain)
+        return WorkflowHandle(self, run.namespace, run.workflow_id, record.run_id)
+
+    def _new_run(
+        self,
+        workflow: Callable[..., Any] | str,
+        args: tuple[Any, ...],
+        id: str | None,
+        task_queue: str | None,
+        namespace: str | None,
+    ) -> NewRun:
         name, definition = workflow_name(workflow)
         definition = definition or self.registry.workflows.get(name)
         if definition is None and self.registry.workflows:
@@ -147,7 +243,7 @@ class Client:
         if id is not None and (not isinstance(id, str) or not id):
             raise InvalidArgument(f"a workflow id must be a non-empty string, got {id!r}")
         workflow_id = id or new_id()
-        run = NewRun(
+        return NewRun(
             namespace=namespace,
             workflow_id=workflow_id,
             run_id=new_id(),
@@ -161,8 +257,6 @@ class Client:
                 "seed": random.getrandbits(63),
             },
         )
-        record = await self.store.start_run(run)
-        return WorkflowHandle(self, namespace, workflow_id, record.run_id)
 
     async def execute(
         self,
@@ -210,3 +304,38 @@ class Client:
             limit=limit,
             cursor=cursor,
         )
+
+    @property
+    def namespaces(self) -> Namespaces:
+        """Namespaces as tenants: create, describe, update, list, delete (see
+        ``docs/tenancy.md``)."""
+        service: Namespaces | None = getattr(self, "_namespaces", None)
+        if service is None or service.store is not self.store:
+            service = self._namespaces = Namespaces(self.store)
+        return service
+
+    async def delete_run(
+        self, workflow_id: str, run_id: str | None = None, *, namespace: str | None = None
+    ) -> None:
+        """Delete a run and every byte of it (history, payloads, tasks, timers): a
+        GDPR erasure. The newest run of ``workflow_id`` unless ``run_id`` is given; an
+        open run is deleted too (workers holding its tasks lose their leases)."""
+        namespace = namespace or self.namespace
+        run = await self.store.get_run(namespace, workflow_id, run_id)
+        await self.store.delete_run(namespace, run.run_id)
+
+    async def usage(
+        self,
+        *,
+        namespace: str | None = None,
+        all_namespaces: bool = False,
+        group_by: Sequence[str] = ("model",),
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[UsageRow]:
+        """LLM usage and cost from the ledger, summed per group: ``namespace``,
+        ``workflow_type``, ``workflow_id``, ``run_id``, ``provider``, ``model``,
+        ``outcome``, ``day`` (UTC); over ``[since, until)`` in Unix seconds. One
+        namespace (the client's by default) unless ``all_namespaces``."""
+        scope = None if all_namespaces else (namespace or self.namespace)
+        return await self.store.usage_report(scope, group_by=group_by, since=since, until=until)

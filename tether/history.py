@@ -3,7 +3,8 @@
 Events are written in two ways. *Command events* are written by a workflow task and
 record what the workflow code asked for (schedule an activity, start a timer, finish).
 *Input events* record what happened to the run from outside its code (it started, an
-activity finished, a timer fired, it was terminated). Replay feeds input events to the
+activity finished, a timer fired, a signal arrived, cancellation was requested, it was
+terminated). Replay feeds input events to the
 code in order and checks each command the code issues against the command events.
 """
 
@@ -23,6 +24,8 @@ class EventType(StrEnum):
     WORKFLOW_FAILED = "WorkflowFailed"
     WORKFLOW_CANCELED = "WorkflowCanceled"
     WORKFLOW_TERMINATED = "WorkflowTerminated"
+    WORKFLOW_CANCEL_REQUESTED = "WorkflowCancelRequested"
+    SIGNAL_RECEIVED = "SignalReceived"
     ACTIVITY_SCHEDULED = "ActivityScheduled"
     ACTIVITY_STARTED = "ActivityStarted"
     ACTIVITY_COMPLETED = "ActivityCompleted"
@@ -93,8 +96,10 @@ def describe_event(event: Event) -> str:
             return f"step {a['step']}: {a['name']} = {_short(a.get('value'))}"
         case EventType.WORKFLOW_COMPLETED:
             return f"-> {_short(a.get('result'))}"
-        case EventType.WORKFLOW_FAILED:
-            return str(a["failure"].get("message", ""))
-        case EventType.WORKFLOW_TERMINATED:
+        case EventType.WORKFLOW_FAILED | EventType.WORKFLOW_CANCELED:
+            return str((a.get("failure") or {}).get("message", ""))
+        case EventType.WORKFLOW_TERMINATED | EventType.WORKFLOW_CANCEL_REQUESTED:
             return f"by {a.get('identity', '?')}: {a.get('reason', '')}"
+        case EventType.SIGNAL_RECEIVED:
+            return f"{a['name']}: {_short(a.get('payload'))}"
     return _short(a)

@@ -1,4 +1,4 @@
-"""``tether workflow ...``: start runs and look at them."""
+"""``tether workflow ...``: start runs, look at them, signal, query, cancel and end them."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from ..app import App
 from ..history import describe_event
 from ..store import RunRecord
 from .common import AppOpt, DbOpt, JsonOpt, NsOpt, make_app, parse_json_args, run
-from .output import emit, when
+from .output import emit, fail, when
 
-cli = typer.Typer(help="Start, inspect and end workflow runs.", no_args_is_help=True)
+cli = typer.Typer(
+    help="Start, inspect, signal, query, cancel and end workflow runs.", no_args_is_help=True
+)
 
 RunIdOpt = Annotated[str | None, typer.Option("--run-id", help="A specific run (default: newest).")]
 
@@ -43,16 +45,39 @@ def start(
     workflow_id: Annotated[str | None, typer.Option("--id", help="Workflow id.")] = None,
     task_queue: Annotated[str | None, typer.Option("--task-queue", "-q")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the result.")] = False,
+    signal: Annotated[
+        str | None,
+        typer.Option(
+            "--signal",
+            help="Signal-with-start: send this signal to the open run of --id, starting"
+            " the run first if none is open (one atomic step).",
+        ),
+    ] = None,
+    signal_arg: Annotated[
+        str | None, typer.Option("--signal-arg", help="The signal's payload as JSON.")
+    ] = None,
     namespace: NsOpt = "default",
     db: DbOpt = None,
     app_spec: AppOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Start a run of WORKFLOW_TYPE."""
+    """Start a run of WORKFLOW_TYPE (with --signal: signal-with-start)."""
     args = parse_json_args(arg or [])
+    if signal is not None and not workflow_id:
+        fail("--signal needs --id: the workflow id to signal or start", 2)
+    payload = parse_json_args([signal_arg])[0] if signal_arg is not None else None
 
     async def body(app: App) -> dict[str, Any]:
-        handle = await app.client.start(workflow_type, *args, id=workflow_id, task_queue=task_queue)
+        if signal is not None:
+            assert workflow_id is not None
+            handle = await app.client.signal_with_start(
+                workflow_type, *args, id=workflow_id, signal=signal, payload=payload,
+                task_queue=task_queue,
+            )  # fmt: skip
+        else:
+            handle = await app.client.start(
+                workflow_type, *args, id=workflow_id, task_queue=task_queue
+            )
         out: dict[str, Any] = {"workflow_id": handle.workflow_id, "run_id": handle.run_id}
         if wait:
             out["result"] = await handle.result()
@@ -158,5 +183,74 @@ def terminate(
 
     async def body(app: App) -> RunRecord:
         return await app.client.get_handle(workflow_id, run_id).terminate(reason, identity="cli")
+
+    emit(_run_dict(run(make_app(db, namespace), body)), as_json=as_json)
+
+
+@cli.command()
+def signal(
+    workflow_id: str,
+    name: Annotated[str, typer.Argument(help="The signal's name.")],
+    arg: Annotated[
+        str | None, typer.Option("--arg", "-a", help="The payload as JSON (default null).")
+    ] = None,
+    run_id: RunIdOpt = None,
+    namespace: NsOpt = "default",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send signal NAME to a run; it is recorded at once and never lost."""
+    payload = parse_json_args([arg])[0] if arg is not None else None
+
+    async def body(app: App) -> dict[str, Any]:
+        handle = app.client.get_handle(workflow_id, run_id)
+        await handle.signal(name, payload)
+        return {"workflow_id": workflow_id, "signal": name, "payload": payload}
+
+    emit(run(make_app(db, namespace), body), as_json=as_json)
+
+
+@cli.command()
+def query(
+    workflow_id: str,
+    name: Annotated[str, typer.Argument(help="The query's name.")],
+    app_spec: Annotated[
+        str,
+        typer.Option(
+            "--app",
+            envvar="TETHER_APP",
+            help="MODULE:APP with the workflow's code: the run is replayed here to answer.",
+        ),
+    ],
+    arg: Annotated[
+        list[str] | None, typer.Option("--arg", "-a", help="An argument as JSON (repeatable).")
+    ] = None,
+    run_id: RunIdOpt = None,
+    namespace: NsOpt = "default",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask a run's query handler NAME; nothing is recorded."""
+    args = parse_json_args(arg or [])
+
+    async def body(app: App) -> Any:
+        return await app.client.get_handle(workflow_id, run_id).query(name, *args)
+
+    emit({"result": run(make_app(db, namespace, app_spec), body)}, as_json=as_json)
+
+
+@cli.command()
+def cancel(
+    workflow_id: str,
+    reason: Annotated[str, typer.Option(help="Why; recorded in history.")] = "",
+    run_id: RunIdOpt = None,
+    namespace: NsOpt = "default",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask a run to cancel: its code sees CancelledError and may clean up."""
+
+    async def body(app: App) -> RunRecord:
+        return await app.client.get_handle(workflow_id, run_id).cancel(reason, identity="cli")
 
     emit(_run_dict(run(make_app(db, namespace), body)), as_json=as_json)

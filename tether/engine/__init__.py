@@ -4,6 +4,15 @@ Pure: no I/O, no clock, no store. Imports only the shared value modules of ``tet
 """
 
 from .context import Context
-from .instance import Activation, Command, RunInfo, WorkflowInstance
+from .instance import Activation, Command, RunInfo, Signal, WorkflowInstance
+from .query import answer_query
 
-__all__ = ["Activation", "Command", "Context", "RunInfo", "WorkflowInstance"]
+__all__ = [
+    "Activation",
+    "Command",
+    "Context",
+    "RunInfo",
+    "Signal",
+    "WorkflowInstance",
+    "answer_query",
+]

@@ -1,7 +1,8 @@
 """``Context``: everything workflow code may use besides plain computation.
 
 Time, randomness and ids come from here so that replay sees the same values; I/O
-happens only in activities, which the context schedules as durable steps.
+happens only in activities, which the context schedules as durable steps. Signals,
+cancellation and queries reach the code through it too.
 """
 
 from __future__ import annotations
@@ -9,13 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+import pydantic
+
+from ..chat import ChatResult, Message, Tool, ToolCall
 from ..definitions import activity_name
 from ..errors import InvalidArgument
 from ..policy import ActivityOptions, Retry, seconds
+from .llm_step import run_tool, schedule_llm
 
 if TYPE_CHECKING:
     from .instance import RunInfo, WorkflowInstance
@@ -23,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["Context"]
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class _ReplayFilter(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -56,6 +62,11 @@ class Context:
     def is_replaying(self) -> bool:
         return self._instance.replaying
 
+    @property
+    def cancel_requested(self) -> bool:
+        """True once someone asked this run to cancel (``handle.cancel()``)."""
+        return self._instance.cancel_requested
+
     # -- deterministic values -------------------------------------------------------
 
     def now(self) -> datetime:
@@ -64,10 +75,12 @@ class Context:
 
     def random(self) -> float:
         """A float in [0, 1) from the run's seeded generator."""
+        self._instance.refuse_in_query("draw a random number")
         return self._instance.random.random()
 
     def uuid(self) -> uuid.UUID:
         """A version-4 UUID from the run's seeded generator."""
+        self._instance.refuse_in_query("draw a random uuid")
         return uuid.UUID(int=self._instance.random.getrandbits(128), version=4)
 
     def side_effect(self, fn: Callable[[], T], *, name: str = "side_effect") -> T:
@@ -136,6 +149,48 @@ class Context:
         plain = self._instance.codec.plain(checked, what=f"arguments of activity {name}")
         return self._instance.schedule_activity(name, plain, options.to_dict(), convert)
 
+    def llm(
+        self,
+        model: str,
+        prompt: str | Sequence[Message | dict[str, Any]],
+        *,
+        system: str | None = None,
+        tools: Sequence[Tool | dict[str, Any] | Callable[..., Any]] | None = None,
+        output: type[pydantic.BaseModel] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        task_queue: str | None = None,
+        retry: Retry | None = None,
+        start_to_close: timedelta | float | None = None,
+        schedule_to_close: timedelta | float | None = None,
+    ) -> asyncio.Future[ChatResult]:
+        """Ask a model (``"provider:model"`` or an alias such as ``"fast"``): a durable step.
+
+        ``prompt`` is a string or a list of messages; ``tools`` are tool schemas or
+        activity functions; ``output`` a pydantic model for structured output, returned
+        in ``.parsed``. The reply is recorded; replay never calls the model again.
+        Routing, fallbacks, rate limits and budgets come from the app's LLM settings.
+        """
+        return schedule_llm(
+            self._instance,
+            model,
+            prompt,
+            system=system,
+            tools=tools,
+            output=output,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            task_queue=task_queue,
+            retry=retry,
+            start_to_close=start_to_close,
+            schedule_to_close=schedule_to_close,
+        )
+
+    async def run_tool(self, call: ToolCall, tools: Sequence[Callable[..., Any]]) -> Message:
+        """Run a model's tool call as the activity of that name among ``tools``, a
+        durable step; return the ``tool`` message to append to the conversation."""
+        return await run_tool(self.activity, call, tools)
+
     async def sleep(self, duration: timedelta | float) -> None:
         """A durable timer: the run wakes up after ``duration`` even across restarts."""
         delay = seconds(duration)
@@ -150,6 +205,66 @@ class Context:
     async def wait_for(self, aw: Awaitable[T], timeout: timedelta | float) -> T:
         """Await ``aw``, raising ``TimeoutError`` after a durable ``timeout``."""
         return await asyncio.wait_for(aw, seconds(timeout))
+
+    # -- signals and queries --------------------------------------------------------
+
+    @overload
+    async def wait_signal(self, name: str, *, timeout: timedelta | float | None = ...) -> Any: ...
+
+    @overload
+    async def wait_signal(
+        self, name: Sequence[str], *, timeout: timedelta | float | None = ...
+    ) -> tuple[str, Any]: ...
+
+    async def wait_signal(
+        self, name: str | Sequence[str], *, timeout: timedelta | float | None = None
+    ) -> Any:
+        """Wait for a signal; return its payload (``handle.signal(name, payload)``).
+
+        Given several names, wait for the first of any of them and return
+        ``(name, payload)``. Signals that arrive while nobody waits are kept, in order
+        per name, until a wait takes them; each is taken once. With ``timeout`` a
+        durable timer bounds the wait and ``TimeoutError`` is raised when it fires.
+        """
+        names = (name,) if isinstance(name, str) else tuple(name)
+        if not names or not all(isinstance(n, str) and n for n in names):
+            raise InvalidArgument(f"wait_signal needs signal names, got {name!r}")
+        delay = seconds(timeout)
+        instance = self._instance
+        future = instance.wait_signal(names)
+        try:
+            if future.done() or delay is None:
+                signal = await future
+            else:
+                signal = await asyncio.wait_for(future, delay)
+        except asyncio.CancelledError:
+            # Cancelled after the signal was handed over but before the code saw it:
+            # keep it for the next wait, so that no signal is ever lost.
+            if future.done() and not future.cancelled():
+                instance.return_signal(future.result())
+            raise
+        if isinstance(name, str):
+            return signal.payload
+        return signal.name, signal.payload
+
+    def set_query_handler(self, name: str, handler: Callable[..., Any]) -> None:
+        """Answer the query ``name`` with ``handler(*args)``: a plain (not async)
+        function that reads the workflow's state. It may not schedule steps, sleep or
+        draw random values; its result must be JSON-compatible."""
+        if not isinstance(name, str) or not name:
+            raise InvalidArgument(f"a query name must be a non-empty string, got {name!r}")
+        if not callable(handler):
+            raise InvalidArgument(f"query handler for {name!r} is not callable")
+        self._instance.set_query_handler(name, handler)
+
+    def query(self, name: str) -> Callable[[F], F]:
+        """Decorator form of :meth:`set_query_handler`: ``@ctx.query("progress")``."""
+
+        def register(fn: F) -> F:
+            self.set_query_handler(name, fn)
+            return fn
+
+        return register
 
 
 def _identity(value: Any) -> Any:

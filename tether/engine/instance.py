@@ -10,15 +10,24 @@ has an event in history is a replay and must match it, or the activation stops w
 
 Applying inputs one at a time and running to quiescence after each makes the result
 independent of how events were batched into activations, which is what lets a
-cached run and a replayed run behave the same.
+cached run and a replayed run behave the same. For the same reason signals are
+buffered (in arrival order, per name) as their events are applied, not when the code
+happens to ask for them, and a cancellation request cancels the code's main task as
+its event is applied.
+
+Queries are answered by :meth:`WorkflowInstance.query` on an instance rebuilt from
+history; a query handler runs outside the loop and may not issue commands.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import random
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +43,7 @@ from ..errors import (
 from ..history import Event, EventType
 from .loop import DeterministicLoop, DurableTimerHandle
 
-__all__ = ["Activation", "Command", "RunInfo", "WorkflowInstance"]
+__all__ = ["Activation", "Command", "RunInfo", "Signal", "WorkflowInstance"]
 
 log = logging.getLogger("tether.workflow")
 
@@ -56,6 +65,15 @@ class Command:
 
     type: EventType
     attrs: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A signal as the code receives it; ``seq`` is its event's place in history."""
+
+    name: str
+    payload: Any
+    seq: int
 
 
 @dataclass(slots=True)
@@ -110,6 +128,16 @@ class WorkflowInstance:
         self._main: asyncio.Task[Any] | None = None
         self._nd: NonDeterminismError | None = None
         self._seq_now = 0
+        # Signals not consumed yet, per name, as (seq, payload); and the code's pending
+        # waits, oldest first, each for a set of names.
+        self._signals: dict[str, deque[tuple[int, Any]]] = {}
+        self._signal_waits: list[tuple[tuple[str, ...], asyncio.Future[Signal]]] = []
+        self._queries: dict[str, Callable[..., Any]] = {}
+        self._querying: str | None = None
+        # Silence the workflow's logger for every event (a query's private replay).
+        self.quiet = False
+        self.cancel_requested = False
+        self._cancel_reason = ""
 
     # -- activation ---------------------------------------------------------------
 
@@ -127,7 +155,7 @@ class WorkflowInstance:
             if event.is_command or self.closed or self._nd:
                 continue
             self._seq_now = event.seq
-            self.replaying = event.seq <= self._replay_until
+            self.replaying = self.quiet or event.seq <= self._replay_until
             self.loop.set_time(event.ts)
             self._apply(event)
             self.loop.run_until_idle()
@@ -187,6 +215,13 @@ class WorkflowInstance:
                 handle = self._timers.pop(a["step"], None)
                 if handle is not None:
                     self.loop.fire(handle)
+            case EventType.SIGNAL_RECEIVED:
+                self._deliver(Signal(a["name"], a.get("payload"), event.seq))
+            case EventType.WORKFLOW_CANCEL_REQUESTED:
+                self.cancel_requested = True
+                self._cancel_reason = str(a.get("reason") or "")
+                if self._main is not None and not self._main.done():
+                    self._main.cancel(self._cancel_reason or "cancel requested")
             case EventType.WORKFLOW_TERMINATED:
                 self.closed = True
                 self.teardown()
@@ -206,7 +241,9 @@ class WorkflowInstance:
         if self._nd or self.closed:
             return
         if task.cancelled():
-            self._close(EventType.WORKFLOW_CANCELED, {})
+            reason = self._cancel_reason or "the workflow was cancelled"
+            failure = failure_to_dict(CancelledFailure(reason))
+            self._close(EventType.WORKFLOW_CANCELED, {"failure": failure})
             return
         exc = task.exception()
         if exc is None:
@@ -232,11 +269,22 @@ class WorkflowInstance:
     # -- commands -----------------------------------------------------------------
 
     def next_step(self) -> int:
+        self.refuse_in_query("schedule a step")
         self._step += 1
         return self._step
 
+    def refuse_in_query(self, what: str) -> None:
+        """Raise if a query handler is running: queries read state, never change it."""
+        if self._querying is not None:
+            raise InvalidArgument(
+                f"query handler {self._querying!r} tried to {what}; a query must not"
+                " schedule work or change the workflow's state",
+                workflow_id=self.info.workflow_id,
+            )
+
     def _command(self, event_type: EventType, attrs: dict[str, Any]) -> bool:
         """Record a command; return True if it is new (not a replay of history)."""
+        self.refuse_in_query(f"issue {event_type}")
         if self._nd is not None:
             raise self._nd
         key = _key(event_type, attrs)
@@ -294,6 +342,60 @@ class WorkflowInstance:
     def cancel_timer(self, handle: DurableTimerHandle) -> None:
         if self._timers.pop(handle.step, None) is not None and not self.closed:
             self._command(EventType.TIMER_CANCELED, {"step": handle.step})
+
+    # -- signals ------------------------------------------------------------------
+
+    def _deliver(self, signal: Signal) -> None:
+        """Hand a signal to the oldest wait for its name, or buffer it."""
+        self._signal_waits = [w for w in self._signal_waits if not w[1].done()]
+        for i, (names, future) in enumerate(self._signal_waits):
+            if signal.name in names:
+                del self._signal_waits[i]
+                future.set_result(signal)
+                return
+        self._signals.setdefault(signal.name, deque()).append((signal.seq, signal.payload))
+
+    def wait_signal(self, names: Sequence[str]) -> asyncio.Future[Signal]:
+        """A future for the next signal of any of ``names``: the earliest buffered one,
+        or the next to arrive."""
+        future: asyncio.Future[Signal] = self.loop.create_future()
+        buffered = [(q[0][0], n) for n in names if (q := self._signals.get(n))]
+        if buffered:
+            _, name = min(buffered)
+            seq, payload = self._signals[name].popleft()
+            future.set_result(Signal(name, payload, seq))
+        else:
+            self._signal_waits.append((tuple(names), future))
+        return future
+
+    def return_signal(self, signal: Signal) -> None:
+        """Put back a signal whose waiter was cancelled before it could take it."""
+        self._signals.setdefault(signal.name, deque()).appendleft((signal.seq, signal.payload))
+
+    # -- queries ------------------------------------------------------------------
+
+    def set_query_handler(self, name: str, handler: Callable[..., Any]) -> None:
+        self._queries[name] = handler
+
+    def query(self, name: str, args: Sequence[Any]) -> Any:
+        """Call the query handler ``name`` on the current state; return its plain result."""
+        handler = self._queries.get(name)
+        if handler is None:
+            known = ", ".join(sorted(self._queries)) or "none"
+            raise InvalidArgument(
+                f"workflow {self.info.workflow_type} has no query {name!r} (known: {known})",
+                workflow_id=self.info.workflow_id,
+            )
+        self._querying = name
+        try:
+            value = handler(*args)
+        finally:
+            self._querying = None
+        if inspect.isawaitable(value):
+            if inspect.iscoroutine(value):
+                value.close()
+            raise InvalidArgument(f"query handler {name!r} must be a plain function, not async")
+        return self.codec.plain(value, what=f"result of query {name!r}")
 
     # -- teardown -----------------------------------------------------------------
 

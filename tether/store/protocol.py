@@ -12,19 +12,24 @@ nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
 from ..history import Event, EventType
+from .usage import UsageRecord, UsageRow
 
 __all__ = [
     "ActivityOutcome",
     "ActivityTask",
+    "ClaimLimit",
     "CommitResult",
+    "NamespaceRecord",
+    "NamespaceStats",
     "NewActivity",
     "NewRun",
+    "QueueBacklog",
     "RunClose",
     "RunPage",
     "RunRecord",
@@ -189,6 +194,59 @@ class SchemaStatus:
     latest: int
 
 
+@dataclass(frozen=True, slots=True)
+class NamespaceRecord:
+    """A namespace and its settings, as stored (``tether.tenancy`` validates them)."""
+
+    name: str
+    created_at: float
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueBacklog:
+    """The tasks of one task queue of a namespace, now."""
+
+    task_queue: str
+    workflow_ready: int  # workflow tasks waiting for a worker
+    activity_ready: int  # activity attempts waiting for a worker
+    leased: int  # tasks held by a worker (lease not expired)
+    delayed: int  # timers and retries waiting for their time
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceStats:
+    namespace: str
+    runs: dict[str, int]  # by status
+    queues: list[QueueBacklog]
+    # How often work was held back by a rate limit or a concurrency cap, by kind
+    # ("start", "workflow", "activity"), since the namespace was created.
+    limit_waits: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimLimit:
+    """How much one namespace may take in one claim.
+
+    ``share`` bounds this claim for the namespace (the caller's fair share); after
+    every namespace had its share, what is left of the claim's total goes, in order,
+    to namespaces that used all of theirs. ``max_leased`` caps the tasks of the kind
+    leased at once in the namespace, by every worker together; ``rate`` bounds
+    dispatches per second in the namespace and ``queue_rates`` in one of its task
+    queues (token buckets holding one second of tokens).
+    """
+
+    namespace: str
+    share: int
+    max_leased: int | None = None
+    rate: float | None = None
+    queue_rates: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def limited(self) -> bool:
+        return self.max_leased is not None or self.rate is not None or bool(self.queue_rates)
+
+
 class Store(Protocol):
     """Durable state of every namespace: runs, histories, tasks and timers."""
 
@@ -245,6 +303,32 @@ class Store(Protocol):
     ) -> RunRecord:
         """Close an open run at once, recording who and why; drop its pending work."""
 
+    # -- signals and cancellation -------------------------------------------------------
+
+    async def signal_run(self, namespace: str, run_id: str, name: str, payload: Any) -> int:
+        """Append ``SignalReceived {name, payload}`` to an open run and ask for a workflow
+        task (as an activity's completion does); return the event's seq.
+
+        Raises WorkflowNotFound if the namespace has no such run, InvalidArgument if
+        the run is closed; nothing is changed then.
+        """
+
+    async def signal_with_start(self, run: NewRun, name: str, payload: Any) -> RunRecord:
+        """Signal the open run of ``run.workflow_id``, or start ``run`` and signal it
+        (``WorkflowStarted`` then ``SignalReceived``) if no open run has the id: one
+        atomic operation. Returns the run signalled; its ``run_id`` is ``run.run_id``
+        exactly when it was started here.
+        """
+
+    async def request_cancel(
+        self, namespace: str, run_id: str, *, reason: str, identity: str
+    ) -> RunRecord:
+        """Append ``WorkflowCancelRequested`` to an open run and ask for a workflow task.
+
+        The run's activities scheduled so far are marked: their heartbeats answer
+        that they should stop. Errors as for :meth:`signal_run`.
+        """
+
     # -- workflow tasks ---------------------------------------------------------------
 
     async def claim_workflow_tasks(
@@ -274,8 +358,11 @@ class Store(Protocol):
         lease: float,
     ) -> list[ActivityTask]: ...
 
-    async def heartbeat_activity(self, task: ActivityTask, details: Any, lease: float) -> None:
-        """Extend the lease and keep ``details`` for the next attempt."""
+    async def heartbeat_activity(self, task: ActivityTask, details: Any, lease: float) -> bool:
+        """Extend the lease and keep ``details`` for the next attempt.
+
+        Returns True when the attempt should stop: its run was asked to cancel.
+        """
 
     async def extend_leases(self, tasks: Sequence[ActivityTask], lease: float) -> list[int]:
         """Extend the leases of running attempts; return the ids of those lost."""
@@ -341,3 +428,74 @@ class Store(Protocol):
         Work announced after the call began (after the waiting task first ran) must
         wake it: callers start waiting, then look for work, then await the wait.
         """
+
+    # -- tenancy: namespaces, retention, deletion, limits (tether/tenancy) ---------------
+
+    async def create_namespace(self, namespace: str, settings: dict[str, Any]) -> NamespaceRecord:
+        """Create a namespace; raises NamespaceAlreadyExists if it exists."""
+
+    async def get_namespace(self, namespace: str) -> NamespaceRecord:
+        """The namespace; raises NamespaceNotFound."""
+
+    async def update_namespace(self, namespace: str, settings: dict[str, Any]) -> NamespaceRecord:
+        """Replace a namespace's settings; raises NamespaceNotFound."""
+
+    async def list_namespace_records(self) -> list[NamespaceRecord]: ...
+
+    async def delete_namespace(self, namespace: str) -> None:
+        """Remove the namespace and every record of it (runs, histories, payloads, tasks,
+        timers, settings, and rows of any table that names the namespace), overwriting
+        the freed space where the store can; raises NamespaceNotFound."""
+
+    async def delete_run(self, namespace: str, run_id: str) -> None:
+        """Remove one run and every record of it, open or closed; raises WorkflowNotFound."""
+
+    async def purge_closed_runs(self, namespace: str, closed_before: float, limit: int) -> int:
+        """Remove at most ``limit`` runs closed before ``closed_before``; return how many."""
+
+    async def namespace_stats(self, namespace: str) -> NamespaceStats:
+        """Counts of runs by status and task backlog per queue; raises NamespaceNotFound."""
+
+    async def reserve_start(
+        self, namespace: str, task_queue: str, rate: float | None, queue_rate: float | None
+    ) -> float:
+        """Reserve a start under the namespace's start rate and the queue's (per second);
+        return how many seconds the caller must wait before starting."""
+
+    async def claim_workflow_tasks_fair(
+        self,
+        owner: str,
+        limits: Sequence[ClaimLimit],
+        queues: Sequence[str],
+        total: int,
+        lease: float,
+    ) -> list[WorkflowTask]:
+        """Claim up to ``total`` workflow tasks of the namespaces in ``limits``, honouring
+        each one's share, cap and rates (see :class:`ClaimLimit`), in the order given."""
+
+    async def claim_activity_tasks_fair(
+        self,
+        owner: str,
+        limits: Sequence[ClaimLimit],
+        queues: Sequence[str],
+        total: int,
+        lease: float,
+    ) -> list[ActivityTask]:
+        """As :meth:`claim_workflow_tasks_fair`, for activity attempts."""
+
+    # -- LLM usage ledger (see usage.py) -----------------------------------------------
+
+    async def record_usage(self, record: UsageRecord) -> bool:
+        """Add one model call to the ledger; False, changing nothing, if a row with its
+        key ``(namespace, run_id, step, attempt, call)`` is there already."""
+
+    async def usage_report(
+        self,
+        namespace: str | None,
+        *,
+        group_by: Sequence[str] = (),
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[UsageRow]:
+        """Sums of the ledger over ``[since, until)``, one row per group (see
+        ``usage.USAGE_GROUPS``); ``namespace=None`` covers every namespace."""

@@ -16,6 +16,8 @@ from ..definitions import ActivityDefinition
 from ..errors import (
     ActivityError,
     ApplicationError,
+    CancelledFailure,
+    Failure,
     InvalidArgument,
     TimeoutFailure,
     UnknownActivityType,
@@ -43,6 +45,11 @@ class Attempt:
     task: ActivityTask
     options: ActivityOptions
     info: ActivityInfo
+    # True while the activity's own code runs.
+    running: bool = False
+    # Set (by the worker, which then cancels the attempt's task) when the run asked its
+    # activities to stop: the cancellation becomes a final, non-retryable failure.
+    stopping: bool = False
 
 
 def _deadline(task: ActivityTask, options: ActivityOptions) -> float | None:
@@ -59,10 +66,17 @@ def judge(attempt: Attempt, exc: BaseException) -> Verdict:
     """Retry per the policy, or fail for good with the error as the cause."""
     task, options = attempt.task, attempt.options
     timed_out = isinstance(exc, TimeoutFailure)
-    non_retryable = isinstance(exc, ApplicationError | InvalidArgument) and (
-        not isinstance(exc, ApplicationError) or exc.non_retryable
+    non_retryable = (
+        isinstance(exc, CancelledFailure | InvalidArgument)
+        # ApplicationError, ModelError and BudgetExceeded say so themselves.
+        or (isinstance(exc, Failure) and getattr(exc, "non_retryable", False) is True)
     )
     delay = options.retry.delay(task.attempt)
+    # A failure that knows when to try again (a model provider's 429 with Retry-After)
+    # sets that time: still a durable wait that holds no worker slot.
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(exc, Failure) and isinstance(retry_after, int | float) and retry_after >= 0:
+        delay = float(retry_after)
     deadline = _deadline(task, options)
     out_of_time = deadline is not None and time.time() + delay >= deadline
     if options.retry.gives_up(task.attempt, _error_type(exc), non_retryable) or out_of_time:
@@ -114,11 +128,25 @@ async def run_attempt(
         # Each attempt runs in its own asyncio task, so this binding ends with it.
         bind(attempt.info)
         work = _call(definition, args, threads)
-        result = await _supervise(work, timeout, options.heartbeat, attempt.info)
+        attempt.running = True
+        try:
+            result = await _supervise(work, timeout, options.heartbeat, attempt.info)
+        finally:
+            attempt.running = False
         plain = codec.plain(result, what=f"result of activity {task.name}")
         return Verdict(ActivityOutcome(EventType.ACTIVITY_COMPLETED, result=plain))
     except asyncio.CancelledError:
-        raise
+        if not attempt.stopping:
+            raise
+        current = asyncio.current_task()
+        if current is not None:
+            current.uncancel()
+        stopped = CancelledFailure(
+            "the activity was stopped: its run was asked to cancel",
+            activity=task.name,
+            step=task.step,
+        )
+        return judge(attempt, stopped)
     except BaseException as exc:
         return judge(attempt, exc)
 

@@ -1,4 +1,9 @@
-"""Sending an attempt's heartbeats to the store: in order, coalesced, flushed at the end."""
+"""Sending an attempt's heartbeats to the store: in order, coalesced, flushed at the end.
+
+A heartbeat's answer also says whether the attempt's run was asked to cancel; the
+attempt is then stopped (``on_cancel``). Attempts that never heartbeat are not
+stopped early: cancellation reaches an activity through its heartbeats, as in Temporal.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +36,8 @@ class Heartbeats:
         self._pending: Any = _NOTHING
         self._sender: asyncio.Task[None] | None = None
         self.on_lost: Callable[[], None] = lambda: None
+        # Called when the store answers that the attempt's run was asked to cancel.
+        self.on_cancel: Callable[[], None] = lambda: None
 
     def push(self, details: Any) -> None:
         self._pending = details
@@ -47,7 +54,8 @@ class Heartbeats:
         while self._pending is not _NOTHING:
             details, self._pending = self._pending, _NOTHING
             try:
-                await self._store.heartbeat_activity(self._task, details, self._lease)
+                if await self._store.heartbeat_activity(self._task, details, self._lease):
+                    self.on_cancel()
             except LeaseLost:
                 self.on_lost()
                 return

@@ -39,6 +39,7 @@ from ..store import (
     WorkflowTask,
     outcome_events,
 )
+from ..tenancy import RetentionSweeper, Scheduler
 from .activities import Attempt, Verdict, run_attempt
 from .activity_context import ActivityInfo
 from .cache import StickyCache
@@ -74,6 +75,8 @@ class Worker:
         activity_lease: float = 30.0,
         stuck_retry: float = 10.0,
         activity_threads: int = 32,
+        fair: bool = True,
+        retention_sweep: float | None = 60.0,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -99,6 +102,14 @@ class Worker:
         self._stopping = False
         self._main: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
+        # Tenancy: fair claims across namespaces, their limits, and retention.
+        self.scheduler = Scheduler(
+            store, self.namespaces, self.task_queues, self.identity, fair=fair
+        )
+        self.sweeper = (
+            RetentionSweeper(self.scheduler, interval=retention_sweep) if retention_sweep else None
+        )
+        self._sweeping: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -108,6 +119,8 @@ class Worker:
             self._stopping = False
             self._main = asyncio.create_task(self._poll(), name="tether-worker-poll")
             self._renewer = asyncio.create_task(self._renew_leases(), name="tether-worker-lease")
+            if self.sweeper is not None:
+                self._sweeping = asyncio.create_task(self.sweeper.run(), name="tether-retention")
 
     async def run(self) -> None:
         """Serve until :meth:`stop` is called or the task is cancelled."""
@@ -121,12 +134,12 @@ class Worker:
         back what is still running so another worker takes it at once."""
         self._stopping = True
         self._slot_freed.set()
-        for loop_task in (self._main, self._renewer):
+        for loop_task in (self._main, self._renewer, self._sweeping):
             if loop_task is not None:
                 loop_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await loop_task
-        self._main = self._renewer = None
+        self._main = self._renewer = self._sweeping = None
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace)
         unfinished = list(self._running_activities.values())
@@ -190,17 +203,13 @@ class Worker:
         claimed = 0
         free = self.max_workflow_tasks - self._workflow_slots
         if free > 0:
-            for wtask in await self.store.claim_workflow_tasks(
-                self.identity, self.namespaces, self.task_queues, free, self.workflow_lease
-            ):
+            for wtask in await self.scheduler.claim_workflow_tasks(free, self.workflow_lease):
                 claimed += 1
                 self._workflow_slots += 1
                 self._spawn(self._workflow_chain(wtask))
         free = self.max_activities - self._activity_slots
         if free > 0:
-            for atask in await self.store.claim_activity_tasks(
-                self.identity, self.namespaces, self.task_queues, free, self.activity_lease
-            ):
+            for atask in await self.scheduler.claim_activity_tasks(free, self.activity_lease):
                 claimed += 1
                 self._start_activity(atask)
         return claimed
@@ -271,7 +280,7 @@ class Worker:
             await self._give_back(task, str(activation.nondeterminism))
             return None
         self.cache.put(task.run_id, instance)
-        commit = self._commit_for(activation)
+        commit = self._commit_for(activation, task.namespace)
         try:
             result = await self.store.complete_workflow_task(task, commit, self.workflow_lease)
         except (LeaseLost, StoreUnavailable) as exc:
@@ -299,7 +308,7 @@ class Worker:
             local = sum(1 for act in commit.activities if act.task_queue in commit.local_queues)
             self._activity_slots -= local - used
 
-    def _commit_for(self, activation: Activation) -> WorkflowCommit:
+    def _commit_for(self, activation: Activation, namespace: str) -> WorkflowCommit:
         commit = WorkflowCommit(events=[])
         for command in activation.commands:
             a = command.attrs
@@ -319,6 +328,8 @@ class Worker:
                         _CLOSE_STATUS[command.type], a.get("result"), a.get("failure")
                     )
         local = sum(1 for act in commit.activities if act.task_queue in self.task_queues)
+        if not self.scheduler.local_activities(namespace):
+            local = 0  # a cap or rate of the namespace must count them in a claim
         if local and self._activity_slots + local <= self.max_activities and not self._stopping:
             # Reserve the slots now; any the store does not lease to us are handed back.
             self._activity_slots += local
@@ -357,6 +368,7 @@ class Worker:
             attempt = Attempt(task, options, info)
             beats = Heartbeats(self.store, task, options.heartbeat or self.activity_lease)
             beats.on_lost = lambda: self._cancel_activity(task.task_id)
+            beats.on_cancel = lambda: self._stop_activity(attempt)
             verdict = await run_attempt(
                 attempt,
                 self.registry.activities.get(task.name),
@@ -390,6 +402,7 @@ class Worker:
             or instance.synced_seq is None
             or task.run_id in self._busy
             or self._stopping
+            or not self.scheduler.local_workflow_tasks(task.namespace)
         ):
             return False
         with self._driving(task.run_id):
@@ -402,7 +415,7 @@ class Worker:
             if activation.nondeterminism is not None:
                 self.cache.evict(task.run_id)
                 return False
-            commit = self._commit_for(activation)
+            commit = self._commit_for(activation, task.namespace)
             try:
                 result = await self.store.advance_after_activity(
                     task,
@@ -431,6 +444,7 @@ class Worker:
             )
             return None
         claim = not self._stopping and self._workflow_slots < self.max_workflow_tasks
+        claim = claim and self.scheduler.local_workflow_tasks(task.namespace)
         return await self.store.finish_activity(
             task,
             verdict.outcome,
@@ -438,6 +452,12 @@ class Worker:
             local_queues=self.task_queues,
             lease=self.workflow_lease,
         )
+
+    def _stop_activity(self, attempt: Attempt) -> None:
+        """The attempt's run was asked to cancel: stop its code; it fails for good."""
+        if attempt.running and not attempt.stopping:
+            attempt.stopping = True
+            self._cancel_activity(attempt.task.task_id)
 
     def _cancel_activity(self, task_id: int) -> None:
         entry = self._running_activities.get(task_id)

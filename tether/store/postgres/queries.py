@@ -1,7 +1,7 @@
 """The named queries of the PostgreSQL store: every statement it sends.
 
 Each write is one statement, so one round trip and one transaction; the larger writes
-call the functions that the migrations define (``migrations/0001_core.sql``). Errors
+call the functions that the migrations define (``migrations/*.sql``). Errors
 raised by those functions carry SQLSTATE ``TT001`` (lease lost), ``TT002`` (run not
 found) or ``TT003`` (run already closed).
 """
@@ -25,8 +25,11 @@ __all__ = [
     "READ_HISTORY",
     "RELEASE_ACTIVITY",
     "RELEASE_WORKFLOW_TASK",
+    "REQUEST_CANCEL",
     "RETRY_ACTIVITY",
     "RUN_COLUMNS",
+    "SIGNAL_RUN",
+    "SIGNAL_WITH_START",
     "START_RUN",
     "TERMINATE_RUN",
     "list_runs",
@@ -110,6 +113,16 @@ TERMINATE_RUN = f"""
 SELECT {RUN_COLUMNS} FROM tether.terminate_run($1, $2, $3, $4) r
 """
 
+# -- signals and cancellation (migrations/0002_signals_cancel.sql) ---------------------
+
+SIGNAL_RUN = "SELECT tether.signal_run($1, $2, $3, $4)"
+
+SIGNAL_WITH_START = "SELECT tether.signal_with_start($1, $2, $3, $4, $5, $6, $7, $8)"
+
+REQUEST_CANCEL = f"""
+SELECT {RUN_COLUMNS} FROM tether.request_cancel($1, $2, $3, $4) r
+"""
+
 # -- workflow tasks -------------------------------------------------------------------
 
 CLAIM_WORKFLOW_TASKS = """
@@ -162,7 +175,7 @@ HEARTBEAT_ACTIVITY = """
 UPDATE tether.tasks SET heartbeat = $4::json, visible_at = tether.epoch() + $5
 WHERE id = $1 AND namespace = $2 AND kind = 'activity' AND token = $3 AND owner IS NOT NULL
   AND visible_at > tether.epoch()
-RETURNING id
+RETURNING cancel_requested
 """
 
 EXTEND_LEASES = """

@@ -34,6 +34,7 @@ import orjson
 from ...errors import (
     InvalidArgument,
     LeaseLost,
+    NamespaceAlreadyExists,
     NamespaceNotFound,
     StoreUnavailable,
     TetherError,
@@ -44,8 +45,12 @@ from ...history import Event
 from ..protocol import (
     ActivityOutcome,
     ActivityTask,
+    ClaimLimit,
     CommitResult,
+    NamespaceRecord,
+    NamespaceStats,
     NewRun,
+    QueueBacklog,
     RunPage,
     RunRecord,
     RunStatus,
@@ -54,7 +59,10 @@ from ..protocol import (
     WorkflowTask,
     outcome_events,
 )
+from ..usage import UsageRecord, UsageRow
+from . import namespaces as nq
 from . import queries as q
+from . import usage
 from .listener import Listener
 from .migrate import current_version, latest_version
 from .migrate import migrate as apply_migrations
@@ -63,8 +71,14 @@ __all__ = ["PostgresStore"]
 
 T = TypeVar("T")
 Conn: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
-_CONNECTION_ERRORS = (OSError, asyncpg.InterfaceError, TimeoutError)
+# InternalClientError: a pooled connection the server ended while it sat idle (a fast
+# shutdown or restart) raises it on next use; the pool then replaces the connection.
+_CONNECTION_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError)
 _RETRIES = 3  # for deadlocks and serialization failures, which roll back cleanly
+
+
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    return None
 
 
 def _dumps(value: Any) -> str:
@@ -264,6 +278,9 @@ class PostgresStore:
                 max_size=self.pool_size,
                 timeout=self.connect_timeout,
                 command_timeout=self.command_timeout,
+                # Pooled connections keep no session state (no LISTEN, no advisory
+                # locks, no SET): skip asyncpg's reset query, a round trip per release.
+                reset=_no_reset,
             )
             self._listener = Listener(
                 self._connect,
@@ -426,6 +443,62 @@ class PostgresStore:
         assert row is not None
         return _run_record(row)
 
+    # -- signals and cancellation -------------------------------------------------------
+
+    def _refused_input(
+        self, namespace: str, run_id: str
+    ) -> Callable[[asyncpg.PostgresError], TetherError | None]:
+        def refused(exc: asyncpg.PostgresError) -> TetherError | None:
+            if exc.sqlstate == q.RUN_NOT_FOUND:
+                return WorkflowNotFound(namespace=namespace, run_id=run_id)
+            if exc.sqlstate == q.RUN_CLOSED:
+                return InvalidArgument(exc.message, namespace=namespace, run_id=run_id)
+            return None
+
+        return refused
+
+    async def signal_run(self, namespace: str, run_id: str, name: str, payload: Any) -> int:
+        signal = _dumps({"name": name, "payload": payload})
+        action = f"signal {name!r} to"
+        seq = await self._call(
+            lambda c: c.fetchval(q.SIGNAL_RUN, namespace, run_id, signal, action),
+            self._refused_input(namespace, run_id),
+        )
+        return int(seq)
+
+    async def signal_with_start(self, run: NewRun, name: str, payload: Any) -> RunRecord:
+        def refused(exc: asyncpg.PostgresError) -> TetherError | None:
+            if isinstance(exc, asyncpg.ForeignKeyViolationError):
+                return NamespaceNotFound(namespace=run.namespace)
+            return self._refused_input(run.namespace, run.run_id)(exc)
+
+        signal = _dumps({"name": name, "payload": payload})
+        run_id = await self._call(
+            lambda c: c.fetchval(
+                q.SIGNAL_WITH_START,
+                run.namespace,
+                run.run_id,
+                run.workflow_id,
+                run.workflow_type,
+                run.task_queue,
+                _dumps(run.started),
+                signal,
+                f"signal {name!r} to",
+            ),
+            refused,
+        )
+        return await self.get_run(run.namespace, "", run_id)
+
+    async def request_cancel(
+        self, namespace: str, run_id: str, *, reason: str, identity: str
+    ) -> RunRecord:
+        row = await self._call(
+            lambda c: c.fetchrow(q.REQUEST_CANCEL, namespace, run_id, reason, identity),
+            self._refused_input(namespace, run_id),
+        )
+        assert row is not None
+        return _run_record(row)
+
     # -- workflow tasks -----------------------------------------------------------------
 
     async def claim_workflow_tasks(
@@ -500,7 +573,7 @@ class PostgresStore:
             for r in rows
         ]
 
-    async def heartbeat_activity(self, task: ActivityTask, details: Any, lease: float) -> None:
+    async def heartbeat_activity(self, task: ActivityTask, details: Any, lease: float) -> bool:
         row = await self._fetchrow(
             q.HEARTBEAT_ACTIVITY,
             task.task_id,
@@ -511,6 +584,7 @@ class PostgresStore:
         )
         if row is None:
             raise LeaseLost(task_id=task.task_id)
+        return bool(row[0])
 
     async def extend_leases(self, tasks: Sequence[ActivityTask], lease: float) -> list[int]:
         if not tasks:
@@ -666,3 +740,154 @@ class PostgresStore:
             for future in waiters:
                 if not future.done():
                     future.set_result(None)
+
+    # -- tenancy (namespaces.py, migrations/0004_tenancy.sql) ---------------------------
+
+    async def create_namespace(self, namespace: str, settings: dict[str, Any]) -> NamespaceRecord:
+        row = await self._fetchrow(nq.CREATE_NAMESPACE, namespace, _dumps(settings))
+        if row is None:
+            raise NamespaceAlreadyExists(namespace=namespace)
+        return _namespace_record(row)
+
+    async def get_namespace(self, namespace: str) -> NamespaceRecord:
+        row = await self._fetchrow(nq.GET_NAMESPACE, namespace)
+        if row is None:
+            raise NamespaceNotFound(namespace=namespace)
+        return _namespace_record(row)
+
+    async def update_namespace(self, namespace: str, settings: dict[str, Any]) -> NamespaceRecord:
+        row = await self._fetchrow(nq.UPDATE_NAMESPACE, namespace, _dumps(settings))
+        if row is None:
+            raise NamespaceNotFound(namespace=namespace)
+        return _namespace_record(row)
+
+    async def list_namespace_records(self) -> list[NamespaceRecord]:
+        return [_namespace_record(r) for r in await self._fetch(nq.LIST_NAMESPACE_RECORDS)]
+
+    async def delete_namespace(self, namespace: str) -> None:
+        if not await self._call(lambda c: c.fetchval(nq.DELETE_NAMESPACE, namespace)):
+            raise NamespaceNotFound(namespace=namespace)
+
+    async def delete_run(self, namespace: str, run_id: str) -> None:
+        if not await self._call(lambda c: c.fetchval(nq.DELETE_RUN, namespace, run_id)):
+            raise WorkflowNotFound(namespace=namespace, run_id=run_id)
+
+    async def purge_closed_runs(self, namespace: str, closed_before: float, limit: int) -> int:
+        purged = await self._call(
+            lambda c: c.fetchval(nq.PURGE_CLOSED_RUNS, namespace, float(closed_before), limit)
+        )
+        return int(purged)
+
+    async def namespace_stats(self, namespace: str) -> NamespaceStats:
+        async def read(conn: Conn) -> NamespaceStats:
+            if await conn.fetchrow(nq.GET_NAMESPACE, namespace) is None:
+                raise NamespaceNotFound(namespace=namespace)
+            runs = await conn.fetch(nq.RUNS_BY_STATUS, namespace)
+            queues = await conn.fetch(nq.QUEUE_BACKLOG, namespace)
+            waits = await conn.fetch(nq.LIMIT_WAITS, namespace)
+            return NamespaceStats(
+                namespace,
+                {r[0]: r[1] for r in runs},
+                [QueueBacklog(*r) for r in queues],
+                {r[0]: r[1] for r in waits},
+            )
+
+        return await self._call(read)
+
+    async def reserve_start(
+        self, namespace: str, task_queue: str, rate: float | None, queue_rate: float | None
+    ) -> float:
+        delay = await self._call(
+            lambda c: c.fetchval(nq.RESERVE_START, namespace, task_queue, rate, queue_rate)
+        )
+        return float(delay)
+
+    async def _claim_fair(
+        self,
+        kind: str,
+        owner: str,
+        limits: Sequence[ClaimLimit],
+        queues: Sequence[str],
+        total: int,
+        lease: float,
+    ) -> list[asyncpg.Record]:
+        rated = [(lim.namespace, q_, r) for lim in limits for q_, r in lim.queue_rates.items()]
+        return await self._fetch(
+            nq.CLAIM_FAIR,
+            kind,
+            owner,
+            list(queues),
+            float(lease),
+            total,
+            [lim.namespace for lim in limits],
+            [lim.share for lim in limits],
+            [lim.max_leased for lim in limits],
+            [lim.rate for lim in limits],
+            [n for n, _, _ in rated],
+            [q_ for _, q_, _ in rated],
+            [float(r) for _, _, r in rated],
+        )
+
+    async def claim_workflow_tasks_fair(
+        self,
+        owner: str,
+        limits: Sequence[ClaimLimit],
+        queues: Sequence[str],
+        total: int,
+        lease: float,
+    ) -> list[WorkflowTask]:
+        rows = await self._claim_fair("workflow", owner, limits, queues, total, lease)
+        return [WorkflowTask(*row[:7]) for row in rows]
+
+    async def claim_activity_tasks_fair(
+        self,
+        owner: str,
+        limits: Sequence[ClaimLimit],
+        queues: Sequence[str],
+        total: int,
+        lease: float,
+    ) -> list[ActivityTask]:
+        rows = await self._claim_fair("activity", owner, limits, queues, total, lease)
+        return [
+            ActivityTask(
+                task_id=r["id"],
+                namespace=r["namespace"],
+                run_id=r["run_id"],
+                workflow_id=r["workflow_id"],
+                step=r["step"],
+                name=r["name"],
+                task_queue=r["task_queue"],
+                args=orjson.loads(r["args"]),
+                options=orjson.loads(r["options"]),
+                attempt=r["attempt"],
+                scheduled_at=r["scheduled_at"],
+                token=r["token"],
+                heartbeat_details=_loads(r["heartbeat"]),
+                last_failure=_loads(r["last_failure"]),
+                previous_lost=r["lost"],
+            )
+            for r in rows
+        ]
+
+    # -- LLM usage ledger ---------------------------------------------------------------
+
+    async def record_usage(self, record: UsageRecord) -> bool:
+        args = usage.record_args(record)
+        inserted = await self._call(lambda c: c.fetchval(usage.RECORD_USAGE, *args))
+        return inserted is not None
+
+    async def usage_report(
+        self,
+        namespace: str | None,
+        *,
+        group_by: Sequence[str] = (),
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[UsageRow]:
+        sql, groups, params = usage.report_query(namespace, group_by, since, until)
+        rows = await self._fetch(sql, *params)
+        return [r for r in (usage.usage_row(groups, row) for row in rows) if r is not None]
+
+
+def _namespace_record(row: asyncpg.Record) -> NamespaceRecord:
+    return NamespaceRecord(row[0], row[1], orjson.loads(row[2]))

@@ -36,7 +36,10 @@ from ...history import Event
 from ..protocol import (
     ActivityOutcome,
     ActivityTask,
+    ClaimLimit,
     CommitResult,
+    NamespaceRecord,
+    NamespaceStats,
     NewRun,
     RunPage,
     RunRecord,
@@ -45,7 +48,9 @@ from ..protocol import (
     WorkflowCommit,
     WorkflowTask,
 )
-from . import ops
+from ..usage import UsageRecord, UsageRow
+from . import namespaces as nsops
+from . import ops, usage
 from .writer import Noted, Writer
 
 __all__ = ["SqliteStore"]
@@ -176,8 +181,12 @@ class SqliteStore:
         if self.path.exists():
             # Look before touching: switching to WAL rewrites the header, and a file
             # that is not ours must be left exactly as it was.
-            probe = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30.0)
+            probe = sqlite3.connect(
+                f"file:{self.path}?mode=ro", uri=True, timeout=30.0, isolation_level=None
+            )
             try:
+                # One read transaction: another process may be migrating the file.
+                probe.execute("BEGIN")
                 self._check(probe, latest)
             finally:
                 probe.close()
@@ -353,6 +362,33 @@ class SqliteStore:
         await self._write(op)
         return await self.get_run(namespace, "", run_id)
 
+    # -- signals and cancellation -------------------------------------------------------
+
+    async def signal_run(self, namespace: str, run_id: str, name: str, payload: Any) -> int:
+        def op(conn: sqlite3.Connection) -> int | Noted[int]:
+            seq, notes = ops.signal_run(conn, namespace, run_id, name, payload, time.time())
+            return Noted(seq, notes)
+
+        return await self._write(op)
+
+    async def signal_with_start(self, run: NewRun, name: str, payload: Any) -> RunRecord:
+        def op(conn: sqlite3.Connection) -> str | Noted[str]:
+            run_id, notes = ops.signal_with_start(conn, run, name, payload, time.time())
+            return Noted(run_id, notes)
+
+        run_id = await self._write(op)
+        return await self.get_run(run.namespace, "", run_id)
+
+    async def request_cancel(
+        self, namespace: str, run_id: str, *, reason: str, identity: str
+    ) -> RunRecord:
+        def op(conn: sqlite3.Connection) -> Noted[None] | None:
+            notes = ops.request_cancel(conn, namespace, run_id, reason, identity, time.time())
+            return Noted(None, notes)
+
+        await self._write(op)
+        return await self.get_run(namespace, "", run_id)
+
     # -- workflow tasks -----------------------------------------------------------------
 
     async def claim_workflow_tasks(
@@ -391,8 +427,10 @@ class SqliteStore:
             )
         )
 
-    async def heartbeat_activity(self, task: ActivityTask, details: Any, lease: float) -> None:
-        await self._write(lambda c: ops.heartbeat_activity(c, task, details, lease, time.time()))
+    async def heartbeat_activity(self, task: ActivityTask, details: Any, lease: float) -> bool:
+        return await self._write(
+            lambda c: ops.heartbeat_activity(c, task, details, lease, time.time())
+        )
 
     async def extend_leases(self, tasks: Sequence[ActivityTask], lease: float) -> list[int]:
         return await self._write(lambda c: ops.extend_leases(c, tasks, lease, time.time()))
@@ -518,3 +556,111 @@ class SqliteStore:
         for future in self._work_waiters:
             if not future.done():
                 future.set_result(None)
+
+    # -- LLM usage ledger ---------------------------------------------------------------
+
+    async def record_usage(self, record: UsageRecord) -> bool:
+        return await self._write(lambda c: usage.record_usage(c, record))
+
+    async def usage_report(
+        self,
+        namespace: str | None,
+        *,
+        group_by: Sequence[str] = (),
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[UsageRow]:
+        return await self._read(lambda c: usage.usage_report(c, namespace, group_by, since, until))
+
+    # -- tenancy (namespaces.py) --------------------------------------------------------
+
+    async def create_namespace(self, namespace: str, settings: dict[str, Any]) -> NamespaceRecord:
+        now = time.time()
+        return await self._write(lambda c: nsops.create_namespace(c, namespace, settings, now))
+
+    async def get_namespace(self, namespace: str) -> NamespaceRecord:
+        return await self._read(lambda c: nsops.get_namespace(c, namespace))
+
+    async def update_namespace(self, namespace: str, settings: dict[str, Any]) -> NamespaceRecord:
+        return await self._write(lambda c: nsops.update_namespace(c, namespace, settings))
+
+    async def list_namespace_records(self) -> list[NamespaceRecord]:
+        return await self._read(nsops.list_namespace_records)
+
+    async def delete_namespace(self, namespace: str) -> None:
+        await self._write(lambda c: nsops.delete_namespace(c, namespace))
+        await self._truncate_log()
+
+    async def delete_run(self, namespace: str, run_id: str) -> None:
+        await self._write(lambda c: nsops.delete_run(c, namespace, run_id))
+        await self._truncate_log()
+
+    async def purge_closed_runs(self, namespace: str, closed_before: float, limit: int) -> int:
+        return await self._write(
+            lambda c: nsops.purge_closed_runs(c, namespace, closed_before, limit)
+        )
+
+    async def _truncate_log(self) -> None:
+        """Copy the write-ahead log into the file and empty it, so that what a deletion
+        overwrote in the file is not still in the log. Readers of other processes may
+        hold it back; it is then emptied by a later checkpoint."""
+        await self._read(lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+
+    async def namespace_stats(self, namespace: str) -> NamespaceStats:
+        return await self._read(lambda c: nsops.namespace_stats(c, namespace, time.time()))
+
+    async def reserve_start(
+        self, namespace: str, task_queue: str, rate: float | None, queue_rate: float | None
+    ) -> float:
+        return await self._write(
+            lambda c: nsops.reserve_start(c, namespace, task_queue, rate, queue_rate, time.time())
+        )
+
+    async def claim_workflow_tasks_fair(
+        self,
+        owner: str,
+        limits: Sequence[ClaimLimit],
+        queues: Sequence[str],
+        total: int,
+        lease: float,
+    ) -> list[WorkflowTask]:
+        rows = await self._write(
+            lambda c: nsops.claim_fair(
+                c, "workflow", owner, limits, queues, total, lease, time.time()
+            )
+        )
+        return [WorkflowTask(*row[:7]) for row in rows]
+
+    async def claim_activity_tasks_fair(
+        self,
+        owner: str,
+        limits: Sequence[ClaimLimit],
+        queues: Sequence[str],
+        total: int,
+        lease: float,
+    ) -> list[ActivityTask]:
+        rows = await self._write(
+            lambda c: nsops.claim_fair(
+                c, "activity", owner, limits, queues, total, lease, time.time()
+            )
+        )
+        return [
+            ActivityTask(
+                task_id=r[0],
+                namespace=r[1],
+                run_id=r[2],
+                workflow_id=r[3],
+                step=r[7],
+                name=r[8],
+                task_queue=r[5],
+                args=orjson.loads(r[9]),
+                options=orjson.loads(r[10]),
+                attempt=r[11],
+                scheduled_at=r[12],
+                token=r[6],
+                heartbeat_details=orjson.loads(r[13]) if r[13] is not None else None,
+                last_failure=orjson.loads(r[14]) if r[14] is not None else None,
+                previous_lost=r[15],
+            )
+            for r in rows
+        ]

@@ -1,0 +1,28 @@
+"""An app for the CLI tests of signals, queries and cancellation (``--app`` loads it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tether
+
+
+def build(store: str | None = None) -> tether.App:
+    """A fresh App with the workflow registered (the test's worker uses its own)."""
+    app = tether.App(store)
+
+    @app.workflow
+    async def agent(ctx: tether.Context, topic: str) -> dict[str, Any]:
+        notes: list[Any] = []
+        ctx.set_query_handler("notes", lambda: notes)
+        ctx.set_query_handler("count_above", lambda n: sum(1 for x in notes if x > n))
+        while True:
+            name, payload = await ctx.wait_signal(["note", "done"])
+            if name == "done":
+                return {"topic": topic, "notes": notes}
+            notes.append(payload)
+
+    return app
+
+
+app = build()
