@@ -42,7 +42,9 @@ import asyncpg
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-sys.path[:0] = [str(ROOT), str(BENCH / "peers")]
+# Appended, not prepended: a ``tether`` on PYTHONPATH (run.py's snapshot of a commit)
+# must win over the working tree's.
+sys.path += [str(ROOT), str(BENCH / "peers")]
 
 from _common import (  # noqa: E402  (shared with the peers: same timing and W5 protocol)
     DEFAULT_N,
@@ -138,9 +140,14 @@ class WorkerProcs:
         path = self.workdir / f"worker-{i}.log"
         cmd = [sys.executable, "-m", "tether.cli", "worker", "bench.apps:app", "--db", self.url]
         cmd += ["--log-level", "WARNING", "--identity", f"bench-{i}"]
+        # Run from the temp dir: with ``-m`` the working directory comes first on sys.path,
+        # and the repository root would shadow the ``tether`` on PYTHONPATH.
+        path_env = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)
+        env = {**os.environ, "PYTHONPATH": path_env}
         with open(path, "wb") as out:
-            env = {**os.environ, "PYTHONPATH": str(ROOT)}
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                cmd, cwd=self.workdir, env=env, stdout=out, stderr=subprocess.STDOUT
+            )
         self.procs.append(proc)
         self.logs.append(path)
 
@@ -208,11 +215,25 @@ def _machine_cpu() -> tuple[float, float]:
     return sum(values) - idle, sum(values)
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
 @dataclass
 class CpuMeter:
-    """CPU used between start() and stop(), as % of one core, per group of processes."""
+    """CPU used between start() and stop(), in % of one core, per group of processes.
+
+    PostgreSQL is reported twice: the backends serving the benchmark database, and all
+    postgres processes (including the WAL writer and anyone else's backends). ``other``
+    is the rest of the machine's busy time: kernel threads (loopback networking, fsync
+    journaling) and any other process.
+    """
 
     worker_pids: Sequence[int] = ()
+    database: str | None = None
     result: dict[str, float] = field(default_factory=dict)
 
     def start(self) -> None:
@@ -231,18 +252,25 @@ class CpuMeter:
                     before = self._procs0.get(pid)
                     same = before is not None and before[0] == procs1[pid][0]
                     total += procs1[pid][1] - (before[1] if same and before else 0.0)
-            return total
+            return 100 * total / wall
 
         postgres = [pid for pid, (comm, _) in procs1.items() if comm.startswith("postgres")]
+        mine = [pid for pid in postgres if self.database and f" {self.database} " in _cmdline(pid)]
         busy = machine1[0] - self._machine0[0]
         total = machine1[1] - self._machine0[1]
         cores = os.cpu_count() or 1
+        busy_pct = 100 * busy / total if total else 0.0
+        groups = {
+            "postgres_all_pct_of_core": used(postgres),
+            "workers_pct_of_core": used(list(self.worker_pids)),
+            "bench_process_pct_of_core": used([os.getpid()]),
+        }
         self.result = {
             "cores": cores,
-            "machine_busy_pct": round(100 * busy / total, 1) if total else 0.0,
-            "postgres_pct_of_core": round(100 * used(postgres) / wall, 1),
-            "workers_pct_of_core": round(100 * used(list(self.worker_pids)) / wall, 1),
-            "bench_process_pct_of_core": round(100 * used([os.getpid()]) / wall, 1),
+            "machine_busy_pct": round(busy_pct, 1),
+            "postgres_bench_db_pct_of_core": round(used(mine), 1),
+            **{k: round(v, 1) for k, v in groups.items()},
+            "other_pct_of_core": round(max(busy_pct * cores - sum(groups.values()), 0.0), 1),
         }
         return self.result
 
@@ -359,7 +387,7 @@ async def run_simple(
     app.use_store(target.store())
     pg = PgStats(target.url) if target.kind == "postgres" else None
     procs = WorkerProcs(target.url, workers, target.workdir) if mode == "processes" else None
-    meter = CpuMeter()
+    meter = CpuMeter(database=urlsplit(target.url).path.lstrip("/") if pg else None)
     try:
         # The app opens first: migrations and namespace before any worker starts.
         async with app, contextlib.AsyncExitStack() as stack:
@@ -460,11 +488,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     mode = args.mode or ("embedded" if args.workers == 1 else "processes")
     if mode == "embedded" and args.workers != 1:
         raise SystemExit("--mode embedded runs exactly one worker")
-    async with fresh_store(args.db, args.durable) as target:
-        log(f"store {target.kind} ({target.durability}); {args.workload} n={n}, {mode}")
+    source = os.path.dirname(tether.__file__)
+    async with fresh_store(args.db, args.durable) as target, asyncio.timeout(args.timeout):
+        log(f"tether from {source}; store {target.kind} ({target.durability})")
+        log(f"{args.workload} n={n}, {args.workers} worker(s), {mode}")
         if args.workload == "W5":
-            return await w5_recovery(n, target)
-        return await run_simple(args.workload, n, target, args.workers, mode)
+            result = await w5_recovery(n, target)
+        else:
+            result = await run_simple(args.workload, n, target, args.workers, mode)
+    result["tether_source"] = source
+    return result
 
 
 def parser() -> argparse.ArgumentParser:
@@ -477,6 +510,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, help="worker count (default 1)")
     p.add_argument("--mode", choices=("embedded", "processes"), default=None)
     p.add_argument("--durable", action="store_true", help="SQLite synchronous=FULL")
+    p.add_argument("--timeout", type=float, default=600.0, help="fail after this many seconds")
     return p
 
 
