@@ -179,8 +179,14 @@ class Worker:
                 await asyncio.sleep(0)  # let the waiter register
                 if time.time() >= timers_due:
                     await store.fire_timers(ns, queues, 500)
-                if await self._claim() or self._stopping:
-                    continue
+                wanted = (self.max_workflow_tasks - self._workflow_slots) + (
+                    self.max_activities - self._activity_slots
+                )
+                claimed = await self._claim()
+                if self._stopping or (claimed and claimed >= wanted):
+                    continue  # every free slot got work: more may be waiting
+                # Fewer tasks than free slots: the queues are drained, so wait for news
+                # (registered above) instead of asking again at once.
                 due = await store.next_due(ns, queues)
                 timers_due = due if due is not None else float("inf")
                 wait = min(max(timers_due - time.time(), 0.0), 5.0)
