@@ -191,13 +191,15 @@ class Worker:
                 timers_due = due if due is not None else float("inf")
                 wait = min(max(timers_due - time.time(), 0.0), 5.0)
                 if wait > 0:
-                    freed = asyncio.ensure_future(self._slot_freed.wait())
+                    # A freed slot matters only if none was free when we looked.
+                    waits: set[asyncio.Future[Any]] = {wake}
+                    if wanted <= 0:
+                        waits.add(asyncio.ensure_future(self._slot_freed.wait()))
                     try:
-                        await asyncio.wait(
-                            {wake, freed}, timeout=wait, return_when="FIRST_COMPLETED"
-                        )
+                        await asyncio.wait(waits, timeout=wait, return_when="FIRST_COMPLETED")
                     finally:
-                        freed.cancel()
+                        for waiting in waits - {wake}:
+                            waiting.cancel()
             except StoreUnavailable as exc:
                 log.warning("store unavailable, retrying: %s", exc)
                 await asyncio.sleep(1.0)
