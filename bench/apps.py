@@ -59,3 +59,10 @@ async def sleep_recovery(ctx: tether.Context, effects_path: str, x: int) -> int:
     await ctx.sleep(timedelta(seconds=W5_SLEEP_S))
     x = await ctx.activity(effect_step, effects_path, "step2", x)
     return await ctx.activity(effect_step, effects_path, "step3", x)
+
+
+@app.workflow
+async def wait_for_go(ctx: tether.Context, x: int) -> int:
+    """W4: wait for the signal "go", then finish."""
+    await ctx.wait_signal("go")
+    return 1

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import shutil
 import signal
@@ -55,6 +56,7 @@ from _common import (  # noqa: E402  (shared with the peers: same timing and W5 
     log,
     recovery_result,
     round_s,
+    rss_mb,
     run_main,
     throughput_result,
     w5_phase1,
@@ -62,10 +64,10 @@ from _common import (  # noqa: E402  (shared with the peers: same timing and W5 
 )
 
 import tether  # noqa: E402
-from bench.apps import app, fan_out, sleep_recovery, three_steps  # noqa: E402
+from bench.apps import app, fan_out, sleep_recovery, three_steps, wait_for_go  # noqa: E402
 
 SYSTEM = "tether"
-WORKLOADS = ("W1", "W2", "W3", "W5")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
 W5_CHILD = "_w5-phase1"
 #: A W5 workflow that completes this long after phase 2 starts waited on something
 #: (a lease of the killed worker) rather than on its own work.
@@ -376,6 +378,43 @@ async def w3_fanout(client: tether.Client, n: int) -> tuple[dict[str, Any], floa
     return fanout_result(SYSTEM, n, runs), sum(runs)
 
 
+async def w4_signals(n: int, target: Target) -> dict[str, Any]:
+    """N workflows wait for a signal; memory while they wait; then time to all done."""
+    app.use_store(target.store())
+    p = prefix()
+    async with app:
+        baseline = rss_mb()
+        worker = app.worker(cache_size=max(10_000, 2 * n))
+        async with worker:
+            t0 = time.perf_counter()
+            handles = await asyncio.gather(
+                *(app.client.start(wait_for_go, i, id=f"w4-{p}-{i}") for i in range(n))
+            )
+            # Waiting = each run's first step is done and its instance is cached.
+            while len(worker.cache) < n:  # noqa: ASYNC110 (a counter, not an event)
+                await asyncio.sleep(0.05)
+            start_s = time.perf_counter() - t0
+            gc.collect()
+            waiting = rss_mb()
+            t1 = time.perf_counter()
+            await asyncio.gather(*(h.signal("go", 1) for h in handles))
+            results = await asyncio.gather(*(h.result() for h in handles))
+            elapsed = time.perf_counter() - t1
+    assert results == [1] * n, "wrong W4 results"
+    return {
+        "system": SYSTEM,
+        "workload": "W4",
+        "n": n,
+        "start_until_all_waiting_s": round(start_s, 3),
+        "worker_rss_mb": waiting,
+        "rss_growth_mb": round(waiting - baseline, 1),
+        "kb_per_waiting_workflow": round((waiting - baseline) * 1024 / n, 2),
+        "signal_to_all_done_s": round(elapsed, 3),
+        "store": target.kind,
+        "mode": "embedded",
+    }
+
+
 Workload = Callable[[tether.Client, int], Awaitable[tuple[dict[str, Any], float]]]
 WORKLOAD_FUNCS: dict[str, Workload] = {"W1": w1_throughput, "W2": w2_latency, "W3": w3_fanout}
 
@@ -494,6 +533,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"{args.workload} n={n}, {args.workers} worker(s), {mode}")
         if args.workload == "W5":
             result = await w5_recovery(n, target)
+        elif args.workload == "W4":
+            result = await w4_signals(n, target)
         else:
             result = await run_simple(args.workload, n, target, args.workers, mode)
     result["tether_source"] = source
