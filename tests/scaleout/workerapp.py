@@ -106,8 +106,10 @@ def make_app(store: str | tether.Store, effects: Effects | None = None) -> tethe
 
     @app.activity
     async def work(value: int, index: int, delay: float) -> dict[str, Any]:
-        await asyncio.sleep(delay)
+        # The side effect first, then the rest of the work: a worker killed meanwhile
+        # leaves an effect whose completion is never recorded.
         done = effect("effect")
+        await asyncio.sleep(delay)
         return {"value": step_value(value, index), "by": done["by"], "attempt": done["attempt"]}
 
     @app.activity
@@ -116,7 +118,8 @@ def make_app(store: str | tether.Store, effects: Effects | None = None) -> tethe
         if begun["attempt"] == 1:
             assert effects is not None
             gate = effects.folder / GATE
-            while not gate.exists():
+            # The gate is a file another process creates: nothing to await but the disk.
+            while not gate.exists():  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
         done = effect("effect")
         return {"value": value, "by": done["by"], "attempt": done["attempt"]}
@@ -131,7 +134,6 @@ def make_app(store: str | tether.Store, effects: Effects | None = None) -> tethe
         return value
 
     return app
-
 
 
 class JournalStore(PostgresStore):
@@ -198,10 +200,6 @@ class JournalStore(PostgresStore):
         )
         return await self._logged("finish_activity", self._activity(task), call)
 
-    async def heartbeat_activity(self, task: ActivityTask, details: Any, lease: float) -> None:
-        call = super().heartbeat_activity(task, details, lease)
-        await self._logged("heartbeat_activity", self._activity(task), call)
-
     async def extend_leases(self, tasks: Sequence[ActivityTask], lease: float) -> list[int]:
         lost = await self._logged(
             "extend_leases", {"tasks": len(tasks)}, super().extend_leases(tasks, lease)
@@ -209,9 +207,13 @@ class JournalStore(PostgresStore):
         for task in tasks:
             if task.task_id in lost:
                 self._journal.write(
-                    {"op": "lease_lost", **self._activity(task), "outcome": "LeaseLost",
-                     "t": time.time()}
-                )  # fmt: skip
+                    {
+                        "op": "lease_lost",
+                        **self._activity(task),
+                        "outcome": "LeaseLost",
+                        "t": time.time(),
+                    }
+                )
         return lost
 
 
@@ -258,4 +260,3 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-

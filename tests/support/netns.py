@@ -54,7 +54,7 @@ class Namespace:
         _ip("netns", "add", self.name)
         self._made.append(self._delete_namespace)
         _ip("link", "add", self.host_link, "type", "veth", "peer", "name", self.ns_link)
-        self._made.append(lambda: _ip("link", "del", self.host_link, check=False))
+        self._made.append(self._delete_link)
         _ip("link", "set", self.ns_link, "netns", self.name)
         prefix = self.network.prefixlen
         _ip("addr", "add", f"{self.host_ip}/{prefix}", "dev", self.host_link)
@@ -92,8 +92,11 @@ class Namespace:
     def _delete_namespace(self) -> None:
         _ip("netns", "del", self.name, check=False)
 
+    def _delete_link(self) -> None:
+        _ip("link", "del", self.host_link, check=False)
 
-def _free_network(count: int) -> ipaddress.IPv4Network:
+
+def _free_network() -> ipaddress.IPv4Network:
     """A random 10.x.y.0/24 that no interface of this host uses, to split into /30s."""
     used = _ip("-o", "-4", "addr", "show", check=False).stdout
     for _ in range(100):
@@ -122,7 +125,7 @@ def netns_factory() -> Iterator[Callable[[], Namespace]]:
     """Make namespaces (each on its own /30 of one free /24); all removed afterwards."""
     reason = netns_unavailable()
     require(reason is None, f"cannot create network namespaces: {reason}")
-    network = _free_network(1)
+    network = _free_network()
     subnets = network.subnets(new_prefix=30)
     made: list[Namespace] = []
 

@@ -109,9 +109,17 @@ class PgServer:
         if self._user is not None:
             os.chown(self.root, self._user.pw_uid, self._user.pw_gid)
         self._run(
-            "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync",
-            "-E", "UTF8", "--locale=C",
-        )  # fmt: skip
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        )
         settings = {
             "port": str(self.port),
             "listen_addresses": f"'{','.join(self.listen)}'",

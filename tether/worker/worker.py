@@ -203,6 +203,10 @@ class Worker:
             except StoreUnavailable as exc:
                 log.warning("store unavailable, retrying: %s", exc)
                 await asyncio.sleep(1.0)
+            except Exception:
+                # Whatever went wrong, the worker must go on claiming: log and back off.
+                log.exception("worker poll failed; retrying")
+                await asyncio.sleep(1.0)
             finally:
                 wake.cancel()
 
@@ -485,7 +489,7 @@ class Worker:
                 continue
             try:
                 lost = await self.store.extend_leases(running, self.activity_lease)
-            except StoreUnavailable as exc:
+            except Exception as exc:  # a failed renewal is retried at the next round
                 log.warning("lease renewal failed: %s", exc)
                 continue
             for task_id in lost:
