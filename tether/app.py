@@ -10,13 +10,17 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
+from .chat import LLM_STEP, ChatRequest, ChatResult
 from .client import Client
 from .codec import DEFAULT_MAX_PAYLOAD, Codec
 from .definitions import ActivityDefinition, Registry, WorkflowDefinition
+from .engine.llm_step import DEFAULT_LLM_OPTIONS
 from .errors import InvalidArgument
+from .llm import LLMConfig, LLMRouter, StepInfo
 from .policy import ActivityOptions, Retry, seconds
 from .store import Store, open_store
 from .worker import Worker
+from .worker import info as activity_info
 
 __all__ = ["App"]
 
@@ -38,6 +42,7 @@ class App:
         task_queue: str = "default",
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         durable: bool = False,
+        llm: LLMConfig | None = None,
     ) -> None:
         if isinstance(store, str) or store is None:
             options = {"durable": True} if durable else {}
@@ -55,6 +60,9 @@ class App:
             task_queue=task_queue,
         )
         self._opened = False
+        self.llm: LLMRouter | None = None
+        if llm is not None:
+            self.configure_llm(llm)
 
     def use_store(self, store: str | Store) -> None:
         """Point the app at another store (before it is opened): a URL, a path or a Store."""
@@ -80,7 +88,9 @@ class App:
 
         def register(fn: F) -> F:
             self.registry.add_workflow(
-                WorkflowDefinition.create(fn, name, task_queue or self.task_queue)
+                WorkflowDefinition.create(
+                    fn, name, task_queue or self.task_queue, self.registry.activities
+                )
             )
             return fn
 
@@ -129,6 +139,37 @@ class App:
 
         return register(fn) if fn is not None else register
 
+    def configure_llm(
+        self,
+        config: LLMConfig,
+        *,
+        retry: Retry | None = None,
+        start_to_close: timedelta | float | None = None,
+    ) -> LLMRouter:
+        """Set the LLM settings (providers, aliases, limits, prices, budgets) that serve
+        ``ctx.llm``; calling it again swaps them, for the next calls. ``retry`` and
+        ``start_to_close`` are the LLM step's defaults (``ctx.llm`` may override them).
+        """
+        if self.llm is None:
+            self.llm = LLMRouter(config)
+        else:
+            self.llm.config = config
+        router = self.llm
+
+        async def llm_step(request: ChatRequest) -> ChatResult:
+            info = activity_info()
+            step = StepInfo(info.namespace, info.workflow_id, info.run_id, info.step, info.attempt)
+            return await router.call(self.store, request, step)
+
+        # Read by ctx.llm, when it schedules the step: the queue a provider is routed to.
+        setattr(llm_step, "queue_for", router.queue_for)  # noqa: B010
+        options = DEFAULT_LLM_OPTIONS.merged(
+            task_queue=config.task_queue, retry=retry, start_to_close=start_to_close
+        )
+        self.registry.activities.pop(LLM_STEP, None)
+        self.registry.add_activity(ActivityDefinition.create(llm_step, LLM_STEP, options))
+        return router
+
     # -- running ------------------------------------------------------------------------
 
     async def open(self) -> None:
@@ -139,6 +180,8 @@ class App:
             self._opened = True
 
     async def close(self) -> None:
+        if self.llm is not None:
+            await self.llm.close()
         if self._opened:
             await self.store.close()
             self._opened = False
@@ -173,6 +216,8 @@ class App:
         queues.update(
             a.options.task_queue for a in self.registry.activities.values() if a.options.task_queue
         )
+        if self.llm is not None:
+            queues.update(self.llm.config.task_queues())
         return sorted(queues)
 
     def run(self, workflow: Callable[..., Any] | str, *args: Any, id: str | None = None) -> Any:

@@ -44,11 +44,17 @@ class WorkflowHandle(Generic[T]):
     async def result(self, timeout: float | None = None) -> T:
         """Wait for the run to close; return its result or raise ``WorkflowFailed``."""
         run_id = self.run_id or (await self.describe()).run_id
-        run = await self.client.store.wait_closed(self.namespace, run_id, timeout)
-        if run.workflow_id != self.workflow_id:
-            raise WorkflowNotFound(
-                namespace=self.namespace, workflow_id=self.workflow_id, run_id=run_id
-            )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            run = await self.client.store.wait_closed(self.namespace, run_id, left)
+            if run.workflow_id != self.workflow_id:
+                raise WorkflowNotFound(
+                    namespace=self.namespace, workflow_id=self.workflow_id, run_id=run_id
+                )
+            if run.status != RunStatus.CONTINUED_AS_NEW:
+                break
+            run_id = await self.client._next_run(run)  # follow the chain to its last run
         if run.status == RunStatus.COMPLETED:
             definition = self.client.registry.workflows.get(run.workflow_type)
             if definition is not None:
@@ -69,13 +75,22 @@ class WorkflowHandle(Generic[T]):
     async def describe(self) -> RunRecord:
         return await self.client.store.get_run(self.namespace, self.workflow_id, self.run_id)
 
+    async def _current(self) -> RunRecord:
+        """The run; if it continued as new, the latest run of the chain (signals,
+        cancellation, termination and queries go there)."""
+        run = await self.describe()
+        while run.status == RunStatus.CONTINUED_AS_NEW:
+            next_id = await self.client._next_run(run)
+            run = await self.client.store.get_run(self.namespace, self.workflow_id, next_id)
+        return run
+
     async def history(self) -> list[Event]:
         run = await self.describe()
         return await self.client.store.read_history(self.namespace, run.run_id)
 
     async def terminate(self, reason: str = "", *, identity: str = "client") -> RunRecord:
         """End the run at once; its pending steps are dropped. Records who and why."""
-        run = await self.describe()
+        run = await self._current()
         return await self.client.store.terminate_run(
             self.namespace, run.run_id, reason=reason, identity=identity
         )
@@ -87,7 +102,7 @@ class WorkflowHandle(Generic[T]):
         (``InvalidArgument``)."""
         _check_name(name, "signal")
         plain = self.client.codec.plain(payload, what=f"payload of signal {name!r}")
-        run = await self.describe()
+        run = await self._current()
         await self.client.store.signal_run(self.namespace, run.run_id, name, plain)
 
     async def cancel(self, reason: str = "", *, identity: str = "client") -> RunRecord:
@@ -96,7 +111,7 @@ class WorkflowHandle(Generic[T]):
         run closes as ``canceled``. Activities scheduled before the request are asked
         to stop through their heartbeats. Returns at once; await :meth:`result` to see
         the run end."""
-        run = await self.describe()
+        run = await self._current()
         return await self.client.store.request_cancel(
             self.namespace, run.run_id, reason=reason, identity=identity
         )
@@ -109,7 +124,7 @@ class WorkflowHandle(Generic[T]):
         App must know the workflow type. Works on open and closed runs.
         """
         _check_name(name, "query")
-        run = await self.describe()
+        run = await self._current()
         definition = self.client.registry.workflows.get(run.workflow_type)
         if definition is None:
             raise UnknownWorkflowType(
@@ -332,10 +347,15 @@ class Client:
         group_by: Sequence[str] = ("model",),
         since: float | None = None,
         until: float | None = None,
-    ) -> list[UsageRow]:
+    ) -> Sequence[UsageRow]:
         """LLM usage and cost from the ledger, summed per group: ``namespace``,
         ``workflow_type``, ``workflow_id``, ``run_id``, ``provider``, ``model``,
         ``outcome``, ``day`` (UTC); over ``[since, until)`` in Unix seconds. One
         namespace (the client's by default) unless ``all_namespaces``."""
         scope = None if all_namespaces else (namespace or self.namespace)
         return await self.store.usage_report(scope, group_by=group_by, since=since, until=until)
+
+    async def _next_run(self, run: RunRecord) -> str:
+        """The id of the run that continues ``run`` (closed as continued-as-new)."""
+        events = await self.store.read_history(run.namespace, run.run_id, run.history_length - 1)
+        return str(events[-1].attrs["new_run_id"])

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .codec import Signature
@@ -28,17 +28,27 @@ class WorkflowDefinition:
     fn: Callable[..., Any]
     signature: Signature
     task_queue: str
+    # The activities of the registry the workflow belongs to (a live view), so that
+    # the built-in steps (``ctx.llm``) find the defaults their app configured.
+    activities: Mapping[str, ActivityDefinition] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def create(
-        cls, fn: Callable[..., Any], name: str | None, task_queue: str
+        cls,
+        fn: Callable[..., Any],
+        name: str | None,
+        task_queue: str,
+        activities: Mapping[str, ActivityDefinition] | None = None,
     ) -> WorkflowDefinition:
         if not inspect.iscoroutinefunction(fn):
             raise InvalidArgument(f"workflow {fn.__qualname__} must be an async def function")
         if not inspect.signature(fn).parameters:
             raise InvalidArgument(f"workflow {fn.__qualname__} must take a Context first")
         name = name or fn.__name__
-        defn = cls(name, fn, Signature(fn, name=name, skip_first=True), task_queue)
+        signature = Signature(fn, name=name, skip_first=True)
+        defn = cls(name, fn, signature, task_queue, {} if activities is None else activities)
         setattr(fn, _ATTR, defn)
         return defn
 

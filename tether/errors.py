@@ -13,17 +13,21 @@ caller's to fix (HTTP 4xx, CLI exit code 2); failures happen while running work:
     │   │   ├── WorkflowNotFound
     │   │   └── NamespaceNotFound
     │   ├── WorkflowAlreadyStarted      an open run already has this workflow id
+    │   ├── NamespaceAlreadyExists      a namespace of this name exists
     │   └── IncompatibleStore           a store that is not Tether's, or from a newer version
     └── Failure                         something failed while running work
         ├── ApplicationError            raised by user code, with a type and optional details
         ├── ActivityError               an activity failed for good; ``cause`` says why
+        ├── ChildWorkflowError          a child run ended without a result; ``cause`` says why
         ├── TimeoutFailure              a timeout elapsed (``kind`` says which)
         ├── CancelledFailure            the work was cancelled
         ├── TerminatedFailure           the run was terminated
         ├── WorkflowFailed              (client side) the run ended without a result
         ├── NonDeterminismError         the code asks for other steps than history holds
         ├── StoreUnavailable            the store could not be reached or failed mid-flight
-        └── LeaseLost                   a task's lease expired or moved to another worker
+        ├── LeaseLost                   a task's lease expired or moved to another worker
+        ├── ModelError                  a model provider refused or failed an LLM call
+        └── BudgetExceeded              a namespace's LLM budget is spent
 """
 
 from __future__ import annotations
@@ -34,11 +38,14 @@ from typing import Any
 __all__ = [
     "ActivityError",
     "ApplicationError",
+    "BudgetExceeded",
     "CancelledFailure",
+    "ChildWorkflowError",
     "Failure",
     "IncompatibleStore",
     "InvalidArgument",
     "LeaseLost",
+    "NamespaceAlreadyExists",
     "NamespaceNotFound",
     "NonDeterminismError",
     "NotFound",
@@ -129,6 +136,12 @@ class WorkflowAlreadyStarted(UsageError):
     code = "workflow_already_started"
 
 
+class NamespaceAlreadyExists(UsageError):
+    """A namespace of this name already exists."""
+
+    code = "namespace_already_exists"
+
+
 class IncompatibleStore(UsageError):
     """The store is not a Tether store, or was written by a newer Tether."""
 
@@ -190,6 +203,27 @@ class ActivityError(Failure):
         self.__cause__ = cause
 
 
+class ChildWorkflowError(Failure):
+    """A child workflow run ended without a result; ``__cause__`` holds why."""
+
+    code = "child_workflow_error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        workflow_type: str = "",
+        workflow_id: str = "",
+        run_id: str = "",
+        cause: BaseException | None = None,
+    ) -> None:
+        super().__init__(message, workflow_id=workflow_id or None, run_id=run_id or None)
+        self.workflow_type = workflow_type
+        self.workflow_id = workflow_id
+        self.run_id = run_id
+        self.__cause__ = cause
+
+
 class TimeoutFailure(Failure):
     """A timeout elapsed."""
 
@@ -236,6 +270,36 @@ class LeaseLost(Failure):
     code = "lease_lost"
 
 
+class ModelError(Failure):
+    """A model provider refused or failed an LLM call.
+
+    ``retry_after`` (seconds), when set, is when to try again: the worker schedules the
+    next attempt then, as a durable wait that holds no worker slot. A refusal that a
+    retry cannot fix (a bad request, bad credentials) is ``non_retryable``.
+    """
+
+    code = "model_error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retry_after: float | None = None,
+        non_retryable: bool = False,
+        **ids: Any,
+    ) -> None:
+        super().__init__(message, **ids)
+        self.retry_after = retry_after
+        self.non_retryable = non_retryable
+
+
+class BudgetExceeded(Failure):
+    """The namespace's LLM budget is spent; no new model call is made."""
+
+    code = "budget_exceeded"
+    non_retryable = True
+
+
 # -- failures as data --------------------------------------------------------------
 # A failure crosses the durable boundary (history, the client) as a plain dict so
 # that it can be stored, shown and rebuilt without pickling arbitrary classes.
@@ -245,11 +309,14 @@ _KNOWN: dict[str, type[Failure]] = {
     for cls in (
         ApplicationError,
         ActivityError,
+        ChildWorkflowError,
         TimeoutFailure,
         CancelledFailure,
         TerminatedFailure,
         WorkflowFailed,
         NonDeterminismError,
+        ModelError,
+        BudgetExceeded,
     )
 }
 
@@ -268,6 +335,13 @@ def failure_to_dict(exc: BaseException, *, depth: int = 0) -> dict[str, Any]:
     elif isinstance(exc, ActivityError):
         out.update(
             code=exc.code, activity=exc.activity, activity_id=exc.activity_id, attempt=exc.attempt
+        )
+    elif isinstance(exc, ChildWorkflowError):
+        out.update(
+            code=exc.code,
+            workflow_type=exc.workflow_type,
+            workflow_id=exc.workflow_id,
+            run_id=exc.run_id,
         )
     elif isinstance(exc, TimeoutFailure):
         out.update(code=exc.code, kind=exc.kind)
@@ -321,6 +395,14 @@ def failure_from_dict(data: dict[str, Any]) -> Failure:
         # ActivityError builds its message from ids; keep the stored one verbatim.
         exc.message = message
         exc.ids = {}
+    elif code == ChildWorkflowError.code:
+        exc = ChildWorkflowError(
+            message,
+            workflow_type=data.get("workflow_type", ""),
+            workflow_id=data.get("workflow_id", ""),
+            run_id=data.get("run_id", ""),
+        )
+        exc.message = message
     elif code == TimeoutFailure.code:
         exc = TimeoutFailure(message, kind=data.get("kind", ""))
     else:

@@ -4,8 +4,10 @@ Events are written in two ways. *Command events* are written by a workflow task 
 record what the workflow code asked for (schedule an activity, start a timer, finish).
 *Input events* record what happened to the run from outside its code (it started, an
 activity finished, a timer fired, a signal arrived, cancellation was requested, it was
-terminated). Replay feeds input events to the
-code in order and checks each command the code issues against the command events.
+terminated, a child run closed). A workflow task that starts child runs, or that
+continues the run as a new one, creates those runs in the transaction of its events.
+Replay feeds input events to the code in order and checks each command the code
+issues against the command events.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ class EventType(StrEnum):
     TIMER_FIRED = "TimerFired"
     TIMER_CANCELED = "TimerCanceled"
     MARKER_RECORDED = "MarkerRecorded"
+    WORKFLOW_CONTINUED_AS_NEW = "WorkflowContinuedAsNew"
+    CHILD_WORKFLOW_STARTED = "ChildWorkflowStarted"
+    CHILD_WORKFLOW_COMPLETED = "ChildWorkflowCompleted"
+    CHILD_WORKFLOW_FAILED = "ChildWorkflowFailed"
 
 
 COMMAND_EVENTS = frozenset(
@@ -46,6 +52,8 @@ COMMAND_EVENTS = frozenset(
         EventType.TIMER_STARTED,
         EventType.TIMER_CANCELED,
         EventType.MARKER_RECORDED,
+        EventType.WORKFLOW_CONTINUED_AS_NEW,
+        EventType.CHILD_WORKFLOW_STARTED,
     }
 )
 
@@ -102,4 +110,14 @@ def describe_event(event: Event) -> str:
             return f"by {a.get('identity', '?')}: {a.get('reason', '')}"
         case EventType.SIGNAL_RECEIVED:
             return f"{a['name']}: {_short(a.get('payload'))}"
+        case EventType.WORKFLOW_CONTINUED_AS_NEW:
+            args = _short(a.get("args", []))[1:-1]
+            return f"as run {a.get('new_run_id', '?')}({args})"
+        case EventType.CHILD_WORKFLOW_STARTED:
+            args = _short(a.get("args", []))[1:-1]
+            return f"step {a['step']}: {a['name']}({args}) as {a.get('workflow_id')}"
+        case EventType.CHILD_WORKFLOW_COMPLETED:
+            return f"step {a['step']}: -> {_short(a.get('result'))}"
+        case EventType.CHILD_WORKFLOW_FAILED:
+            return f"step {a['step']}: {a['failure'].get('message', '')}"
     return _short(a)

@@ -98,7 +98,8 @@ def test_every_command_is_documented() -> None:
 def test_public_names_are_pinned() -> None:
     assert sorted(tether.__all__) == sorted(
         [
-            "ActivityError", "ActivityInfo", "App", "ApplicationError", "CancelledFailure",
+            "ActivityError", "ActivityInfo", "App", "ApplicationError", "BudgetExceeded",
+            "CancelledFailure", "ChildWorkflowError", "ModelError",
             "Client", "Context", "Event", "EventType", "Failure", "IncompatibleStore",
             "InvalidArgument", "LeaseLost", "NamespaceNotFound", "NonDeterminismError",
             "NotFound", "PayloadTooLarge", "Retry", "RunInfo", "RunRecord", "RunStatus",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from . import db, workflow
+from . import db, namespace, workflow
+from .usage import usage
 from .worker import worker
 
 app = typer.Typer(
@@ -14,8 +15,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command()(worker)
+app.command()(usage)
 app.add_typer(workflow.cli, name="workflow")
 app.add_typer(db.cli, name="db")
+app.add_typer(namespace.cli, name="namespace")
 
 __all__ = ["app", "main"]
 

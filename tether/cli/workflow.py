@@ -254,3 +254,23 @@ def cancel(
         return await app.client.get_handle(workflow_id, run_id).cancel(reason, identity="cli")
 
     emit(_run_dict(run(make_app(db, namespace), body)), as_json=as_json)
+
+
+@cli.command()
+def delete(
+    workflow_id: str,
+    run_id: RunIdOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    namespace: NsOpt = "default",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete a run and every byte of it: history, payloads, tasks (a GDPR erasure)."""
+    if not yes:
+        typer.confirm(f"Delete run {workflow_id!r} and all of its data?", abort=True)
+
+    async def body(app: App) -> dict[str, Any]:
+        await app.client.delete_run(workflow_id, run_id)
+        return {"deleted": workflow_id, "namespace": namespace}
+
+    emit(run(make_app(db, namespace), body), as_json=as_json)

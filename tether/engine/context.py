@@ -12,7 +12,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 
 import pydantic
 
@@ -20,6 +20,7 @@ from ..chat import ChatResult, Message, Tool, ToolCall
 from ..definitions import activity_name
 from ..errors import InvalidArgument
 from ..policy import ActivityOptions, Retry, seconds
+from .children import ChildHandle, continue_as_new, start_child
 from .llm_step import run_tool, schedule_llm
 
 if TYPE_CHECKING:
@@ -265,6 +266,63 @@ class Context:
             return fn
 
         return register
+
+    # -- child runs and continue-as-new (children.py) ------------------------------------
+
+    def start_child(
+        self,
+        workflow: Callable[..., Any] | str,
+        *args: Any,
+        id: str | None = None,
+        task_queue: str | None = None,
+        parent_close_policy: str = "terminate",
+    ) -> ChildHandle[Any]:
+        """Start a child run of ``workflow`` in this namespace; await the handle later.
+
+        ``id`` defaults to one derived from this run and the step. When this run closes
+        first, ``parent_close_policy`` applies to the child: ``"terminate"`` (default),
+        ``"cancel"`` (a cancellation request) or ``"abandon"`` (it runs on).
+        """
+        return start_child(
+            self._instance,
+            workflow,
+            args,
+            id=id,
+            task_queue=task_queue,
+            parent_close_policy=parent_close_policy,
+        )
+
+    async def child(
+        self,
+        workflow: Callable[..., Any] | str,
+        *args: Any,
+        id: str | None = None,
+        task_queue: str | None = None,
+        parent_close_policy: str = "terminate",
+    ) -> Any:
+        """Run a child workflow and return its result; a failed, cancelled or terminated
+        child raises :class:`tether.ChildWorkflowError` with the cause chained."""
+        handle = self.start_child(
+            workflow, *args, id=id, task_queue=task_queue, parent_close_policy=parent_close_policy
+        )
+        return await handle
+
+    def continue_as_new(self, *args: Any) -> NoReturn:
+        """End this run and go on as a new run of the same workflow id with ``args``, in
+        one atomic step; signals not taken yet reach the new run first. Raises (a
+        ``BaseException``): call it from the workflow's own code, not a task it spawned."""
+        continue_as_new(self._instance, args)
+
+    @property
+    def history_length(self) -> int:
+        """How many events the run's history holds at this point of the code."""
+        return self._instance.history_length
+
+    @property
+    def should_continue_as_new(self) -> bool:
+        """True once the history passed the worker's ``continue_as_new_after`` events:
+        a hint to call :meth:`continue_as_new` at the next safe point."""
+        return self._instance.history_length >= self._instance.history_limit
 
 
 def _identity(value: Any) -> Any:

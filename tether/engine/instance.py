@@ -15,6 +15,12 @@ buffered (in arrival order, per name) as their events are applied, not when the 
 happens to ask for them, and a cancellation request cancels the code's main task as
 its event is applied.
 
+Child runs are commands like activities (``ChildWorkflowStarted {step}``, the store
+creates the run with the commit) and their outcomes input events like an activity's.
+Continuing as new is a closing command: the code raises :class:`ContinueAsNewRequested`
+and the run closes with ``WorkflowContinuedAsNew {args, signals}``, ``signals`` being
+those buffered and never taken, which the new run receives first.
+
 Queries are answered by :meth:`WorkflowInstance.query` on an instance rebuilt from
 history; a query handler runs outside the loop and may not issue commands.
 """
@@ -43,7 +49,14 @@ from ..errors import (
 from ..history import Event, EventType
 from .loop import DeterministicLoop, DurableTimerHandle
 
-__all__ = ["Activation", "Command", "RunInfo", "Signal", "WorkflowInstance"]
+__all__ = [
+    "Activation",
+    "Command",
+    "ContinueAsNewRequested",
+    "RunInfo",
+    "Signal",
+    "WorkflowInstance",
+]
 
 log = logging.getLogger("tether.workflow")
 
@@ -76,6 +89,15 @@ class Signal:
     seq: int
 
 
+class ContinueAsNewRequested(BaseException):
+    """Raised by ``ctx.continue_as_new``: ends the run, to go on as a new run of the same
+    workflow id with ``args``. A BaseException, so ``except Exception`` lets it pass."""
+
+    def __init__(self, args: list[Any]) -> None:
+        super().__init__("continue as new")
+        self.args_ = args
+
+
 @dataclass(slots=True)
 class Activation:
     commands: list[Command] = field(default_factory=list)
@@ -87,7 +109,12 @@ class Activation:
 
 
 _CLOSING = frozenset(
-    {EventType.WORKFLOW_COMPLETED, EventType.WORKFLOW_FAILED, EventType.WORKFLOW_CANCELED}
+    {
+        EventType.WORKFLOW_COMPLETED,
+        EventType.WORKFLOW_FAILED,
+        EventType.WORKFLOW_CANCELED,
+        EventType.WORKFLOW_CONTINUED_AS_NEW,
+    }
 )
 
 
@@ -138,6 +165,10 @@ class WorkflowInstance:
         self.quiet = False
         self.cancel_requested = False
         self._cancel_reason = ""
+        # Child runs started and not closed yet, by step; and the history length past
+        # which ctx.should_continue_as_new turns True (the worker sets it).
+        self._children: dict[int, tuple[asyncio.Future[Any], Any]] = {}
+        self.history_limit = 10_000
 
     # -- activation ---------------------------------------------------------------
 
@@ -211,6 +242,17 @@ class WorkflowInstance:
                 pending = self._activities.pop(a["step"], None)
                 if pending and not pending[0].done():
                     pending[0].set_exception(failure_from_dict(a["failure"]))
+            case EventType.CHILD_WORKFLOW_COMPLETED:
+                pending = self._children.pop(a["step"], None)
+                if pending and not pending[0].done():
+                    try:
+                        pending[0].set_result(pending[1](a.get("result")))
+                    except InvalidArgument as exc:
+                        pending[0].set_exception(exc)
+            case EventType.CHILD_WORKFLOW_FAILED:
+                pending = self._children.pop(a["step"], None)
+                if pending and not pending[0].done():
+                    pending[0].set_exception(failure_from_dict(a["failure"]))
             case EventType.TIMER_FIRED:
                 handle = self._timers.pop(a["step"], None)
                 if handle is not None:
@@ -259,8 +301,28 @@ class WorkflowInstance:
                 return
         if isinstance(exc, NonDeterminismError):
             return
+        if isinstance(exc, ContinueAsNewRequested):
+            self._continue_as_new(exc.args_)
+            return
         kind = EventType.WORKFLOW_CANCELED if isinstance(exc, CancelledFailure) else None
         self._close(kind or EventType.WORKFLOW_FAILED, {"failure": failure_to_dict(exc)})
+
+    def _continue_as_new(self, args: list[Any]) -> None:
+        buffered = sorted((seq, name, p) for name, q in self._signals.items() for seq, p in q)
+        info = self.info
+        attrs = {
+            "workflow_id": info.workflow_id,
+            "workflow_type": info.workflow_type,
+            "task_queue": info.task_queue,
+            "args": args,
+            "signals": [[name, payload] for _, name, payload in buffered],
+        }
+        self._close(EventType.WORKFLOW_CONTINUED_AS_NEW, attrs)
+
+    @property
+    def history_length(self) -> int:
+        """The seq of the event being applied: the same live and on replay."""
+        return self._seq_now
 
     def _close(self, event_type: EventType, attrs: dict[str, Any]) -> None:
         self._command(event_type, attrs)
@@ -318,6 +380,18 @@ class WorkflowInstance:
         )
         self._activities[step] = (future, convert)
         return future
+
+    def start_child(self, attrs: dict[str, Any], convert: Any) -> tuple[int, asyncio.Future[Any]]:
+        """Issue ``ChildWorkflowStarted``; return its step and the child's result future.
+        ``attrs`` holds ``name`` (the workflow type), ``workflow_id``, ``task_queue``,
+        ``args`` and ``parent_close_policy``."""
+        step = self.next_step()
+        future: asyncio.Future[Any] = self.loop.create_future()
+        if not attrs.get("workflow_id"):
+            attrs["workflow_id"] = f"{self.info.workflow_id}/{self.info.run_id[:12]}/{step}"
+        self._command(EventType.CHILD_WORKFLOW_STARTED, {"step": step, **attrs})
+        self._children[step] = (future, convert)
+        return step, future
 
     def record_marker(self, name: str, compute: Any) -> Any:
         step = self.next_step()
@@ -410,4 +484,5 @@ class WorkflowInstance:
                 self.loop.run_until_idle()
         self._activities.clear()
         self._timers.clear()
+        self._children.clear()
         self.loop.close()

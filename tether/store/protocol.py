@@ -25,9 +25,11 @@ __all__ = [
     "ActivityTask",
     "ClaimLimit",
     "CommitResult",
+    "ContinueAsNew",
     "NamespaceRecord",
     "NamespaceStats",
     "NewActivity",
+    "NewChild",
     "NewRun",
     "QueueBacklog",
     "RunClose",
@@ -38,6 +40,8 @@ __all__ = [
     "Store",
     "WorkflowCommit",
     "WorkflowTask",
+    "child_failure",
+    "child_refused",
     "outcome_events",
 ]
 
@@ -48,6 +52,9 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     CANCELED = "canceled"
     TERMINATED = "terminated"
+    # Closed by continue-as-new: the workflow id goes on in a new run (its history's
+    # last event, WorkflowContinuedAsNew, names it).
+    CONTINUED_AS_NEW = "continued_as_new"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +90,38 @@ class NewRun:
     workflow_type: str
     task_queue: str
     started: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class NewChild:
+    """A child run that a workflow task starts, in the parent's namespace.
+
+    When the child closes for good (not by continuing as new), its outcome is appended
+    to the parent as ``ChildWorkflowCompleted``/``ChildWorkflowFailed {step}``, with a
+    workflow task, in the transaction that closes it. When the parent closes first,
+    ``close_policy`` says what happens to the child: ``terminate``, ``cancel`` (a
+    cancellation request) or ``abandon``. If an open run already has the child's
+    workflow id, the parent gets ``ChildWorkflowFailed`` at once instead.
+    """
+
+    run: NewRun
+    step: int
+    close_policy: str = "terminate"
+
+
+@dataclass(frozen=True, slots=True)
+class ContinueAsNew:
+    """The new run that replaces the committing one (closed as ``continued_as_new``).
+
+    Its first events are ``WorkflowStarted``, then ``SignalReceived`` for each of
+    ``signals`` (``(name, payload)``, buffered but not consumed by the old run), then
+    for each ``SignalReceived`` of the old run after seq ``after_seq`` (signals its
+    code never saw). The new run keeps the old run's parent link.
+    """
+
+    run: NewRun
+    signals: list[tuple[str, Any]] = field(default_factory=list)
+    after_seq: int = 0
 
 
 @dataclass(slots=True)
@@ -152,6 +191,8 @@ class WorkflowCommit:
     close: RunClose | None = None
     claim_activities_for: str | None = None
     local_queues: Sequence[str] = ()
+    children: list[NewChild] = field(default_factory=list)
+    continue_as_new: ContinueAsNew | None = None
 
 
 @dataclass(slots=True)
@@ -186,6 +227,36 @@ def outcome_events(
     else:
         done["failure"] = outcome.failure
     return [(EventType.ACTIVITY_STARTED, started), (outcome.event_type, done)]
+
+
+def child_failure(
+    status: str, workflow_id: str, workflow_type: str, run_id: str, cause: Any
+) -> dict[str, Any]:
+    """The ``ChildWorkflowError`` (as data) a parent receives for a child that ended
+    without a result (or could not start: ``run_id`` is then empty)."""
+    failure: dict[str, Any] = {
+        "code": "child_workflow_error",
+        "message": f"child workflow {workflow_type} {status}",
+        "workflow_type": workflow_type,
+        "workflow_id": workflow_id,
+        "run_id": run_id,
+    }
+    if cause is not None:
+        failure["cause"] = cause
+    return failure
+
+
+def child_refused(child: NewChild) -> dict[str, Any]:
+    """The failure of a child that could not start: an open run has its workflow id."""
+    cause = {
+        "code": "application_error",
+        "type": "WorkflowAlreadyStarted",
+        "message": f"an open run already has workflow id {child.run.workflow_id!r}",
+        "non_retryable": True,
+        "details": [],
+        "stack": "",
+    }
+    return child_failure("not started", child.run.workflow_id, child.run.workflow_type, "", cause)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from ..tenancy import RetentionSweeper, Scheduler
 from .activities import Attempt, Verdict, run_attempt
 from .activity_context import ActivityInfo
 from .cache import StickyCache
+from .children import continued_run, new_child
 from .heartbeats import Heartbeats
 
 __all__ = ["Worker"]
@@ -53,6 +54,7 @@ _CLOSE_STATUS = {
     EventType.WORKFLOW_COMPLETED: RunStatus.COMPLETED,
     EventType.WORKFLOW_FAILED: RunStatus.FAILED,
     EventType.WORKFLOW_CANCELED: RunStatus.CANCELED,
+    EventType.WORKFLOW_CONTINUED_AS_NEW: RunStatus.CONTINUED_AS_NEW,
 }
 
 
@@ -77,6 +79,7 @@ class Worker:
         activity_threads: int = 32,
         fair: bool = True,
         retention_sweep: float | None = 60.0,
+        continue_as_new_after: int = 10_000,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -89,6 +92,7 @@ class Worker:
         self.workflow_lease = workflow_lease
         self.activity_lease = activity_lease
         self.stuck_retry = stuck_retry
+        self.continue_as_new_after = continue_as_new_after
         self.cache = StickyCache(cache_size)
         self._threads = ThreadPoolExecutor(activity_threads, thread_name_prefix="tether-activity")
         self._running_activities: dict[int, tuple[ActivityTask, asyncio.Task[Any]]] = {}
@@ -281,6 +285,7 @@ class Worker:
                     task.task_queue,
                 )
                 instance = WorkflowInstance(definition, info, self.codec)
+                instance.history_limit = self.continue_as_new_after
                 events = await self.store.read_history(task.namespace, task.run_id)
             activation = instance.activate(events)
         except StoreUnavailable:
@@ -335,10 +340,14 @@ class Worker:
                     commit.timers.append((a["step"], a["fire_at"]))
                 case EventType.TIMER_CANCELED:
                     commit.cancel_timers.append(a["step"])
+                case EventType.CHILD_WORKFLOW_STARTED:
+                    commit.children.append(new_child(namespace, a))
                 case _ if command.type in _CLOSE_STATUS:
                     commit.close = RunClose(
                         _CLOSE_STATUS[command.type], a.get("result"), a.get("failure")
                     )
+                    if command.type == EventType.WORKFLOW_CONTINUED_AS_NEW:
+                        commit.continue_as_new = continued_run(namespace, a)
         local = sum(1 for act in commit.activities if act.task_queue in self.task_queues)
         if not self.scheduler.local_activities(namespace):
             local = 0  # a cap or rate of the namespace must count them in a claim

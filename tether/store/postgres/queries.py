@@ -30,6 +30,7 @@ __all__ = [
     "RUN_COLUMNS",
     "SIGNAL_RUN",
     "SIGNAL_WITH_START",
+    "START_LINKED_RUNS",
     "START_RUN",
     "TERMINATE_RUN",
     "list_runs",
@@ -220,3 +221,7 @@ NEXT_DUE = """
 SELECT min(visible_at) FROM tether.tasks
 WHERE namespace = ANY ($1::text[]) AND task_queue = ANY ($2::text[])
 """
+
+# -- child runs and continue-as-new (migrations/0005_children.sql) -------------------
+
+START_LINKED_RUNS = "SELECT tether.start_linked_runs($1, $2, $3::json, $4::json)"

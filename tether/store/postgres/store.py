@@ -57,6 +57,7 @@ from ..protocol import (
     SchemaStatus,
     WorkflowCommit,
     WorkflowTask,
+    child_refused,
     outcome_events,
 )
 from ..usage import UsageRecord, UsageRow
@@ -184,6 +185,54 @@ def _claimed(
         for a, owner in zip(commit.activities, owners, strict=True)
         if owner is not None
     ]
+
+
+def _linked_runs(commit: WorkflowCommit) -> tuple[str | None, str | None]:
+    """The children and continuing run of ``commit``, as start_linked_runs takes them."""
+    children = [
+        {
+            "run_id": c.run.run_id,
+            "workflow_id": c.run.workflow_id,
+            "workflow_type": c.run.workflow_type,
+            "task_queue": c.run.task_queue,
+            "started": c.run.started,
+            "step": c.step,
+            "close_policy": c.close_policy,
+            "refused": child_refused(c),
+        }
+        for c in commit.children
+    ]
+    new = commit.continue_as_new
+    follow = None
+    if new is not None:
+        follow = {
+            "run_id": new.run.run_id,
+            "workflow_type": new.run.workflow_type,
+            "task_queue": new.run.task_queue,
+            "started": new.run.started,
+            "signals": [{"name": name, "payload": payload} for name, payload in new.signals],
+            "after_seq": new.after_seq,
+        }
+    return (_dumps(children) if children else None), (None if follow is None else _dumps(follow))
+
+
+async def _commit(
+    conn: Conn,
+    sql: str,
+    args: tuple[Any, ...],
+    run_id: str,
+    commit: WorkflowCommit,
+    applied: int | None = None,
+) -> asyncpg.Record | None:
+    """Run a commit statement; with child runs or continue-as-new, start those runs in
+    the same transaction (a second statement, only for such commits)."""
+    if not commit.children and commit.continue_as_new is None:
+        return await conn.fetchrow(sql, *args)
+    async with conn.transaction():
+        row = await conn.fetchrow(sql, *args)
+        if row is not None and (applied is None or row[applied]):
+            await conn.execute(q.START_LINKED_RUNS, args[0], run_id, *_linked_runs(commit))
+        return row
 
 
 def _lease_lost(task_id: int) -> Callable[[asyncpg.PostgresError], TetherError | None]:
@@ -523,7 +572,8 @@ class PostgresStore:
             *commands,
         )
         row = await self._call(
-            lambda c: c.fetchrow(q.COMPLETE_WORKFLOW_TASK, *args), _lease_lost(task.task_id)
+            lambda c: _commit(c, q.COMPLETE_WORKFLOW_TASK, args, task.run_id, commit),
+            _lease_lost(task.task_id),
         )
         assert row is not None
         now, steps, ids, next_token, last_seq = row
@@ -636,7 +686,8 @@ class PostgresStore:
             *commands,
         )
         row = await self._call(
-            lambda c: c.fetchrow(q.ADVANCE_AFTER_ACTIVITY, *args), _lease_lost(task.task_id)
+            lambda c: _commit(c, q.ADVANCE_AFTER_ACTIVITY, args, task.run_id, commit, applied=0),
+            _lease_lost(task.task_id),
         )
         assert row is not None
         applied, now, steps, ids, last_seq = row

@@ -28,6 +28,7 @@ from ..protocol import (
     WorkflowTask,
     outcome_events,
 )
+from .children import on_run_closed, start_children, start_continued
 
 dumps = orjson.dumps
 loads = orjson.loads
@@ -237,6 +238,9 @@ def _apply_commit(
             f" AND step IN ({','.join('?' * len(commit.cancel_timers))})",
             (namespace, run_id, *commit.cancel_timers),
         )
+    if commit.children:
+        start_children(conn, namespace, run_id, commit.children, now)
+        notes.append(WORK)
     if commit.close is not None:
         close = commit.close
         conn.execute(
@@ -253,6 +257,10 @@ def _apply_commit(
         )
         conn.execute("DELETE FROM tasks WHERE namespace = ? AND run_id = ?", (namespace, run_id))
         notes.append(("closed", namespace, run_id))
+        notes.extend(on_run_closed(conn, namespace, run_id, now))
+        if commit.continue_as_new is not None:
+            start_continued(conn, namespace, run_id, commit.continue_as_new, now)
+            notes.append(WORK)
     return claimed, notes
 
 
@@ -552,4 +560,4 @@ def terminate_run(
         (dumps(failure), now, namespace, run_id),
     )
     conn.execute("DELETE FROM tasks WHERE namespace = ? AND run_id = ?", (namespace, run_id))
-    return [("closed", namespace, run_id)]
+    return [("closed", namespace, run_id), *on_run_closed(conn, namespace, run_id, now)]

@@ -357,7 +357,7 @@ class SqliteStore:
     ) -> RunRecord:
         def op(conn: sqlite3.Connection) -> Noted[None] | None:
             notes = ops.terminate_run(conn, namespace, run_id, reason, identity, time.time())
-            return Noted(None, notes[0])
+            return Noted(None, notes)
 
         await self._write(op)
         return await self.get_run(namespace, "", run_id)

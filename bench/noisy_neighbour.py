@@ -1,0 +1,184 @@
+"""Noisy neighbour: does one tenant's flood hurt another tenant's latency?
+
+Tenant A floods N workflows (20,000 by default) at once; tenant B starts one small
+workflow every 50 ms. Each workflow runs one activity. Reported:
+
+- B's p50/p99 start-to-result latency idle (A absent), under A's flood with fair
+  scheduling (the default), and under the flood with plain FIFO claims
+  (``app.worker(fair=False)``);
+- A's throughput under each, against A running alone.
+
+Target: B's p99 under the flood at most 2x its idle p99 + 50 ms, with A keeping at
+least 90% of its throughput alone. Figures are printed, not asserted.
+
+    python bench/noisy_neighbour.py [--flood 20000] [--interval 0.05] [--db URL]
+
+One worker in this process serves both namespaces (SQLite by default: a fresh file
+per phase; ``--db postgresql://...`` uses that database, its tether schema dropped
+before each phase).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+import tether
+
+
+def make_app(store: str) -> tether.App:
+    app = tether.App(store)
+
+    @app.activity
+    async def touch(x: int) -> int:
+        return x + 1
+
+    @app.workflow
+    async def small(ctx: tether.Context, x: int) -> int:
+        return await ctx.activity(touch, x)
+
+    return app
+
+
+async def reset(url: str) -> None:
+    if url.startswith("postgres"):
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("DROP SCHEMA IF EXISTS tether CASCADE")
+        finally:
+            await conn.close()
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def flood(app: tether.App, n: int) -> float:
+    """Start n runs of A at once; return the seconds until all are closed."""
+    began = time.perf_counter()
+    for chunk in range(0, n, 2000):
+        await asyncio.gather(
+            *(
+                app.client.start("small", i, namespace="a")
+                for i in range(chunk, min(n, chunk + 2000))
+            )
+        )
+    while True:
+        stats = await app.client.namespaces.describe("a")
+        if not stats.stats.runs.get("running"):
+            return time.perf_counter() - began
+        await asyncio.sleep(0.1)
+
+
+async def ticker(app: tether.App, interval: float, stop: asyncio.Event, most: int) -> list[float]:
+    """Start one B run every ``interval`` until ``stop``; return start-to-result latencies."""
+    latencies: list[float] = []
+
+    async def one(i: int) -> None:
+        began = time.perf_counter()
+        handle = await app.client.start("small", i, namespace="b")
+        await handle.result(timeout=600)
+        latencies.append(time.perf_counter() - began)
+
+    runs = []
+    next_at = time.perf_counter()
+    for i in range(most):
+        if stop.is_set():
+            break
+        runs.append(asyncio.create_task(one(i)))
+        next_at += interval
+        await asyncio.sleep(max(next_at - time.perf_counter(), 0))
+    await asyncio.gather(*runs)
+    return latencies
+
+
+async def phase(
+    store: str, *, n_flood: int, b_runs: int, interval: float, fair: bool, slots: int
+) -> dict[str, Any]:
+    await reset(store)
+    app = make_app(store)
+    async with app:
+        await app.client.namespaces.create("a")
+        await app.client.namespaces.create("b")
+        async with app.worker(
+            namespaces=["a", "b"],
+            fair=fair,
+            retention_sweep=None,
+            max_workflow_tasks=slots,
+            max_activities=slots,
+        ):
+            await app.client.execute("small", 0, namespace="b")  # warm up
+            stop = asyncio.Event()
+            out: dict[str, Any] = {}
+            if b_runs:
+                b_task = asyncio.create_task(ticker(app, interval, stop, b_runs))
+            if n_flood:
+                await asyncio.sleep(0.25 if b_runs else 0)
+                out["a_seconds"] = await flood(app, n_flood)
+                out["a_rate"] = n_flood / out["a_seconds"]
+                stop.set()
+            if b_runs:
+                lat = await b_task
+                out.update(b_n=len(lat), b_p50=pct(lat, 0.5), b_p99=pct(lat, 0.99))
+                out["b_mean"] = statistics.fmean(lat) if lat else float("nan")
+            return out
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--flood", type=int, default=20_000)
+    parser.add_argument("--interval", type=float, default=0.05)
+    parser.add_argument("--idle-runs", type=int, default=100)
+    parser.add_argument("--slots", type=int, default=200, help="worker task slots of each kind")
+    parser.add_argument("--db", default=None, help="postgresql://... (default: temp SQLite)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def store(name: str) -> str:
+            return args.db or str(Path(tmp) / f"{name}.db")
+
+        common = {"interval": args.interval, "slots": args.slots}
+        alone = await phase(store("alone"), n_flood=args.flood, b_runs=0, fair=True, **common)
+        idle = await phase(store("idle"), n_flood=0, b_runs=args.idle_runs, fair=True, **common)
+        fair = await phase(store("fair"), n_flood=args.flood, b_runs=10**6, fair=True, **common)
+        fifo = await phase(store("fifo"), n_flood=args.flood, b_runs=10**6, fair=False, **common)
+
+    ms = 1000.0
+    target = 2 * idle["b_p99"] + 0.05
+    print(
+        f"\nnoisy neighbour on {'PostgreSQL' if args.db else 'SQLite'}: A floods {args.flood}"
+        f" workflows; B starts one every {args.interval * ms:.0f} ms; {args.slots} slots\n"
+    )
+    print("| scenario | B runs | B p50 ms | B p99 ms | A wf/s | A vs alone |")
+    print("|---|---|---|---|---|---|")
+    print(f"| A alone | - | - | - | {alone['a_rate']:.0f} | 100% |")
+    print(
+        f"| B idle | {idle['b_n']} | {idle['b_p50'] * ms:.1f} | {idle['b_p99'] * ms:.1f} | - | - |"
+    )
+    for name, r in (("flood, fair", fair), ("flood, FIFO", fifo)):
+        print(
+            f"| {name} | {r['b_n']} | {r['b_p50'] * ms:.1f} | {r['b_p99'] * ms:.1f}"
+            f" | {r['a_rate']:.0f} | {r['a_rate'] / alone['a_rate']:.0%} |"
+        )
+    ok_b = fair["b_p99"] <= target
+    ok_a = fair["a_rate"] >= 0.9 * alone["a_rate"]
+    print(
+        f"\ntarget: B p99 under flood <= 2 x idle p99 + 50 ms = {target * ms:.1f} ms:"
+        f" {'met' if ok_b else 'NOT met'} ({fair['b_p99'] * ms:.1f} ms);"
+        f" A >= 90% of alone: {'met' if ok_a else 'NOT met'}"
+        f" ({fair['a_rate'] / alone['a_rate']:.0%})"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

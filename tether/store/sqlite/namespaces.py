@@ -1,0 +1,367 @@
+"""Tenancy in the SQLite store: namespaces and their settings, limits, fair claims,
+retention and deletion. Write operations run in the writer's group transaction (see
+``writer.py``); the logic mirrors ``store/postgres/migrations/0004_tenancy.sql``.
+
+Deletion overwrites what it frees (``PRAGMA secure_delete``), and the store then
+truncates the write-ahead log, so deleted payloads leave neither the database file
+nor the log (see ``SqliteStore.delete_namespace``).
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+
+from ...errors import NamespaceAlreadyExists, NamespaceNotFound, WorkflowNotFound
+from ..protocol import ClaimLimit, NamespaceRecord, NamespaceStats, QueueBacklog
+
+__all__ = [
+    "claim_fair",
+    "create_namespace",
+    "delete_namespace",
+    "delete_runs",
+    "get_namespace",
+    "list_namespace_records",
+    "namespace_stats",
+    "purge_closed_runs",
+    "reserve_start",
+    "update_namespace",
+]
+
+# What a fair claim returns for each task, as the PostgreSQL type tether.claimed_task.
+CLAIMED_COLUMNS = (
+    "t.id, t.namespace, t.run_id, r.workflow_id, r.workflow_type, t.task_queue, t.token,"
+    " t.step, t.name, t.args, t.options, t.attempt, t.scheduled_at, t.heartbeat,"
+    " t.last_failure"
+)
+
+
+def _in(values: Sequence[Any]) -> str:
+    return ",".join("?" * len(values))
+
+
+def _record(row: Sequence[Any]) -> NamespaceRecord:
+    return NamespaceRecord(row[0], row[1], orjson.loads(row[2]))
+
+
+# -- namespaces -----------------------------------------------------------------------
+
+
+def create_namespace(
+    conn: sqlite3.Connection, namespace: str, settings: dict[str, Any], now: float
+) -> NamespaceRecord:
+    row = conn.execute(
+        "INSERT INTO namespaces (name, created_at, settings) VALUES (?, ?, ?)"
+        " ON CONFLICT DO NOTHING RETURNING name, created_at, settings",
+        (namespace, now, orjson.dumps(settings).decode()),
+    ).fetchone()
+    if row is None:
+        raise NamespaceAlreadyExists(namespace=namespace)
+    return _record(row)
+
+
+def get_namespace(conn: sqlite3.Connection, namespace: str) -> NamespaceRecord:
+    row = conn.execute(
+        "SELECT name, created_at, settings FROM namespaces WHERE name = ?", (namespace,)
+    ).fetchone()
+    if row is None:
+        raise NamespaceNotFound(namespace=namespace)
+    return _record(row)
+
+
+def update_namespace(
+    conn: sqlite3.Connection, namespace: str, settings: dict[str, Any]
+) -> NamespaceRecord:
+    row = conn.execute(
+        "UPDATE namespaces SET settings = ? WHERE name = ? RETURNING name, created_at, settings",
+        (orjson.dumps(settings).decode(), namespace),
+    ).fetchone()
+    if row is None:
+        raise NamespaceNotFound(namespace=namespace)
+    return _record(row)
+
+
+def list_namespace_records(conn: sqlite3.Connection) -> list[NamespaceRecord]:
+    rows = conn.execute("SELECT name, created_at, settings FROM namespaces ORDER BY name")
+    return [_record(r) for r in rows.fetchall()]
+
+
+def namespace_stats(conn: sqlite3.Connection, namespace: str, now: float) -> NamespaceStats:
+    get_namespace(conn, namespace)
+    runs = conn.execute(
+        "SELECT status, count(*) FROM runs WHERE namespace = ? GROUP BY status ORDER BY status",
+        (namespace,),
+    ).fetchall()
+    queues = conn.execute(
+        "SELECT task_queue,"
+        " count(*) FILTER (WHERE kind = 'workflow' AND visible_at <= :now),"
+        " count(*) FILTER (WHERE kind = 'activity' AND visible_at <= :now),"
+        " count(*) FILTER (WHERE owner IS NOT NULL AND visible_at > :now),"
+        " count(*) FILTER (WHERE owner IS NULL AND visible_at > :now)"
+        " FROM tasks WHERE namespace = :ns GROUP BY task_queue ORDER BY task_queue",
+        {"now": now, "ns": namespace},
+    ).fetchall()
+    waits = conn.execute(
+        "SELECT kind, sum(waits) FROM namespace_limits WHERE namespace = ? GROUP BY kind",
+        (namespace,),
+    ).fetchall()
+    return NamespaceStats(
+        namespace,
+        {r[0]: r[1] for r in runs},
+        [QueueBacklog(*r) for r in queues],
+        {r[0]: r[1] for r in waits},
+    )
+
+
+# -- deletion ---------------------------------------------------------------------------
+
+
+def _namespaced_tables(conn: sqlite3.Connection, *, run_rows: bool) -> list[str]:
+    """Tables naming a namespace (and a run, with ``run_rows``), the runs table last:
+    tables added by later migrations are found as long as they name both."""
+    found = []
+    for (table,) in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    ).fetchall():
+        columns = {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
+        if "namespace" in columns and (not run_rows or "run_id" in columns):
+            found.append(table)
+    return sorted(found, key=lambda t: (t == "runs", t))
+
+
+@contextmanager
+def _overwriting(conn: sqlite3.Connection) -> Iterator[None]:
+    """Deleted content is overwritten with zeros while this is active."""
+    conn.execute("PRAGMA secure_delete = ON")
+    try:
+        yield
+    finally:
+        conn.execute("PRAGMA secure_delete = OFF")
+
+
+def delete_namespace(conn: sqlite3.Connection, namespace: str) -> None:
+    get_namespace(conn, namespace)
+    with _overwriting(conn):
+        for table in _namespaced_tables(conn, run_rows=False):
+            conn.execute(f'DELETE FROM "{table}" WHERE namespace = ?', (namespace,))
+        conn.execute("DELETE FROM namespaces WHERE name = ?", (namespace,))
+
+
+def delete_runs(conn: sqlite3.Connection, namespace: str, run_ids: Sequence[str]) -> int:
+    if not run_ids:
+        return 0
+    marks = _in(run_ids)
+    found = conn.execute(
+        f"SELECT count(*) FROM runs WHERE namespace = ? AND run_id IN ({marks})",
+        (namespace, *run_ids),
+    ).fetchone()[0]
+    with _overwriting(conn):
+        for table in _namespaced_tables(conn, run_rows=True):
+            conn.execute(
+                f'DELETE FROM "{table}" WHERE namespace = ? AND run_id IN ({marks})',
+                (namespace, *run_ids),
+            )
+    return int(found)
+
+
+def delete_run(conn: sqlite3.Connection, namespace: str, run_id: str) -> None:
+    if not delete_runs(conn, namespace, [run_id]):
+        raise WorkflowNotFound(namespace=namespace, run_id=run_id)
+
+
+def purge_closed_runs(
+    conn: sqlite3.Connection, namespace: str, closed_before: float, limit: int
+) -> int:
+    ids = [
+        r[0]
+        for r in conn.execute(
+            "SELECT run_id FROM runs WHERE namespace = ? AND closed_at < ?"
+            " ORDER BY closed_at LIMIT ?",
+            (namespace, closed_before, limit),
+        ).fetchall()
+    ]
+    return delete_runs(conn, namespace, ids)
+
+
+# -- limits and fair claims -------------------------------------------------------------
+
+
+def _tokens(
+    conn: sqlite3.Connection, namespace: str, kind: str, queue: str, rate: float | None, now: float
+) -> float:
+    """Refill a limiter's bucket (one second of tokens, at least one) and return it."""
+    burst = max(rate or 1.0, 1.0)
+    conn.execute(
+        "INSERT INTO namespace_limits (namespace, kind, task_queue, tokens, updated_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (namespace, kind, queue, burst, now),
+    )
+    (tokens,) = conn.execute(
+        "UPDATE namespace_limits SET tokens = CASE WHEN :rate IS NULL THEN tokens"
+        " ELSE min(:burst, tokens + max(:now - updated_at, 0) * :rate) END, updated_at = :now"
+        " WHERE namespace = :ns AND kind = :kind AND task_queue = :queue RETURNING tokens",
+        {"rate": rate, "burst": burst, "now": now, "ns": namespace, "kind": kind, "queue": queue},
+    ).fetchone()
+    return float(tokens)
+
+
+def _claim_lane(
+    conn: sqlite3.Connection,
+    kind: str,
+    owner: str,
+    namespace: str,
+    queues: Sequence[str],
+    limit: int,
+    lease: float,
+    now: float,
+) -> list[tuple[Any, ...]]:
+    if limit <= 0 or not queues:
+        return []
+    picked = conn.execute(
+        f"SELECT t.id, t.owner IS NOT NULL FROM tasks t WHERE t.kind = ? AND t.namespace = ?"
+        f" AND t.task_queue IN ({_in(queues)}) AND t.visible_at <= ?"
+        " ORDER BY t.visible_at LIMIT ?",
+        (kind, namespace, *queues, now, limit),
+    ).fetchall()
+    out = []
+    for task_id, lost in picked:
+        conn.execute(
+            "UPDATE tasks SET owner = ?, visible_at = ?, token = token + 1,"
+            " dirty = CASE WHEN kind = 'workflow' THEN 0 ELSE dirty END,"
+            " attempt = attempt + ? WHERE id = ?",
+            (owner, now + lease, 1 if lost and kind == "activity" else 0, task_id),
+        )
+        row = conn.execute(
+            f"SELECT {CLAIMED_COLUMNS} FROM tasks t JOIN runs r"
+            " ON r.namespace = t.namespace AND r.run_id = t.run_id WHERE t.id = ?",
+            (task_id,),
+        ).fetchone()
+        out.append((*row, bool(lost)))
+    return out
+
+
+def _claim_namespace(
+    conn: sqlite3.Connection,
+    kind: str,
+    owner: str,
+    limit: ClaimLimit,
+    queues: Sequence[str],
+    want: int,
+    lease: float,
+    now: float,
+) -> list[tuple[Any, ...]]:
+    ns = limit.namespace
+    n, tokens = want, 0.0
+    if limit.limited:
+        tokens = _tokens(conn, ns, kind, "", limit.rate, now)
+    if limit.max_leased is not None:
+        (leased,) = conn.execute(
+            "SELECT count(*) FROM tasks WHERE namespace = ? AND kind = ? AND owner IS NOT NULL"
+            " AND visible_at > ?",
+            (ns, kind, now),
+        ).fetchone()
+        n = min(n, limit.max_leased - leased)
+    if limit.rate is not None:
+        n = min(n, math.floor(tokens))
+    n = max(n, 0)
+    held, left, out = n < want, n, []
+    for queue, rate in limit.queue_rates.items():
+        if queue not in queues:
+            continue
+        lane = min(left, math.floor(_tokens(conn, ns, kind, queue, rate, now)))
+        held = held or lane < left
+        got = _claim_lane(conn, kind, owner, ns, [queue], lane, lease, now)
+        conn.execute(
+            "UPDATE namespace_limits SET tokens = tokens - ?"
+            " WHERE namespace = ? AND kind = ? AND task_queue = ?",
+            (len(got), ns, kind, queue),
+        )
+        left -= len(got)
+        out.extend(got)
+    others = [q for q in queues if q not in limit.queue_rates]
+    out.extend(_claim_lane(conn, kind, owner, ns, others, left, lease, now))
+    if limit.limited:
+        waiting = (
+            held
+            and conn.execute(
+                f"SELECT EXISTS (SELECT 1 FROM tasks WHERE kind = ? AND namespace = ?"
+                f" AND task_queue IN ({_in(queues)}) AND visible_at <= ?)",
+                (kind, ns, *queues, now),
+            ).fetchone()[0]
+        )
+        conn.execute(
+            "UPDATE namespace_limits SET tokens = tokens - ?, waits = waits + ?"
+            " WHERE namespace = ? AND kind = ? AND task_queue = ''",
+            (len(out) if limit.rate is not None else 0, 1 if waiting else 0, ns, kind),
+        )
+    return out
+
+
+def claim_fair(
+    conn: sqlite3.Connection,
+    kind: str,
+    owner: str,
+    limits: Sequence[ClaimLimit],
+    queues: Sequence[str],
+    total: int,
+    lease: float,
+    now: float,
+) -> list[tuple[Any, ...]]:
+    """Each namespace takes up to its share, in order; then what is left of ``total``
+    goes to those that used all of theirs. Rows as ``CLAIMED_COLUMNS`` + ``lost``."""
+    left, full, out = total, [False] * len(limits), []
+    for first in (True, False):
+        for i, limit in enumerate(limits):
+            if left <= 0:
+                break
+            if first:
+                want = min(limit.share, left)
+            elif full[i]:
+                want = left
+            else:
+                continue
+            if want <= 0:
+                continue
+            got = _claim_namespace(conn, kind, owner, limit, queues, want, lease, now)
+            full[i] = len(got) == want
+            left -= len(got)
+            out.extend(got)
+    return out
+
+
+def reserve_start(
+    conn: sqlite3.Connection,
+    namespace: str,
+    queue: str,
+    rate: float | None,
+    queue_rate: float | None,
+    now: float,
+) -> float:
+    """GCRA: ``next_at`` is when the bucket is empty again; a start may begin up to one
+    second's worth of starts before it. Returns the seconds the caller must wait."""
+    buckets = [(q, r) for q, r in (("", rate), (queue, queue_rate)) if r is not None]
+    at = now
+    for q, r in buckets:
+        conn.execute(
+            "INSERT INTO namespace_limits (namespace, kind, task_queue) VALUES (?, 'start', ?)"
+            " ON CONFLICT DO NOTHING",
+            (namespace, q),
+        )
+        (next_at,) = conn.execute(
+            "SELECT next_at FROM namespace_limits"
+            " WHERE namespace = ? AND kind = 'start' AND task_queue = ?",
+            (namespace, q),
+        ).fetchone()
+        at = max(at, next_at - (max(r, 1.0) - 1) / r)
+    for q, r in buckets:
+        conn.execute(
+            "UPDATE namespace_limits SET next_at = max(next_at, ?) + ?, waits = waits + ?"
+            " WHERE namespace = ? AND kind = 'start' AND task_queue = ?",
+            (at, 1 / r, 1 if at > now else 0, namespace, q),
+        )
+    return at - now

@@ -1,0 +1,23 @@
+"""Namespaces as tenants: settings, lifecycle, fair scheduling, limits and retention.
+
+Between the worker/client and the store: it uses only the ``Store`` protocol.
+"""
+
+from __future__ import annotations
+
+from .retention import RetentionSweeper
+from .scheduler import Scheduler
+from .service import NamespaceDescription, NamespaceInfo, Namespaces
+from .settings import NamespaceSettings, RetrySettings, check_name, parse_settings
+
+__all__ = [
+    "NamespaceDescription",
+    "NamespaceInfo",
+    "NamespaceSettings",
+    "Namespaces",
+    "RetentionSweeper",
+    "RetrySettings",
+    "Scheduler",
+    "check_name",
+    "parse_settings",
+]

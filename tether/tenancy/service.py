@@ -1,0 +1,157 @@
+"""``Namespaces``: the lifecycle of namespaces and the checks a start passes, over the Store.
+
+Reached as ``client.namespaces``; the CLI and every other surface go through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ..errors import InvalidArgument, PayloadTooLarge
+from ..store import NamespaceRecord, NamespaceStats, NewRun, Store
+from .settings import NamespaceSettings, check_name, parse_settings
+
+__all__ = ["NamespaceDescription", "NamespaceInfo", "Namespaces"]
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceInfo:
+    name: str
+    created_at: float
+    settings: NamespaceSettings
+
+    @classmethod
+    def from_record(cls, record: NamespaceRecord) -> NamespaceInfo:
+        return cls(record.name, record.created_at, parse_settings(record.settings))
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceDescription:
+    """A namespace, its settings and its figures now."""
+
+    info: NamespaceInfo
+    stats: NamespaceStats
+
+    def to_dict(self) -> dict[str, Any]:
+        stats = self.stats
+        return {
+            "name": self.info.name,
+            "created_at": self.info.created_at,
+            "settings": self.info.settings.model_dump(mode="json"),
+            "runs": {
+                "running": stats.runs.get("running", 0),
+                "closed": sum(n for s, n in stats.runs.items() if s != "running"),
+                "by_status": stats.runs,
+            },
+            "queues": [
+                {
+                    "task_queue": q.task_queue,
+                    "workflow_ready": q.workflow_ready,
+                    "activity_ready": q.activity_ready,
+                    "leased": q.leased,
+                    "delayed": q.delayed,
+                }
+                for q in stats.queues
+            ],
+            "limit_waits": stats.limit_waits,
+        }
+
+
+class Namespaces:
+    """Create, describe, update, list and delete namespaces; admit starts.
+
+    Settings read for admission are cached for ``max_age`` seconds, so a change takes
+    effect everywhere within that time, without restarting anything.
+    """
+
+    def __init__(self, store: Store, *, max_age: float = 1.0) -> None:
+        self.store = store
+        self.max_age = max_age
+        self._cache: dict[str, tuple[float, NamespaceSettings]] = {}
+
+    async def create(
+        self,
+        name: str,
+        settings: NamespaceSettings | Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> NamespaceInfo:
+        """Create a namespace; raises ``NamespaceAlreadyExists`` if it exists."""
+        check_name(name)
+        checked = parse_settings(settings).merged(fields) if fields else parse_settings(settings)
+        record = await self.store.create_namespace(name, checked.to_json())
+        return NamespaceInfo.from_record(record)
+
+    async def get(self, name: str) -> NamespaceInfo:
+        """A namespace and its settings; raises ``NamespaceNotFound``."""
+        return NamespaceInfo.from_record(await self.store.get_namespace(name))
+
+    async def describe(self, name: str) -> NamespaceDescription:
+        """A namespace, its settings, and its figures: runs by status, backlog per task
+        queue, and how often its limits held work back."""
+        info = await self.get(name)
+        return NamespaceDescription(info, await self.store.namespace_stats(name))
+
+    async def update(
+        self, name: str, settings: Mapping[str, Any] | None = None, **fields: Any
+    ) -> NamespaceInfo:
+        """Change some settings (the others are kept); the result is validated whole."""
+        current = await self.get(name)
+        changed = current.settings.merged({**(settings or {}), **fields})
+        record = await self.store.update_namespace(name, changed.to_json())
+        self._cache.pop(name, None)
+        return NamespaceInfo.from_record(record)
+
+    async def list(self) -> list[NamespaceInfo]:
+        return [NamespaceInfo.from_record(r) for r in await self.store.list_namespace_records()]
+
+    async def delete(self, name: str) -> None:
+        """Delete a namespace and every byte of its data: runs, histories, payloads,
+        tasks, timers, limits and settings. Workers holding its tasks lose their leases."""
+        await self.store.delete_namespace(name)
+        self._cache.pop(name, None)
+
+    async def settings(self, name: str) -> NamespaceSettings:
+        """The namespace's settings, read at most ``max_age`` seconds ago."""
+        cached = self._cache.get(name)
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < self.max_age:
+            return cached[1]
+        settings = (await self.get(name)).settings
+        self._cache[name] = (now, settings)
+        return settings
+
+    async def admit(self, run: NewRun) -> None:
+        """Check a start against its namespace's settings, and wait for its start rate.
+
+        Raises ``NamespaceNotFound``, ``InvalidArgument`` (a task queue the namespace may
+        not use) or ``PayloadTooLarge``. A start over the rate waits its turn, reserved
+        in the store so that every process shares one rate.
+        """
+        settings = await self.settings(run.namespace)
+        if settings.task_queues is not None and run.task_queue not in settings.task_queues:
+            raise InvalidArgument(
+                f"namespace {run.namespace!r} may not use task queue {run.task_queue!r}"
+                f" (allowed: {', '.join(settings.task_queues) or 'none'})",
+                namespace=run.namespace,
+            )
+        if settings.max_payload is not None:
+            size = len(orjson.dumps(run.started.get("args")))
+            if size > settings.max_payload:
+                raise PayloadTooLarge(
+                    f"arguments of workflow {run.workflow_type} are {size} bytes, over the"
+                    f" namespace's limit of {settings.max_payload} bytes",
+                    namespace=run.namespace,
+                )
+        queue_rate = settings.queue_start_rates.get(run.task_queue)
+        if settings.start_rate is not None or queue_rate is not None:
+            delay = await self.store.reserve_start(
+                run.namespace, run.task_queue, settings.start_rate, queue_rate
+            )
+            if delay > 0:
+                await asyncio.sleep(delay)
