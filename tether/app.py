@@ -173,10 +173,14 @@ class App:
     # -- running ------------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Open the store (applying migrations) and create the app's namespace."""
+        """Open the store, applying migrations.
+
+        The ``default`` namespace always exists; others are created on purpose
+        (``client.namespaces.create`` or ``tether namespace create``), never as a side
+        effect of naming one, so a typo cannot create a tenant.
+        """
         if not self._opened:
             await self.store.open()
-            await self.store.ensure_namespace(self.namespace)
             self._opened = True
 
     async def close(self) -> None:

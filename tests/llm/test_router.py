@@ -166,14 +166,16 @@ async def test_settings_per_namespace(make_app: AppFactory, sim: SimServer) -> N
     async def ask(ctx: tether.Context, model: str) -> str:
         return (await ctx.llm(model, "hello")).model
 
-    async with app, app.worker(namespaces=["acme", "default"]):
-        assert await app.client.execute(ask, "fast", timeout=30) == "gm:acme-model"
-        other = await app.client.start(ask, "fast", namespace="default")
-        assert await other.result(timeout=30) == "oa:shared-model"
-        with pytest.raises(tether.WorkflowFailed) as caught:
-            await app.client.execute(ask, "nokey:m", timeout=30)
-        with pytest.raises(tether.WorkflowFailed) as unknown:
-            await app.client.execute(ask, "nonsense", timeout=30)
+    async with app:
+        await app.client.namespaces.create("acme")
+        async with app.worker(namespaces=["acme", "default"]):
+            assert await app.client.execute(ask, "fast", timeout=30) == "gm:acme-model"
+            other = await app.client.start(ask, "fast", namespace="default")
+            assert await other.result(timeout=30) == "oa:shared-model"
+            with pytest.raises(tether.WorkflowFailed) as caught:
+                await app.client.execute(ask, "nokey:m", timeout=30)
+            with pytest.raises(tether.WorkflowFailed) as unknown:
+                await app.client.execute(ask, "nonsense", timeout=30)
     assert "no API key" in str(caught.value.__cause__.__cause__)  # type: ignore[union-attr]
     assert "neither an alias" in str(unknown.value.__cause__.__cause__)  # type: ignore[union-attr]
 

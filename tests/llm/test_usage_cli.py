@@ -32,8 +32,10 @@ async def test_usage_command(store_url: str) -> None:
         return n
 
     try:
-        async with app, app.worker():
-            await app.client.execute(chat, 3, timeout=30)
+        async with app:
+            await app.client.namespaces.create("acme")
+            async with app.worker():
+                await app.client.execute(chat, 3, timeout=30)
     finally:
         await app.close()
     db = ["--db", store_url]

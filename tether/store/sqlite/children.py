@@ -100,6 +100,15 @@ def on_run_closed(conn: sqlite3.Connection, namespace: str, run_id: str, now: fl
     from .ops import WORK, _request_workflow_task, append_events, request_cancel, terminate_run
 
     notes: list[Any] = []
+    # Most runs have no parent and no open child: one indexed look tells.
+    linked = conn.execute(
+        "SELECT parent_run_id IS NOT NULL, EXISTS (SELECT 1 FROM runs c INDEXED BY runs_by_parent"
+        " WHERE c.namespace = r.namespace AND c.parent_run_id = r.run_id"
+        " AND c.status = 'running') FROM runs r WHERE r.namespace = ? AND r.run_id = ?",
+        (namespace, run_id),
+    ).fetchone()
+    if not linked[0] and not linked[1]:
+        return notes
     row = conn.execute(
         "SELECT status, result, failure, workflow_id, workflow_type, parent_run_id, parent_step"
         " FROM runs WHERE namespace = ? AND run_id = ?",
@@ -122,8 +131,9 @@ def on_run_closed(conn: sqlite3.Connection, namespace: str, run_id: str, now: fl
             _request_workflow_task(conn, namespace, parent_id, now)
             notes.append(WORK)
     children = conn.execute(
-        "SELECT run_id, parent_close_policy FROM runs WHERE namespace = ? AND parent_run_id = ?"
-        " AND status = 'running'",
+        # Without statistics SQLite would scan the namespace's runs by primary key.
+        "SELECT run_id, parent_close_policy FROM runs INDEXED BY runs_by_parent"
+        " WHERE namespace = ? AND parent_run_id = ? AND status = 'running'",
         (namespace, run_id),
     ).fetchall()
     reason = f"parent run {run_id} closed ({status})"
