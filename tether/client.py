@@ -5,8 +5,8 @@ Every surface goes through it.
 
 from __future__ import annotations
 
+import os
 import random
-import secrets
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -138,6 +138,10 @@ class WorkflowHandle(Generic[T]):
         return answer_query(definition, _run_info(run), self.client.codec, events, name, plain)
 
 
+_ids = random.Random()  # seeded from the OS; reseeded in forked children
+os.register_at_fork(after_in_child=_ids.seed)
+
+
 def new_id() -> str:
     """A time-ordered random id (UUID version 7).
 
@@ -145,8 +149,9 @@ def new_id() -> str:
     share index pages: fewer pages are written per commit than with random UUIDs.
     """
     millis = time.time_ns() // 1_000_000
-    value = (millis << 80) | (0x7 << 76) | (secrets.randbits(12) << 64) | (0b10 << 62)
-    value |= secrets.randbits(62)
+    bits = _ids.getrandbits(74)  # ids need to be unique, not secret: no syscall per id
+    value = (millis << 80) | (0x7 << 76) | ((bits >> 62) << 64) | (0b10 << 62)
+    value |= bits & ((1 << 62) - 1)
     return uuid.UUID(int=value).hex
 
 

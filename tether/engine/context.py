@@ -8,6 +8,7 @@ cancellation and queries reach the code through it too.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -32,11 +33,15 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# Looked up once: getLogger takes the logging module's lock, and a Context is made per run.
+_LOGGER = logging.getLogger("tether.workflow")
+
+
 class _ReplayFilter(logging.LoggerAdapter):  # type: ignore[type-arg]
     """A logger that stays silent while the run is replaying history."""
 
     def __init__(self, instance: WorkflowInstance) -> None:
-        super().__init__(logging.getLogger("tether.workflow"), {})
+        super().__init__(_LOGGER, {})
         self._instance = instance
 
     def isEnabledFor(self, level: int) -> bool:
@@ -132,16 +137,21 @@ class Context:
         arrives as :class:`tether.ActivityError` with the cause chained.
         """
         name, definition = activity_name(fn)
-        base = definition.options if definition else ActivityOptions()
-        options = base.merged(
-            task_queue=task_queue,
-            retry=retry,
-            schedule_to_close=schedule_to_close,
-            start_to_close=start_to_close,
-            heartbeat=heartbeat,
-        )
-        if options.task_queue is None:
-            options = options.merged(task_queue=self._instance.info.task_queue)
+        base = definition.options if definition else _NO_OPTIONS
+        overrides = (task_queue, retry, schedule_to_close, start_to_close, heartbeat)
+        if base.task_queue is None and all(o is None for o in overrides):
+            # The common call: the activity's defaults on the workflow's own queue.
+            options = _on_queue(base, self._instance.info.task_queue)
+        else:
+            options = base.merged(
+                task_queue=task_queue,
+                retry=retry,
+                schedule_to_close=schedule_to_close,
+                start_to_close=start_to_close,
+                heartbeat=heartbeat,
+            )
+            if options.task_queue is None:
+                options = options.merged(task_queue=self._instance.info.task_queue)
         if definition is not None:
             checked = definition.signature.check_args(args)
             convert: Callable[[Any], Any] = definition.signature.convert_result
@@ -327,3 +337,11 @@ class Context:
 
 def _identity(value: Any) -> Any:
     return value
+
+
+_NO_OPTIONS = ActivityOptions()
+
+
+@functools.lru_cache(maxsize=1024)
+def _on_queue(options: ActivityOptions, queue: str) -> ActivityOptions:
+    return options.merged(task_queue=queue)
