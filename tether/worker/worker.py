@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import socket
@@ -80,6 +81,7 @@ class Worker:
         fair: bool = True,
         retention_sweep: float | None = 60.0,
         continue_as_new_after: int = 10_000,
+        tune_gc: bool = True,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -114,12 +116,25 @@ class Worker:
             RetentionSweeper(self.scheduler, interval=retention_sweep) if retention_sweep else None
         )
         self._sweeping: asyncio.Task[None] | None = None
+        self.tune_gc = tune_gc
+        self._gc_before: tuple[int, int, int] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start serving in the background of the running loop."""
+        """Start serving in the background of the running loop.
+
+        Unless ``tune_gc=False``, the worker raises the garbage collector's
+        first-generation threshold (700 allocations by default) to 10,000 while it
+        runs: each step allocates many short-lived objects, and collecting every 700
+        of them cost a fifth of a busy worker's time. The setting is process-wide and
+        is put back by :meth:`stop`.
+        """
         if self._main is None:
+            if self.tune_gc and self._gc_before is None:
+                self._gc_before = gc.get_threshold()
+                gen0, gen1, gen2 = self._gc_before
+                gc.set_threshold(max(gen0, 10_000), gen1, gen2)
             self._stopping = False
             self._main = asyncio.create_task(self._poll(), name="tether-worker-poll")
             self._renewer = asyncio.create_task(self._renew_leases(), name="tether-worker-lease")
@@ -156,6 +171,9 @@ class Worker:
             await asyncio.wait(set(self._tasks), timeout=grace)
         self.cache.clear()
         self._threads.shutdown(wait=False, cancel_futures=True)
+        if self._gc_before is not None:
+            gc.set_threshold(*self._gc_before)
+            self._gc_before = None
 
     async def __aenter__(self) -> Worker:
         await self.start()
