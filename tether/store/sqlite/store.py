@@ -219,6 +219,12 @@ class SqliteStore:
             self._watch = None
         self._writer = None
         self._reader = None
+        if self._connections:
+            # Keep the planner's statistics fresh (cheap: it analyzes only what needs it);
+            # without them SQLite can pick a primary-key scan over a better index.
+            with contextlib.suppress(sqlite3.Error):
+                self._connections[0].execute("PRAGMA busy_timeout = 100")  # never hang a close
+                self._connections[0].execute("PRAGMA optimize")
         for conn in self._connections:
             conn.close()
         self._connections.clear()
