@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Literal, TypeVar, get_args, overload
 
 from .codec import Codec
 from .definitions import Registry, workflow_name
@@ -19,6 +19,7 @@ from .engine import RunInfo, answer_query
 from .errors import (
     InvalidArgument,
     UnknownWorkflowType,
+    WorkflowAlreadyStarted,
     WorkflowFailed,
     WorkflowNotFound,
     failure_from_dict,
@@ -142,6 +143,12 @@ _ids = random.Random()  # seeded from the OS; reseeded in forked children
 os.register_at_fork(after_in_child=_ids.seed)
 
 
+IdReuse = Literal["allow", "allow_failed_only", "reject"]
+IdConflict = Literal["fail", "use_existing"]
+_ID_REUSE = frozenset(get_args(IdReuse))
+_ID_CONFLICT = frozenset(get_args(IdConflict))
+
+
 def new_id() -> str:
     """A time-ordered random id (UUID version 7).
 
@@ -190,6 +197,8 @@ class Client:
         id: str | None = ...,
         task_queue: str | None = ...,
         namespace: str | None = ...,
+        id_reuse: IdReuse = ...,
+        id_conflict: IdConflict = ...,
     ) -> WorkflowHandle[Any]: ...
 
     @overload
@@ -200,6 +209,8 @@ class Client:
         id: str | None = ...,
         task_queue: str | None = ...,
         namespace: str | None = ...,
+        id_reuse: IdReuse = ...,
+        id_conflict: IdConflict = ...,
     ) -> WorkflowHandle[Any]: ...
 
     async def start(
@@ -209,16 +220,49 @@ class Client:
         id: str | None = None,
         task_queue: str | None = None,
         namespace: str | None = None,
+        id_reuse: IdReuse = "allow",
+        id_conflict: IdConflict = "fail",
     ) -> WorkflowHandle[Any]:
         """Start a run of ``workflow`` (a decorated function or a type name).
 
         Arguments are checked against the workflow's signature when it is known here.
-        Raises ``WorkflowAlreadyStarted`` if an open run already has the id.
+        An open run already holding the id raises ``WorkflowAlreadyStarted``, or with
+        ``id_conflict="use_existing"`` returns a handle on that run. A closed run's id
+        may be used again (``id_reuse="allow"``), only if that run did not complete
+        (``"allow_failed_only"``), or never (``"reject"``).
         """
+        if id_reuse not in _ID_REUSE or id_conflict not in _ID_CONFLICT:
+            raise InvalidArgument(
+                f"id_reuse must be one of {sorted(_ID_REUSE)} and id_conflict one of"
+                f" {sorted(_ID_CONFLICT)}, got {id_reuse!r} and {id_conflict!r}"
+            )
         run = self._new_run(workflow, args, id, task_queue, namespace)
+        if id is not None and id_reuse != "allow":
+            await self._check_reuse(run.namespace, run.workflow_id, id_reuse)
         await self.namespaces.admit(run)
-        record = await self.store.start_run(run)
+        try:
+            record = await self.store.start_run(run)
+        except WorkflowAlreadyStarted:
+            if id_conflict != "use_existing":
+                raise
+            existing = await self.store.get_run(run.namespace, run.workflow_id)
+            return WorkflowHandle(self, run.namespace, run.workflow_id, existing.run_id)
         return WorkflowHandle(self, run.namespace, run.workflow_id, record.run_id)
+
+    async def _check_reuse(self, namespace: str, workflow_id: str, policy: IdReuse) -> None:
+        try:
+            last = await self.store.get_run(namespace, workflow_id)
+        except WorkflowNotFound:
+            return
+        if last.status == RunStatus.RUNNING:
+            return  # the open-run conflict is the store's to report, atomically
+        if policy == "reject" or last.status == RunStatus.COMPLETED:
+            raise WorkflowAlreadyStarted(
+                f"workflow id {workflow_id!r} was used by a run that is {last.status}"
+                f" and id_reuse={policy!r} forbids using it again",
+                namespace=namespace,
+                workflow_id=workflow_id,
+            )
 
     async def signal_with_start(
         self,

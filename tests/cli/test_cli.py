@@ -49,7 +49,17 @@ async def test_workflow_commands(store_url: str) -> None:
         listed = await _tether("workflow", "list", "--status", "completed", "--json", *db)
         assert [r["workflow_id"] for r in listed["runs"]] == ["g1"]
 
+        again = await _tether(
+            "workflow", "start", "greet", "--arg", '"Ada"', "--id", "g1", "--id-reuse", "reject",
+            *db, code=2,
+        )  # fmt: skip
+        assert "id_reuse='reject'" in again
         await _tether("workflow", "start", "greet", "--arg", '"Ada"', "--id", "g2", *db)
+        same = await _tether(
+            "workflow", "start", "greet", "--arg", '"Ada"', "--id", "g2",
+            "--id-conflict", "use_existing", "--json", *db,
+        )  # fmt: skip
+        assert same["workflow_id"] == "g2"
         ended = await _tether("workflow", "terminate", "g2", "--reason", "test", "--json", *db)
         assert ended["status"] == "terminated"
         failed = await _tether("workflow", "result", "g2", *db, code=1)

@@ -7,6 +7,7 @@ import threading
 from datetime import timedelta
 
 import pydantic
+import pytest
 
 import tether
 from tests.conftest import AppFactory
@@ -234,3 +235,35 @@ async def test_workflow_id_is_unique_among_open_runs(make_app: AppFactory) -> No
         assert await second.result(timeout=30) == 2
         assert await app.client.get_handle("same").result() == 2
         assert await app.client.get_handle("same", first.run_id).result() == 1
+
+
+async def test_workflow_id_reuse_and_conflict_policies(make_app: AppFactory) -> None:
+    app = make_app()
+
+    @app.workflow
+    async def maybe(ctx: tether.Context, fail: bool) -> str:
+        if fail:
+            raise tether.ApplicationError("no")
+        await ctx.sleep(0.05)
+        return "ok"
+
+    async with app, app.worker():
+        first = await app.client.start(maybe, False, id="job")
+        # An open run holds the id: fail, or hand back the open run.
+        with pytest.raises(tether.WorkflowAlreadyStarted):
+            await app.client.start(maybe, False, id="job")
+        same = await app.client.start(maybe, False, id="job", id_conflict="use_existing")
+        assert same.run_id == first.run_id
+        assert await first.result(timeout=30) == "ok"
+        # Closed and completed: reject and allow_failed_only refuse, allow starts anew.
+        for policy in ("reject", "allow_failed_only"):
+            with pytest.raises(tether.WorkflowAlreadyStarted, match=policy):
+                await app.client.start(maybe, True, id="job", id_reuse=policy)  # type: ignore[arg-type]
+        failing = await app.client.start(maybe, True, id="job")
+        with pytest.raises(tether.WorkflowFailed):
+            await failing.result(timeout=30)
+        # The last run failed: allow_failed_only lets the id be used again.
+        retry = await app.client.start(maybe, False, id="job", id_reuse="allow_failed_only")
+        assert await retry.result(timeout=30) == "ok"
+        with pytest.raises(tether.InvalidArgument, match="id_reuse"):
+            await app.client.start(maybe, False, id="x", id_reuse="sometimes")  # type: ignore[arg-type]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
 from ..app import App
+from ..client import IdConflict, IdReuse
 from ..history import describe_event
 from ..store import RunRecord
 from .common import AppOpt, DbOpt, JsonOpt, NsOpt, make_app, parse_json_args, run
@@ -56,6 +57,12 @@ def start(
     signal_arg: Annotated[
         str | None, typer.Option("--signal-arg", help="The signal's payload as JSON.")
     ] = None,
+    id_reuse: Annotated[
+        str, typer.Option(help="A closed run's id: allow, allow_failed_only or reject.")
+    ] = "allow",
+    id_conflict: Annotated[
+        str, typer.Option(help="An open run has the id: fail, or use_existing.")
+    ] = "fail",
     namespace: NsOpt = "default",
     db: DbOpt = None,
     app_spec: AppOpt = None,
@@ -76,8 +83,10 @@ def start(
             )  # fmt: skip
         else:
             handle = await app.client.start(
-                workflow_type, *args, id=workflow_id, task_queue=task_queue
-            )
+                workflow_type, *args, id=workflow_id, task_queue=task_queue,
+                # Checked by Client.start, which names the allowed values.
+                id_reuse=cast(IdReuse, id_reuse), id_conflict=cast(IdConflict, id_conflict),
+            )  # fmt: skip
         out: dict[str, Any] = {"workflow_id": handle.workflow_id, "run_id": handle.run_id}
         if wait:
             out["result"] = await handle.result()
