@@ -81,14 +81,21 @@ async def test_killed_worker_leases_expire_and_others_finish(cluster: Cluster, p
     for key, result in report.completions.items():
         if result["by"] == victim.identity:
             assert len(report.effects[key]) == 1, (key, report.effects[key])
-    # Only steps in flight at the kill ran twice: once on the victim (whose completion
-    # was lost with it), once more on a survivor after the lease expired.
+    # A step ran again only when an earlier attempt's lease was lost: in flight on the
+    # victim at the kill, or (on a loaded machine, with 1.5 s leases) an attempt whose
+    # worker was too slow to renew its lease. Every extra run is an earlier attempt
+    # than the recorded one, so nothing ran after its completion was recorded.
     repeated = report.repeated()
-    assert len(repeated) <= MAX_ACTIVITIES, repeated
     for key, ran in repeated.items():
-        assert len(ran) == 2, (key, ran)
-        assert [r["by"] for r in ran].count(victim.identity) == 1, (key, ran)
-        assert report.completions[key]["by"] != victim.identity
+        recorded = report.completions[key]
+        assert recorded["by"] != victim.identity or len(ran) == 1, (key, ran)
+        others = [
+            r for r in ran if (r["by"], r["attempt"]) != (recorded["by"], recorded["attempt"])
+        ]
+        assert len(others) == len(ran) - 1, (key, ran, recorded)
+        assert all(r["attempt"] < recorded["attempt"] for r in others), (key, ran, recorded)
+    in_flight = [k for k, ran in repeated.items() if any(r["by"] == victim.identity for r in ran)]
+    assert len(in_flight) <= MAX_ACTIVITIES, in_flight
     # The survivors took over the victim's leased attempts once the leases expired.
     taken_over = [r for r in cluster.effects() if r["attempt"] > 1 and r["by"] != victim.identity]
     assert taken_over, "no attempt of the killed worker was taken over"
