@@ -127,7 +127,7 @@ class App:
             raise InvalidArgument(f"retry must be a tether.Retry, got {type(retry).__name__}")
         options = ActivityOptions(
             task_queue=task_queue,
-            retry=retry or Retry(),
+            retry=retry,
             schedule_to_close=seconds(schedule_to_close),
             start_to_close=seconds(start_to_close),
             heartbeat=seconds(heartbeat),

@@ -102,8 +102,10 @@ class WorkflowHandle(Generic[T]):
         workflow to ask for it, and for a worker to run. A closed run refuses it
         (``InvalidArgument``)."""
         _check_name(name, "signal")
-        plain = self.client.codec.plain(payload, what=f"payload of signal {name!r}")
+        what = f"payload of signal {name!r}"
+        plain = self.client.codec.plain(payload, what=what)
         run = await self._current()
+        await self.client.namespaces.check_payload(self.namespace, plain, what)
         await self.client.store.signal_run(self.namespace, run.run_id, name, plain)
 
     async def cancel(self, reason: str = "", *, identity: str = "client") -> RunRecord:
@@ -282,7 +284,9 @@ class Client:
             raise InvalidArgument(f"signal_with_start needs a workflow id, got {id!r}")
         _check_name(signal, "signal")
         run = self._new_run(workflow, args, id, task_queue, namespace)
-        plain = self.codec.plain(payload, what=f"payload of signal {signal!r}")
+        what = f"payload of signal {signal!r}"
+        plain = self.codec.plain(payload, what=what)
+        await self.namespaces.check_payload(run.namespace, plain, what)
         await self.namespaces.admit(run)
         record = await self.store.signal_with_start(run, signal, plain)
         return WorkflowHandle(self, run.namespace, run.workflow_id, record.run_id)

@@ -37,20 +37,20 @@ class Codec:
     def __init__(self, max_payload: int = DEFAULT_MAX_PAYLOAD) -> None:
         self.max_payload = max_payload
 
-    def encode(self, value: Any, *, what: str = "payload") -> bytes:
+    def encode(self, value: Any, *, what: str = "payload", limit: int | None = None) -> bytes:
+        """``value`` as JSON bytes; ``limit`` (a namespace's) may only lower the codec's."""
         try:
             data = orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
         except TypeError as exc:
             raise InvalidArgument(f"{what} cannot be encoded: {exc}") from None
-        if len(data) > self.max_payload:
-            raise PayloadTooLarge(
-                f"{what} is {len(data)} bytes, over the limit of {self.max_payload} bytes"
-            )
+        most = self.max_payload if limit is None else min(limit, self.max_payload)
+        if len(data) > most:
+            raise PayloadTooLarge(f"{what} is {len(data)} bytes, over the limit of {most} bytes")
         return data
 
-    def plain(self, value: Any, *, what: str = "payload") -> Any:
+    def plain(self, value: Any, *, what: str = "payload", limit: int | None = None) -> Any:
         """The JSON-compatible form of ``value`` (pydantic models dumped), size-checked."""
-        return orjson.loads(self.encode(value, what=what))
+        return orjson.loads(self.encode(value, what=what, limit=limit))
 
     @staticmethod
     def decode(data: bytes | None) -> Any:

@@ -73,7 +73,9 @@ class ActivityOptions:
     """Where and how long an activity may run. ``None`` means "not limited"."""
 
     task_queue: str | None = None
-    retry: Retry = field(default_factory=Retry)
+    # None: the namespace's default retry policy, read when an attempt fails (so a
+    # settings change applies to runs already going), else ``Retry()``.
+    retry: Retry | None = None
     schedule_to_close: float | None = None
     start_to_close: float | None = None
     heartbeat: float | None = None
@@ -88,7 +90,7 @@ class ActivityOptions:
     def to_dict(self) -> dict[str, Any]:
         return {
             "task_queue": self.task_queue,
-            "retry": self.retry.to_dict(),
+            "retry": None if self.retry is None else self.retry.to_dict(),
             "schedule_to_close": self.schedule_to_close,
             "start_to_close": self.start_to_close,
             "heartbeat": self.heartbeat,
@@ -98,7 +100,7 @@ class ActivityOptions:
     def from_dict(cls, data: dict[str, Any]) -> ActivityOptions:
         return cls(
             task_queue=data.get("task_queue"),
-            retry=Retry.from_dict(data["retry"]),
+            retry=None if data.get("retry") is None else Retry.from_dict(data["retry"]),
             schedule_to_close=data.get("schedule_to_close"),
             start_to_close=data.get("start_to_close"),
             heartbeat=data.get("heartbeat"),

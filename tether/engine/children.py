@@ -67,15 +67,21 @@ def start_child(
     if id is not None and (not isinstance(id, str) or not id):
         raise InvalidArgument(f"a child workflow id must be a non-empty string, got {id!r}")
     checked = definition.signature.check_args(args) if definition else list(args)
-    plain = instance.codec.plain(checked, what=f"arguments of child workflow {name}")
+    what = f"arguments of child workflow {name}"
+    plain = instance.codec.plain(checked, what=what, limit=instance.max_payload)
     queue = task_queue or (definition.task_queue if definition else None)
+    queue = queue or instance.info.task_queue
+    instance.check_queue(queue, f"child workflow {name}")
     attrs: dict[str, Any] = {
         "name": name,
         "workflow_id": id,
-        "task_queue": queue or instance.info.task_queue,
+        "task_queue": queue,
         "args": plain,
         "parent_close_policy": parent_close_policy,
     }
+    if instance.limits:
+        # A child runs in its parent's namespace, under the limits its parent started with.
+        attrs["limits"] = instance.limits
     convert = _converter(definition)
     _, future = instance.start_child(attrs, convert)
     return ChildHandle(attrs["workflow_id"], name, future)
@@ -85,7 +91,7 @@ def continue_as_new(instance: WorkflowInstance, args: tuple[Any, ...]) -> NoRetu
     instance.refuse_in_query("continue as new")
     checked = instance.definition.signature.check_args(args)
     what = f"arguments of workflow {instance.info.workflow_type}"
-    plain = instance.codec.plain(checked, what=what)
+    plain = instance.codec.plain(checked, what=what, limit=instance.max_payload)
     raise ContinueAsNewRequested(plain)
 
 

@@ -157,8 +157,12 @@ class Context:
             convert: Callable[[Any], Any] = definition.signature.convert_result
         else:
             checked, convert = list(args), _identity
-        plain = self._instance.codec.plain(checked, what=f"arguments of activity {name}")
-        return self._instance.schedule_activity(name, plain, options.to_dict(), convert)
+        instance = self._instance
+        if instance.limits:
+            instance.check_queue(options.task_queue or "", f"activity {name}")
+        what = f"arguments of activity {name}"
+        plain = instance.codec.plain(checked, what=what, limit=instance.max_payload)
+        return instance.schedule_activity(name, plain, options.to_dict(), convert)
 
     def llm(
         self,

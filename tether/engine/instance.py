@@ -139,6 +139,9 @@ class WorkflowInstance:
         self.context = Context(self)
         self._random: random.Random | None = None
         self._seed = 0
+        # The namespace's limits as they were when the run started (see ``limits`` in
+        # WorkflowStarted): checks against them replay the same whatever changes later.
+        self.limits: dict[str, Any] = {}
         self.replaying = False
         self.closed = False
         self.last_seq = 0
@@ -270,6 +273,7 @@ class WorkflowInstance:
 
     def _start(self, attrs: dict[str, Any]) -> None:
         self._seed = attrs["seed"]
+        self.limits = attrs.get("limits") or {}
         try:
             args = self.definition.signature.check_args(attrs.get("args", []))
         except InvalidArgument as exc:
@@ -310,14 +314,32 @@ class WorkflowInstance:
     def _continue_as_new(self, args: list[Any]) -> None:
         buffered = sorted((seq, name, p) for name, q in self._signals.items() for seq, p in q)
         info = self.info
-        attrs = {
+        attrs: dict[str, Any] = {
             "workflow_id": info.workflow_id,
             "workflow_type": info.workflow_type,
             "task_queue": info.task_queue,
             "args": args,
             "signals": [[name, payload] for _, name, payload in buffered],
         }
+        if self.limits:
+            attrs["limits"] = self.limits
         self._close(EventType.WORKFLOW_CONTINUED_AS_NEW, attrs)
+
+    @property
+    def max_payload(self) -> int | None:
+        """The run's namespace payload limit, if it has one."""
+        limit = self.limits.get("max_payload")
+        return limit if isinstance(limit, int) else None
+
+    def check_queue(self, queue: str, what: str) -> None:
+        """Refuse a task queue the run's namespace may not use."""
+        allowed = self.limits.get("task_queues")
+        if allowed is not None and queue not in allowed:
+            raise InvalidArgument(
+                f"{what}: namespace {self.info.namespace!r} may not use task queue {queue!r}"
+                f" (allowed: {', '.join(allowed) or 'none'})",
+                namespace=self.info.namespace,
+            )
 
     @property
     def history_length(self) -> int:

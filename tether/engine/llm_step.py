@@ -70,10 +70,11 @@ def schedule_llm(
     options = base.merged(
         retry=retry, start_to_close=start_to_close, schedule_to_close=schedule_to_close
     )
-    missing = tuple(n for n in _NEVER_RETRY if n not in options.retry.non_retryable)
-    if missing:
-        never = (*options.retry.non_retryable, *missing)
-        options = options.merged(retry=replace(options.retry, non_retryable=never))
+    chosen = options.retry or DEFAULT_LLM_OPTIONS.retry or Retry()
+    missing = tuple(n for n in _NEVER_RETRY if n not in chosen.non_retryable)
+    if missing or chosen is not options.retry:
+        never = (*chosen.non_retryable, *missing)
+        options = options.merged(retry=replace(chosen, non_retryable=never))
     queue = task_queue or _routed_queue(definition, instance.info.namespace, model)
     options = options.merged(task_queue=queue or options.task_queue or instance.info.task_queue)
     args = instance.codec.plain(

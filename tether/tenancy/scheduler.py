@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from ..errors import TetherError
+from ..policy import Retry
 from ..store import ActivityTask, ClaimLimit, Store, WorkflowTask
 from .settings import NamespaceSettings, parse_settings
 
@@ -90,6 +91,16 @@ class Scheduler:
         if self._loaded_at == -math.inf:
             return NamespaceSettings()  # not read yet: serve with defaults
         return self.settings.get(namespace)
+
+    def default_retry(self, namespace: str) -> Retry:
+        """The retry policy of the namespace's activities that do not set one."""
+        s = self._settings(namespace)
+        return s.default_retry.to_retry() if s is not None and s.default_retry else Retry()
+
+    def max_payload(self, namespace: str) -> int | None:
+        """The namespace's payload limit, if it has one."""
+        s = self._settings(namespace)
+        return None if s is None else s.max_payload
 
     def local_activities(self, namespace: str) -> bool:
         """May this worker lease a run's new activities to itself in the same commit

@@ -126,6 +126,15 @@ class Namespaces:
         self._cache[name] = (now, settings)
         return settings
 
+    async def check_payload(self, namespace: str, value: Any, what: str) -> None:
+        """Refuse ``value`` (already plain JSON) if over the namespace's payload limit."""
+        limit = (await self.settings(namespace)).max_payload
+        if limit is not None and (size := len(orjson.dumps(value))) > limit:
+            raise PayloadTooLarge(
+                f"{what} is {size} bytes, over the namespace's limit of {limit} bytes",
+                namespace=namespace,
+            )
+
     async def admit(self, run: NewRun) -> None:
         """Check a start against its namespace's settings, and wait for its start rate.
 
@@ -148,6 +157,9 @@ class Namespaces:
                     f" namespace's limit of {settings.max_payload} bytes",
                     namespace=run.namespace,
                 )
+        limits = run_limits(settings)
+        if limits:
+            run.started["limits"] = limits
         queue_rate = settings.queue_start_rates.get(run.task_queue)
         if settings.start_rate is not None or queue_rate is not None:
             delay = await self.store.reserve_start(
@@ -155,3 +167,14 @@ class Namespaces:
             )
             if delay > 0:
                 await asyncio.sleep(delay)
+
+
+def run_limits(settings: NamespaceSettings) -> dict[str, Any]:
+    """The limits a run keeps for its whole life (in its WorkflowStarted event), so that
+    the checks its code meets replay the same after the settings change."""
+    limits: dict[str, Any] = {}
+    if settings.max_payload is not None:
+        limits["max_payload"] = settings.max_payload
+    if settings.task_queues is not None:
+        limits["task_queues"] = list(settings.task_queues)
+    return limits

@@ -24,7 +24,7 @@ from ..errors import (
     failure_to_dict,
 )
 from ..history import EventType
-from ..policy import ActivityOptions
+from ..policy import ActivityOptions, Retry
 from ..store import ActivityOutcome, ActivityTask
 from .activity_context import ActivityInfo, bind
 
@@ -50,6 +50,8 @@ class Attempt:
     # Set (by the worker, which then cancels the attempt's task) when the run asked its
     # activities to stop: the cancellation becomes a final, non-retryable failure.
     stopping: bool = False
+    # The namespace's payload limit on the result, if it has one.
+    max_payload: int | None = None
 
 
 def _deadline(task: ActivityTask, options: ActivityOptions) -> float | None:
@@ -71,7 +73,8 @@ def judge(attempt: Attempt, exc: BaseException) -> Verdict:
         # ApplicationError, ModelError and BudgetExceeded say so themselves.
         or (isinstance(exc, Failure) and getattr(exc, "non_retryable", False) is True)
     )
-    delay = options.retry.delay(task.attempt)
+    retry = options.retry or Retry()
+    delay = retry.delay(task.attempt)
     # A failure that knows when to try again (a model provider's 429 with Retry-After)
     # sets that time: still a durable wait that holds no worker slot.
     retry_after = getattr(exc, "retry_after", None)
@@ -79,7 +82,7 @@ def judge(attempt: Attempt, exc: BaseException) -> Verdict:
         delay = float(retry_after)
     deadline = _deadline(task, options)
     out_of_time = deadline is not None and time.time() + delay >= deadline
-    if options.retry.gives_up(task.attempt, _error_type(exc), non_retryable) or out_of_time:
+    if retry.gives_up(task.attempt, _error_type(exc), non_retryable) or out_of_time:
         error = ActivityError(
             f"activity {task.name} (step {task.step}) failed after {task.attempt} attempt(s)",
             activity=task.name,
@@ -133,7 +136,8 @@ async def run_attempt(
             result = await _supervise(work, timeout, options.heartbeat, attempt.info)
         finally:
             attempt.running = False
-        plain = codec.plain(result, what=f"result of activity {task.name}")
+        what = f"result of activity {task.name}"
+        plain = codec.plain(result, what=what, limit=attempt.max_payload)
         return Verdict(ActivityOutcome(EventType.ACTIVITY_COMPLETED, result=plain))
     except asyncio.CancelledError:
         if not attempt.stopping:

@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from ..codec import Codec
@@ -394,6 +395,8 @@ class Worker:
         follow_up: WorkflowTask | None = None
         try:
             options = ActivityOptions.from_dict(task.options)
+            if options.retry is None:
+                options = replace(options, retry=self.scheduler.default_retry(task.namespace))
             info = ActivityInfo(
                 namespace=task.namespace,
                 workflow_id=task.workflow_id,
@@ -404,7 +407,8 @@ class Worker:
                 idempotency_key=f"{task.namespace}/{task.run_id}/{task.step}",
                 heartbeat_details=task.heartbeat_details,
             )
-            attempt = Attempt(task, options, info)
+            limit = self.scheduler.max_payload(task.namespace)
+            attempt = Attempt(task, options, info, max_payload=limit)
             beats = Heartbeats(self.store, task, options.heartbeat or self.activity_lease)
             beats.on_lost = lambda: self._cancel_activity(task.task_id)
             beats.on_cancel = lambda: self._stop_activity(attempt)
