@@ -7,7 +7,12 @@ import time
 
 import pytest
 
-from tether.errors import NamespaceAlreadyExists, NamespaceNotFound, WorkflowNotFound
+from tether.errors import (
+    InvalidArgument,
+    NamespaceAlreadyExists,
+    NamespaceNotFound,
+    WorkflowNotFound,
+)
 from tether.store import ClaimLimit, RunStatus, Store, WorkflowCommit
 
 from .conftest import Harness
@@ -24,6 +29,21 @@ async def test_namespace_lifecycle(store: Store) -> None:
     assert updated.settings == {"weight": 5, "priority": 0}
     assert updated.created_at == created.created_at
     assert [r.name for r in await store.list_namespace_records()] == ["acme", "default"]
+    # Changes given as functions apply under the row's lock: concurrent changes of
+    # different fields all land, and one that raises changes nothing.
+    await asyncio.gather(
+        *(store.update_namespace("acme", lambda s, i=i: {**s, f"f{i}": i}) for i in range(8))
+    )
+    assert (await store.get_namespace("acme")).settings == {
+        "weight": 5, "priority": 0, **{f"f{i}": i for i in range(8)}
+    }  # fmt: skip
+
+    def refuse(settings: dict[str, object]) -> dict[str, object]:
+        raise InvalidArgument("no")
+
+    with pytest.raises(InvalidArgument):
+        await store.update_namespace("acme", refuse)
+    assert len((await store.get_namespace("acme")).settings) == 10
     await store.delete_namespace("acme")
     for op in (
         store.get_namespace("acme"),

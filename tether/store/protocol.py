@@ -12,7 +12,7 @@ nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -37,6 +37,7 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "SchemaStatus",
+    "SettingsChange",
     "Store",
     "WorkflowCommit",
     "WorkflowTask",
@@ -44,6 +45,10 @@ __all__ = [
     "child_refused",
     "outcome_events",
 ]
+
+
+# A change of a namespace's settings: the new settings from the current ones.
+SettingsChange = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 class RunStatus(StrEnum):
@@ -508,8 +513,12 @@ class Store(Protocol):
     async def get_namespace(self, namespace: str) -> NamespaceRecord:
         """The namespace; raises NamespaceNotFound."""
 
-    async def update_namespace(self, namespace: str, settings: dict[str, Any]) -> NamespaceRecord:
-        """Replace a namespace's settings; raises NamespaceNotFound."""
+    async def update_namespace(
+        self, namespace: str, settings: dict[str, Any] | SettingsChange
+    ) -> NamespaceRecord:
+        """Replace a namespace's settings, or apply ``settings(current)`` to them under
+        the row's lock, so that concurrent changes of different fields all land (an
+        exception from the function changes nothing); raises NamespaceNotFound."""
 
     async def list_namespace_records(self) -> list[NamespaceRecord]: ...
 

@@ -101,9 +101,12 @@ class Namespaces:
         self, name: str, settings: Mapping[str, Any] | None = None, **fields: Any
     ) -> NamespaceInfo:
         """Change some settings (the others are kept); the result is validated whole."""
-        current = await self.get(name)
-        changed = current.settings.merged({**(settings or {}), **fields})
-        record = await self.store.update_namespace(name, changed.to_json())
+        changes = {**(settings or {}), **fields}
+
+        def change(current: dict[str, Any]) -> dict[str, Any]:
+            return parse_settings(current).merged(changes).to_json()
+
+        record = await self.store.update_namespace(name, change)
         self._cache.pop(name, None)
         return NamespaceInfo.from_record(record)
 

@@ -11,6 +11,7 @@ __all__ = [
     "GET_NAMESPACE",
     "LIMIT_WAITS",
     "LIST_NAMESPACE_RECORDS",
+    "LOCK_NAMESPACE",
     "PURGE_CLOSED_RUNS",
     "QUEUE_BACKLOG",
     "RESERVE_START",
@@ -25,6 +26,8 @@ RETURNING name, created_at, settings::text
 """
 
 GET_NAMESPACE = "SELECT name, created_at, settings::text FROM tether.namespaces WHERE name = $1"
+
+LOCK_NAMESPACE = GET_NAMESPACE + " FOR UPDATE"
 
 UPDATE_NAMESPACE = """
 UPDATE tether.namespaces SET settings = $2::jsonb WHERE name = $1

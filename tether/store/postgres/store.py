@@ -55,6 +55,7 @@ from ..protocol import (
     RunRecord,
     RunStatus,
     SchemaStatus,
+    SettingsChange,
     WorkflowCommit,
     WorkflowTask,
     child_refused,
@@ -806,8 +807,22 @@ class PostgresStore:
             raise NamespaceNotFound(namespace=namespace)
         return _namespace_record(row)
 
-    async def update_namespace(self, namespace: str, settings: dict[str, Any]) -> NamespaceRecord:
-        row = await self._fetchrow(nq.UPDATE_NAMESPACE, namespace, _dumps(settings))
+    async def update_namespace(
+        self, namespace: str, settings: dict[str, Any] | SettingsChange
+    ) -> NamespaceRecord:
+        async def change(conn: Conn, fn: SettingsChange) -> asyncpg.Record | None:
+            async with conn.transaction():
+                current = await conn.fetchrow(nq.LOCK_NAMESPACE, namespace)
+                if current is None:
+                    return None
+                new = fn(_namespace_record(current).settings)
+                return await conn.fetchrow(nq.UPDATE_NAMESPACE, namespace, _dumps(new))
+
+        if callable(settings):
+            fn = settings
+            row = await self._call(lambda c: change(c, fn))
+        else:
+            row = await self._fetchrow(nq.UPDATE_NAMESPACE, namespace, _dumps(settings))
         if row is None:
             raise NamespaceNotFound(namespace=namespace)
         return _namespace_record(row)

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from ...errors import NamespaceAlreadyExists, NamespaceNotFound, WorkflowNotFound
-from ..protocol import ClaimLimit, NamespaceRecord, NamespaceStats, QueueBacklog
+from ..protocol import ClaimLimit, NamespaceRecord, NamespaceStats, QueueBacklog, SettingsChange
 
 __all__ = [
     "claim_fair",
@@ -75,8 +75,11 @@ def get_namespace(conn: sqlite3.Connection, namespace: str) -> NamespaceRecord:
 
 
 def update_namespace(
-    conn: sqlite3.Connection, namespace: str, settings: dict[str, Any]
+    conn: sqlite3.Connection, namespace: str, settings: dict[str, Any] | SettingsChange
 ) -> NamespaceRecord:
+    if callable(settings):
+        # The writer runs this inside its transaction: no other write comes between.
+        settings = settings(get_namespace(conn, namespace).settings)
     row = conn.execute(
         "UPDATE namespaces SET settings = ? WHERE name = ? RETURNING name, created_at, settings",
         (orjson.dumps(settings).decode(), namespace),

@@ -45,6 +45,7 @@ from ..protocol import (
     RunRecord,
     RunStatus,
     SchemaStatus,
+    SettingsChange,
     WorkflowCommit,
     WorkflowTask,
 )
@@ -587,7 +588,9 @@ class SqliteStore:
     async def get_namespace(self, namespace: str) -> NamespaceRecord:
         return await self._read(lambda c: nsops.get_namespace(c, namespace))
 
-    async def update_namespace(self, namespace: str, settings: dict[str, Any]) -> NamespaceRecord:
+    async def update_namespace(
+        self, namespace: str, settings: dict[str, Any] | SettingsChange
+    ) -> NamespaceRecord:
         return await self._write(lambda c: nsops.update_namespace(c, namespace, settings))
 
     async def list_namespace_records(self) -> list[NamespaceRecord]:
