@@ -64,16 +64,17 @@ async def test_workflow_cap_and_live_changes(make_app: AppFactory) -> None:
     app = _app(make_app, gauge)
     async with app:
         await app.client.namespaces.create("one", max_running_activities=1)
-        async with app.worker(namespaces=["one"]):
+        async with app.worker(namespaces=["one"]) as worker:
             assert await app.client.execute("job", 4, 0.02, namespace="one", timeout=60) == 4
             assert gauge.peak == 1
             await app.client.namespaces.update("one", max_running_activities=None)
-            await asyncio.sleep(1.2)  # workers re-read settings every second
+            # Workers re-read settings every second; do now what that timer would do.
+            await worker.scheduler.refresh(force=True)
             gauge.peak = 0
             assert await app.client.execute("job", 4, 0.1, namespace="one", timeout=60) == 4
             assert gauge.peak == 4
             await app.client.namespaces.update("one", max_running_workflows=1)
-            await asyncio.sleep(1.2)
+            await worker.scheduler.refresh(force=True)
             handles = [await app.client.start("job", 1, 0.01, namespace="one") for _ in range(5)]
             assert [await h.result(timeout=60) for h in handles] == [1] * 5
 
