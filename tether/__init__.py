@@ -33,7 +33,7 @@ from .errors import (
     WorkflowNotFound,
 )
 from .history import Event, EventType
-from .policy import Retry
+from .policy import Priority, Retry
 from .store import RunRecord, RunStatus, Store, open_store
 from .worker import ActivityInfo, Worker, heartbeat
 from .worker import info as activity_info
@@ -59,6 +59,7 @@ __all__ = [
     "NonDeterminismError",
     "NotFound",
     "PayloadTooLarge",
+    "Priority",
     "Retry",
     "RunInfo",
     "RunRecord",

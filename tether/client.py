@@ -25,6 +25,7 @@ from .errors import (
     failure_from_dict,
 )
 from .history import Event
+from .policy import Priority
 from .store import NewRun, RunPage, RunRecord, RunStatus, Store, UsageRow
 from .tenancy import Namespaces
 
@@ -201,6 +202,7 @@ class Client:
         namespace: str | None = ...,
         id_reuse: IdReuse = ...,
         id_conflict: IdConflict = ...,
+        priority: Priority | None = ...,
     ) -> WorkflowHandle[Any]: ...
 
     @overload
@@ -213,6 +215,7 @@ class Client:
         namespace: str | None = ...,
         id_reuse: IdReuse = ...,
         id_conflict: IdConflict = ...,
+        priority: Priority | None = ...,
     ) -> WorkflowHandle[Any]: ...
 
     async def start(
@@ -224,6 +227,7 @@ class Client:
         namespace: str | None = None,
         id_reuse: IdReuse = "allow",
         id_conflict: IdConflict = "fail",
+        priority: Priority | None = None,
     ) -> WorkflowHandle[Any]:
         """Start a run of ``workflow`` (a decorated function or a type name).
 
@@ -231,14 +235,15 @@ class Client:
         An open run already holding the id raises ``WorkflowAlreadyStarted``, or with
         ``id_conflict="use_existing"`` returns a handle on that run. A closed run's id
         may be used again (``id_reuse="allow"``), only if that run did not complete
-        (``"allow_failed_only"``), or never (``"reject"``).
+        (``"allow_failed_only"``), or never (``"reject"``). ``priority`` places the
+        run's tasks in their queue (see :class:`tether.Priority`).
         """
         if id_reuse not in _ID_REUSE or id_conflict not in _ID_CONFLICT:
             raise InvalidArgument(
                 f"id_reuse must be one of {sorted(_ID_REUSE)} and id_conflict one of"
                 f" {sorted(_ID_CONFLICT)}, got {id_reuse!r} and {id_conflict!r}"
             )
-        run = self._new_run(workflow, args, id, task_queue, namespace)
+        run = self._new_run(workflow, args, id, task_queue, namespace, priority)
         if id is not None and id_reuse != "allow":
             await self._check_reuse(run.namespace, run.workflow_id, id_reuse)
         await self.namespaces.admit(run)
@@ -275,6 +280,7 @@ class Client:
         payload: Any = None,
         task_queue: str | None = None,
         namespace: str | None = None,
+        priority: Priority | None = None,
     ) -> WorkflowHandle[Any]:
         """Send ``signal`` to the open run of ``id``, starting a run of ``workflow``
         with ``args`` first if no run of that id is open: one atomic store operation,
@@ -283,7 +289,7 @@ class Client:
         if not isinstance(id, str) or not id:
             raise InvalidArgument(f"signal_with_start needs a workflow id, got {id!r}")
         _check_name(signal, "signal")
-        run = self._new_run(workflow, args, id, task_queue, namespace)
+        run = self._new_run(workflow, args, id, task_queue, namespace, priority)
         what = f"payload of signal {signal!r}"
         plain = self.codec.plain(payload, what=what)
         await self.namespaces.check_payload(run.namespace, plain, what)
@@ -298,6 +304,7 @@ class Client:
         id: str | None,
         task_queue: str | None,
         namespace: str | None,
+        priority: Priority | None = None,
     ) -> NewRun:
         name, definition = workflow_name(workflow)
         definition = definition or self.registry.workflows.get(name)
@@ -311,19 +318,27 @@ class Client:
         if id is not None and (not isinstance(id, str) or not id):
             raise InvalidArgument(f"a workflow id must be a non-empty string, got {id!r}")
         workflow_id = id or new_id()
+        started = {
+            "workflow_type": name,
+            "workflow_id": workflow_id,
+            "task_queue": queue,
+            "args": plain,
+            "seed": random.getrandbits(63),
+        }
+        if priority is not None:
+            if not isinstance(priority, Priority):
+                raise InvalidArgument(
+                    f"priority must be a tether.Priority, got {type(priority).__name__}"
+                )
+            if (fairness := priority.to_attrs()) is not None:
+                started["fairness"] = fairness
         return NewRun(
             namespace=namespace,
             workflow_id=workflow_id,
             run_id=new_id(),
             workflow_type=name,
             task_queue=queue,
-            started={
-                "workflow_type": name,
-                "workflow_id": workflow_id,
-                "task_queue": queue,
-                "args": plain,
-                "seed": random.getrandbits(63),
-            },
+            started=started,
         )
 
     async def execute(
@@ -334,10 +349,11 @@ class Client:
         task_queue: str | None = None,
         namespace: str | None = None,
         timeout: float | None = None,
+        priority: Priority | None = None,
     ) -> Any:
         """Start a run and wait for its result."""
         handle = await self.start(
-            workflow, *args, id=id, task_queue=task_queue, namespace=namespace
+            workflow, *args, id=id, task_queue=task_queue, namespace=namespace, priority=priority
         )
         return await handle.result(timeout)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from .errors import InvalidArgument
 
-__all__ = ["ActivityOptions", "Retry", "seconds"]
+__all__ = ["ActivityOptions", "Priority", "Retry", "seconds"]
 
 
 def seconds(value: timedelta | float | int | None) -> float | None:
@@ -105,3 +105,39 @@ class ActivityOptions:
             start_to_close=data.get("start_to_close"),
             heartbeat=data.get("heartbeat"),
         )
+
+
+@dataclass(frozen=True)
+class Priority:
+    """Where a run's tasks stand in their task queue, among its namespace's runs.
+
+    ``level`` 0 to 9: a lower level is taken first (2 by default). Runs with a
+    ``fairness_key`` (an end customer, say) share their level's capacity fairly by key,
+    in proportion to ``fairness_weight``, so one key's flood does not hold the others
+    back; runs without a key go before keyed ones of their level, in FIFO order.
+    Child runs and runs continued as new keep their run's priority.
+    """
+
+    level: int = 2
+    fairness_key: str | None = None
+    fairness_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.level, bool) or not isinstance(self.level, int):
+            raise InvalidArgument(f"priority level must be an int, got {self.level!r}")
+        if not 0 <= self.level <= 9:
+            raise InvalidArgument(f"priority level must be 0 to 9, got {self.level}")
+        key = self.fairness_key
+        if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
+            raise InvalidArgument(f"fairness_key must be 1 to 200 characters, got {key!r}")
+        weight = self.fairness_weight
+        if isinstance(weight, bool) or not isinstance(weight, int | float):
+            raise InvalidArgument(f"fairness_weight must be a number, got {weight!r}")
+        if not 0.001 <= weight <= 1000:
+            raise InvalidArgument(f"fairness_weight must be 0.001 to 1000, got {weight}")
+
+    def to_attrs(self) -> dict[str, Any] | None:
+        """As recorded in WorkflowStarted (None for the default: nothing recorded)."""
+        if self == Priority():
+            return None
+        return {"priority": self.level, "key": self.fairness_key, "weight": self.fairness_weight}

@@ -9,6 +9,7 @@ import typer
 from ..app import App
 from ..client import IdConflict, IdReuse
 from ..history import describe_event
+from ..policy import Priority
 from ..store import RunRecord
 from .common import AppOpt, DbOpt, JsonOpt, NsOpt, make_app, parse_json_args, run
 from .output import emit, fail, when
@@ -63,6 +64,14 @@ def start(
     id_conflict: Annotated[
         str, typer.Option(help="An open run has the id: fail, or use_existing.")
     ] = "fail",
+    priority: Annotated[
+        int, typer.Option(help="Priority level, 0 (first) to 9, among the namespace's runs.")
+    ] = 2,
+    fairness_key: Annotated[
+        str | None,
+        typer.Option(help="Share capacity fairly between keys (an end customer, say)."),
+    ] = None,
+    fairness_weight: Annotated[float, typer.Option(help="This key's share.")] = 1.0,
     namespace: NsOpt = "default",
     db: DbOpt = None,
     app_spec: AppOpt = None,
@@ -75,15 +84,16 @@ def start(
     payload = parse_json_args([signal_arg])[0] if signal_arg is not None else None
 
     async def body(app: App) -> dict[str, Any]:
+        place = Priority(priority, fairness_key, fairness_weight)
         if signal is not None:
             assert workflow_id is not None
             handle = await app.client.signal_with_start(
                 workflow_type, *args, id=workflow_id, signal=signal, payload=payload,
-                task_queue=task_queue,
+                task_queue=task_queue, priority=place,
             )  # fmt: skip
         else:
             handle = await app.client.start(
-                workflow_type, *args, id=workflow_id, task_queue=task_queue,
+                workflow_type, *args, id=workflow_id, task_queue=task_queue, priority=place,
                 # Checked by Client.start, which names the allowed values.
                 id_reuse=cast(IdReuse, id_reuse), id_conflict=cast(IdConflict, id_conflict),
             )  # fmt: skip

@@ -79,9 +79,8 @@ def start_child(
         "args": plain,
         "parent_close_policy": parent_close_policy,
     }
-    if instance.limits:
-        # A child runs in its parent's namespace, under the limits its parent started with.
-        attrs["limits"] = instance.limits
+    # A child runs in its parent's namespace, under the limits its parent started with.
+    instance.inherit(attrs)
     convert = _converter(definition)
     _, future = instance.start_child(attrs, convert)
     return ChildHandle(attrs["workflow_id"], name, future)

@@ -142,6 +142,8 @@ class WorkflowInstance:
         # The namespace's limits as they were when the run started (see ``limits`` in
         # WorkflowStarted): checks against them replay the same whatever changes later.
         self.limits: dict[str, Any] = {}
+        # Its priority and fairness key, which its children and next run keep.
+        self.fairness: dict[str, Any] | None = None
         self.replaying = False
         self.closed = False
         self.last_seq = 0
@@ -274,6 +276,7 @@ class WorkflowInstance:
     def _start(self, attrs: dict[str, Any]) -> None:
         self._seed = attrs["seed"]
         self.limits = attrs.get("limits") or {}
+        self.fairness = attrs.get("fairness")
         try:
             args = self.definition.signature.check_args(attrs.get("args", []))
         except InvalidArgument as exc:
@@ -321,9 +324,15 @@ class WorkflowInstance:
             "args": args,
             "signals": [[name, payload] for _, name, payload in buffered],
         }
+        self.inherit(attrs)
+        self._close(EventType.WORKFLOW_CONTINUED_AS_NEW, attrs)
+
+    def inherit(self, attrs: dict[str, Any]) -> None:
+        """Pass this run's limits and priority to a run it creates."""
         if self.limits:
             attrs["limits"] = self.limits
-        self._close(EventType.WORKFLOW_CONTINUED_AS_NEW, attrs)
+        if self.fairness:
+            attrs["fairness"] = self.fairness
 
     @property
     def max_payload(self) -> int | None:

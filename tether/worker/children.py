@@ -24,8 +24,9 @@ def _new_run(namespace: str, workflow_id: str, a: dict[str, Any], workflow_type:
         "args": a["args"],
         "seed": random.getrandbits(63),
     }
-    if a.get("limits"):
-        started["limits"] = a["limits"]
+    for inherited in ("limits", "fairness"):
+        if a.get(inherited):
+            started[inherited] = a[inherited]
     return NewRun(
         namespace=namespace,
         workflow_id=workflow_id,

@@ -131,7 +131,7 @@ WITH picked AS (
     SELECT id FROM tether.tasks
     WHERE kind = 'workflow' AND namespace = ANY ($2::text[]) AND task_queue = ANY ($3::text[])
       AND visible_at <= tether.epoch()
-    ORDER BY visible_at LIMIT $4
+    ORDER BY priority, pass, visible_at LIMIT $4
     FOR UPDATE SKIP LOCKED
 )
 UPDATE tether.tasks t
@@ -160,7 +160,7 @@ WITH picked AS (
     SELECT id, owner IS NOT NULL AS lost FROM tether.tasks
     WHERE kind = 'activity' AND namespace = ANY ($2::text[]) AND task_queue = ANY ($3::text[])
       AND visible_at <= tether.epoch()
-    ORDER BY visible_at LIMIT $4
+    ORDER BY priority, pass, visible_at LIMIT $4
     FOR UPDATE SKIP LOCKED
 )
 UPDATE tether.tasks t

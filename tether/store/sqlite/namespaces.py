@@ -228,7 +228,7 @@ def _claim_lane(
     picked = conn.execute(
         f"SELECT t.id, t.owner IS NOT NULL FROM tasks t WHERE t.kind = ? AND t.namespace = ?"
         f" AND t.task_queue IN ({_in(queues)}) AND t.visible_at <= ?"
-        " ORDER BY t.visible_at LIMIT ?",
+        " ORDER BY t.priority, t.pass, t.visible_at LIMIT ?",
         (kind, namespace, *queues, now, limit),
     ).fetchall()
     out = []

@@ -146,7 +146,7 @@ def claim_workflow_tasks(
         " FROM tasks t JOIN runs r ON r.namespace = t.namespace AND r.run_id = t.run_id"
         f" WHERE t.kind = 'workflow' AND t.namespace IN ({_in(namespaces)})"
         f" AND t.task_queue IN ({_in(queues)}) AND t.visible_at <= ?"
-        " ORDER BY t.visible_at LIMIT ?",
+        " ORDER BY t.priority, t.pass, t.visible_at LIMIT ?",
         (*namespaces, *queues, now, limit),
     ).fetchall()
     out = []
@@ -368,7 +368,7 @@ def claim_activity_tasks(
         " FROM tasks t JOIN runs r ON r.namespace = t.namespace AND r.run_id = t.run_id"
         f" WHERE t.kind = 'activity' AND t.namespace IN ({_in(namespaces)})"
         f" AND t.task_queue IN ({_in(queues)}) AND t.visible_at <= ?"
-        " ORDER BY t.visible_at LIMIT ?",
+        " ORDER BY t.priority, t.pass, t.visible_at LIMIT ?",
         (*namespaces, *queues, now, limit),
     ).fetchall()
     out = []

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -67,6 +67,21 @@ _RUN_COLUMNS = (
     " (SELECT error FROM tasks t WHERE t.namespace = r.namespace AND t.run_id = r.run_id"
     " AND t.kind = 'workflow')"
 )
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration, one at a time: a trigger's body holds semicolons,
+    so statements end where SQLite's own tokenizer says they are complete."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if pending.strip() and not all(
+        part.strip().startswith("--") or not part.strip() for part in pending.splitlines()
+    ):
+        raise ValueError(f"incomplete statement at the end of a migration: {pending!r}")
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -197,9 +212,8 @@ class SqliteStore:
             version = self._check(conn, latest)
             for number, sql in migrations:
                 if apply and number > version:
-                    for statement in sql.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
+                    for statement in _statements(sql):
+                        conn.execute(statement)
                     conn.execute(f"PRAGMA user_version = {number}")
             if apply:
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
