@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import math
 import os
 import socket
 import time
@@ -47,6 +48,7 @@ from .activity_context import ActivityInfo
 from .cache import StickyCache
 from .children import continued_run, new_child
 from .heartbeats import Heartbeats
+from .pacing import Pacer
 
 __all__ = ["Worker"]
 
@@ -83,6 +85,7 @@ class Worker:
         retention_sweep: float | None = 60.0,
         continue_as_new_after: int = 10_000,
         tune_gc: bool = True,
+        pace: float | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -119,6 +122,13 @@ class Worker:
         self._sweeping: asyncio.Task[None] | None = None
         self.tune_gc = tune_gc
         self._gc_before: tuple[int, int, int] | None = None
+        # Claims wait while the event loop lags more than ``pace`` seconds.
+        self.pacer = (
+            Pacer(lambda: self._workflow_slots + self._activity_slots, target=pace)
+            if pace
+            else None
+        )
+        self._pacing: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -141,6 +151,8 @@ class Worker:
             self._renewer = asyncio.create_task(self._renew_leases(), name="tether-worker-lease")
             if self.sweeper is not None:
                 self._sweeping = asyncio.create_task(self.sweeper.run(), name="tether-retention")
+            if self.pacer is not None:
+                self._pacing = asyncio.create_task(self.pacer.run(), name="tether-pacing")
 
     async def run(self) -> None:
         """Serve until :meth:`stop` is called or the task is cancelled."""
@@ -154,12 +166,12 @@ class Worker:
         back what is still running so another worker takes it at once."""
         self._stopping = True
         self._slot_freed.set()
-        for loop_task in (self._main, self._renewer, self._sweeping):
+        for loop_task in (self._main, self._renewer, self._sweeping, self._pacing):
             if loop_task is not None:
                 loop_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await loop_task
-        self._main = self._renewer = self._sweeping = None
+        self._main = self._renewer = self._sweeping = self._pacing = None
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace)
         unfinished = list(self._running_activities.values())
@@ -202,8 +214,10 @@ class Worker:
                 await asyncio.sleep(0)  # let the waiter register
                 if time.time() >= timers_due:
                     await store.fire_timers(ns, queues, 500)
-                wanted = (self.max_workflow_tasks - self._workflow_slots) + (
-                    self.max_activities - self._activity_slots
+                wanted = min(
+                    (self.max_workflow_tasks - self._workflow_slots)
+                    + (self.max_activities - self._activity_slots),
+                    self._room(),
                 )
                 claimed = await self._claim()
                 if self._stopping or (claimed and claimed >= wanted):
@@ -233,16 +247,19 @@ class Worker:
             finally:
                 wake.cancel()
 
+    def _room(self) -> float:
+        return math.inf if self.pacer is None else self.pacer.room()
+
     async def _claim(self) -> int:
         """Claim what free slots allow; return how many tasks were claimed."""
         claimed = 0
-        free = self.max_workflow_tasks - self._workflow_slots
+        free = int(min(self.max_workflow_tasks - self._workflow_slots, self._room()))
         if free > 0:
             for wtask in await self.scheduler.claim_workflow_tasks(free, self.workflow_lease):
                 claimed += 1
                 self._workflow_slots += 1
                 self._spawn(self._workflow_chain(wtask))
-        free = self.max_activities - self._activity_slots
+        free = int(min(self.max_activities - self._activity_slots, self._room()))
         if free > 0:
             for atask in await self.scheduler.claim_activity_tasks(free, self.activity_lease):
                 claimed += 1
