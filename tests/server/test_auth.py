@@ -106,3 +106,9 @@ def test_tokens_from_a_file_and_the_environment(tmp_path: Path) -> None:
         Tokens.parse(["no-namespace"])
     with pytest.raises(InvalidArgument, match="cannot read the tokens file"):
         Tokens.load(tmp_path / "missing", env={})
+
+
+def test_public_names_are_pinned() -> None:
+    import tether.server
+
+    assert sorted(tether.server.__all__) == ["Grant", "QueryUnavailable", "Tokens", "create_app"]
