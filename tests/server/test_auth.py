@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import tether.server
 from tests.conftest import AppFactory
 from tests.server.conftest import build_app, serving
 from tether.errors import InvalidArgument
@@ -109,6 +110,4 @@ def test_tokens_from_a_file_and_the_environment(tmp_path: Path) -> None:
 
 
 def test_public_names_are_pinned() -> None:
-    import tether.server
-
     assert sorted(tether.server.__all__) == ["Grant", "QueryUnavailable", "Tokens", "create_app"]
