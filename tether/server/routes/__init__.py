@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from . import health, metrics, namespaces, runs, workflows
+from . import health, metrics, namespaces, runs, ui, workflows
 
 __all__ = ["ROUTES"]
 
@@ -15,4 +15,5 @@ ROUTES: list[BaseRoute] = [
     *namespaces.routes,
     *workflows.routes,
     *runs.routes,
+    *ui.routes,
 ]
