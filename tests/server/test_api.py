@@ -45,6 +45,23 @@ async def test_start_wait_describe_history_list(make_app: AppFactory) -> None:
         assert ids == {"g1", "g2"} and rest["next_cursor"] is None
         running = await _ok(await http.get(RUNS, params={"status": "running", "type": "inbox"}))
         assert [r["workflow_id"] for r in running["runs"]] == ["i1"]
+        waiting = await _ok(await http.get(f"{RUNS}/i1/result"), 202)
+        assert waiting == {"workflow_id": "i1", "status": "running"}
+
+
+async def test_workflow_ids_with_slashes(make_app: AppFactory) -> None:
+    async with serving(build_app(make_app)) as http:
+        body = {"type": "inbox", "args": ["c"], "id": "customer/42"}
+        await _ok(await http.post(RUNS, json=body), 201)
+        run = f"{RUNS}/customer%2F42"
+        assert (await _ok(await http.get(run)))["workflow_id"] == "customer/42"
+        events = (await _ok(await http.get(f"{run}/history")))["events"]
+        assert [e["type"] for e in events][:1] == ["WorkflowStarted"]
+        await _ok(await http.post(f"{run}/signal/mail", json={"payload": 1}), 202)
+        await _ok(await http.post(f"{run}/signal/mail", json={"payload": 2}), 202)
+        done = await _ok(await http.get(f"{run}/result", params={"wait": 30}))
+        assert done["result"] == ["c", 1, 2]
+        assert (await _ok(await http.delete(run)))["deleted"]["workflow_id"] == "customer/42"
 
 
 async def test_signal_query_cancel_terminate_delete(make_app: AppFactory) -> None:

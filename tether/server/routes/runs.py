@@ -23,7 +23,10 @@ __all__ = ["MAX_WAIT", "routes"]
 # A long poll longer than this is better done as several: proxies cut idle requests.
 MAX_WAIT = 300.0
 
-RUN = "/v1/namespaces/{ns}/workflows/{workflow_id}"
+# A workflow id may hold slashes (``customer/42``, sent as ``customer%2F42``): the
+# routes with a suffix are listed first, so that ``.../a/b/history`` is the history
+# of ``a/b``.
+RUN = "/v1/namespaces/{ns}/workflows/{workflow_id:path}"
 
 
 class SignalBody(Body):
@@ -130,12 +133,12 @@ async def delete(request: Request) -> Response:
 
 
 routes = [
-    Route(RUN, describe, methods=["GET"]),
-    Route(RUN, delete, methods=["DELETE"]),
     Route(RUN + "/result", result, methods=["GET"]),
     Route(RUN + "/history", history, methods=["GET"]),
     Route(RUN + "/signal/{name}", signal, methods=["POST"]),
     Route(RUN + "/query/{name}", query, methods=["POST"]),
     Route(RUN + "/cancel", cancel, methods=["POST"]),
     Route(RUN + "/terminate", terminate, methods=["POST"]),
+    Route(RUN, describe, methods=["GET"]),
+    Route(RUN, delete, methods=["DELETE"]),
 ]

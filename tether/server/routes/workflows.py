@@ -87,7 +87,7 @@ routes = [
     Route("/v1/namespaces/{ns}/workflows", start, methods=["POST"]),
     Route("/v1/namespaces/{ns}/workflows", list_runs, methods=["GET"]),
     Route(
-        "/v1/namespaces/{ns}/workflows/{workflow_id}/signal-with-start",
+        "/v1/namespaces/{ns}/workflows/{workflow_id:path}/signal-with-start",
         signal_with_start,
         methods=["POST"],
     ),
