@@ -159,6 +159,9 @@ async def test_namespaces_usage_health_and_metrics(make_app: AppFactory) -> None
         ).items()
         usage = await _ok(await http.get("/v1/namespaces/a/usage", params={"by": "model"}))
         assert usage == {"groups": ["model"], "rows": []}
+        window = {"by": ["day", "model"], "since": 0, "until": 1e10}
+        usage = await _ok(await http.get("/v1/namespaces/a/usage", params=window))
+        assert usage == {"groups": ["day", "model"], "rows": []}
 
         text = (await http.get("/metrics")).text
         assert 'tether_runs{namespace="a",status="completed"} 1' in text

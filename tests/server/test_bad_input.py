@@ -81,6 +81,8 @@ async def test_unknown_things_are_404_and_bad_parameters_400(make_app: AppFactor
             400,
             "invalid_argument",
         )
+        since = await http.get("/v1/namespaces/default/usage", params={"since": "yesterday"})
+        assert "?since= must be a number" in await _error(since, 400, "invalid_argument")
 
         await http.post(RUNS, json={"type": "inbox", "args": ["o"], "id": "in"})
         wait = await http.get(f"{RUNS}/in/result", params={"wait": 9999})

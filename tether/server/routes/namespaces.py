@@ -13,7 +13,7 @@ from starlette.routing import Route
 from ..convert import namespace_dict
 from ..state import server_of
 from ..wire import Body, json_response
-from .params import number
+from .params import maybe_number
 
 __all__ = ["routes"]
 
@@ -73,14 +73,12 @@ async def usage(request: Request) -> Response:
     server = server_of(request)
     namespace = server.namespace(request)
     groups = request.query_params.getlist("by") or ["model"]
-    far = 1e12  # any Unix time a ledger holds
-    since = number(request, "since", -1, 0, far)
-    until = number(request, "until", -1, 0, far)
+    far = 1e12  # later than any Unix time a ledger holds
     rows = await server.client.usage(
         namespace=namespace,
         group_by=groups,
-        since=None if since < 0 else since,
-        until=None if until < 0 else until,
+        since=maybe_number(request, "since", 0, far),
+        until=maybe_number(request, "until", 0, far),
     )
     return json_response({"groups": groups, "rows": [r.to_dict() for r in rows]})
 

@@ -6,7 +6,7 @@ from starlette.requests import Request
 
 from ...errors import InvalidArgument
 
-__all__ = ["number", "optional", "run_id"]
+__all__ = ["maybe_number", "number", "optional", "run_id"]
 
 
 def optional(request: Request, name: str) -> str | None:
@@ -15,9 +15,14 @@ def optional(request: Request, name: str) -> str | None:
 
 
 def number(request: Request, name: str, default: float, low: float, high: float) -> float:
+    value = maybe_number(request, name, low, high)
+    return default if value is None else value
+
+
+def maybe_number(request: Request, name: str, low: float, high: float) -> float | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
-        return default
+        return None
     try:
         value = float(raw)
     except ValueError:
