@@ -6,8 +6,10 @@ from typing import Any
 
 import httpx
 
+import tether
 from tests.conftest import AppFactory
 from tests.server.conftest import build_app, serving
+from tether.llm import LLMConfig, Price
 
 RUNS = "/v1/namespaces/default/workflows"
 
@@ -173,3 +175,27 @@ async def test_namespaces_usage_health_and_metrics(make_app: AppFactory) -> None
         assert (await _ok(await http.delete("/v1/namespaces/a"))) == {"deleted": "a"}
         gone = await _ok(await http.get("/v1/namespaces/a"), 404)
         assert gone["error"]["code"] == "namespace_not_found"
+
+
+async def test_usage_of_llm_steps(make_app: AppFactory) -> None:
+    app = make_app(llm=LLMConfig.simulated(prices={"sim:sim-fast": Price(input=1.0, output=2.0)}))
+
+    @app.workflow
+    async def chat(ctx: tether.Context, n: int) -> int:
+        for i in range(n):
+            await ctx.llm("fast", f"message {i}")
+        return n
+
+    async with serving(app) as http:
+        await _ok(await http.post(RUNS, json={"type": "chat", "args": [3], "id": "c"}), 201)
+        assert (await _ok(await http.get(f"{RUNS}/c/result", params={"wait": 30})))["result"] == 3
+        usage = await _ok(
+            await http.get(
+                "/v1/namespaces/default/usage", params={"by": ["workflow_type", "model"]}
+            )
+        )
+        [row] = usage["rows"]
+        assert (row["workflow_type"], row["model"], row["calls"]) == ("chat", "sim:sim-fast", 3)
+        assert row["cost_usd"] > 0
+        later = await _ok(await http.get("/v1/namespaces/default/usage", params={"since": 1e10}))
+        assert later["rows"] == []
