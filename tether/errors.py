@@ -14,6 +14,8 @@ caller's to fix (HTTP 4xx, CLI exit code 2); failures happen while running work:
     │   │   └── NamespaceNotFound
     │   ├── WorkflowAlreadyStarted      an open run already has this workflow id
     │   ├── NamespaceAlreadyExists      a namespace of this name exists
+    │   ├── Unauthenticated             no credential, or one nobody issued
+    │   ├── PermissionDenied            the credential does not cover this namespace
     │   └── IncompatibleStore           a store that is not Tether's, or from a newer version
     └── Failure                         something failed while running work
         ├── ApplicationError            raised by user code, with a type and optional details
@@ -50,10 +52,12 @@ __all__ = [
     "NonDeterminismError",
     "NotFound",
     "PayloadTooLarge",
+    "PermissionDenied",
     "StoreUnavailable",
     "TerminatedFailure",
     "TetherError",
     "TimeoutFailure",
+    "Unauthenticated",
     "UnknownActivityType",
     "UnknownWorkflowType",
     "UsageError",
@@ -140,6 +144,18 @@ class NamespaceAlreadyExists(UsageError):
     """A namespace of this name already exists."""
 
     code = "namespace_already_exists"
+
+
+class Unauthenticated(UsageError):
+    """A valid credential is needed (an ``Authorization: Bearer`` token)."""
+
+    code = "unauthenticated"
+
+
+class PermissionDenied(UsageError):
+    """This credential does not give access to the namespace or operation."""
+
+    code = "permission_denied"
 
 
 class IncompatibleStore(UsageError):

@@ -146,6 +146,12 @@ async def test_list_runs_pagination(store: Store) -> None:
     assert len(filtered.runs) == 7 and filtered.next_cursor is None
 
 
+async def test_list_runs_refuses_a_malformed_cursor(store: Store) -> None:
+    await start(store, "wf")
+    with pytest.raises(InvalidArgument, match="not a run list cursor"):
+        await store.list_runs(NS, cursor="garbage")
+
+
 async def test_read_history_order_and_after_seq(store: Store) -> None:
     run = await start(store)
     task = await claim_one(store)

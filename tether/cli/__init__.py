@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from . import db, namespace, workflow
+from .server import server
 from .usage import usage
 from .worker import worker
 
@@ -16,6 +17,7 @@ app = typer.Typer(
 )
 app.command()(worker)
 app.command()(usage)
+app.command()(server)
 app.add_typer(workflow.cli, name="workflow")
 app.add_typer(db.cli, name="db")
 app.add_typer(namespace.cli, name="namespace")

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from ...errors import IncompatibleStore, StoreUnavailable, WorkflowNotFound
+from ...errors import IncompatibleStore, InvalidArgument, StoreUnavailable, WorkflowNotFound
 from ...history import Event
 from ..protocol import (
     ActivityOutcome,
@@ -330,7 +330,10 @@ class SqliteStore:
         if cursor:
             created, _, rid = cursor.partition("/")
             where.append("(r.created_at, r.run_id) < (?, ?)")
-            params.extend([float(created), rid])  # type: ignore[list-item]
+            try:
+                params.extend([float(created), rid])  # type: ignore[list-item]
+            except ValueError:
+                raise InvalidArgument(f"not a run list cursor: {cursor!r}") from None
         sql = (
             f"SELECT {_RUN_COLUMNS} FROM runs r WHERE {' AND '.join(where)}"
             " ORDER BY r.created_at DESC, r.run_id DESC LIMIT ?"
