@@ -26,6 +26,7 @@ from .protocol import (
     WorkflowTask,
     outcome_events,
 )
+from .updates import UpdateOutcome, UpdateRecord, UpdateStatus
 from .usage import USAGE_GROUPS, UsageRecord, UsageRow
 
 __all__ = [
@@ -47,6 +48,9 @@ __all__ = [
     "RunStatus",
     "SchemaStatus",
     "Store",
+    "UpdateOutcome",
+    "UpdateRecord",
+    "UpdateStatus",
     "UsageRecord",
     "UsageRow",
     "WorkflowCommit",
