@@ -102,7 +102,7 @@ def request_update(
     found = _find(conn, namespace, run_id, update_id)
     if found is not None:
         return found, []
-    ops.check_open(conn, namespace, run_id, f"send update {name!r} to")
+    ops.check_open(conn, namespace, run_id, "update")
     record = _insert(conn, namespace, run_id, update_id, name, args, now)
     ops.request_workflow_task(conn, namespace, run_id, now)
     return record, [ops.WORK]
