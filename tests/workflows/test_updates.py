@@ -222,7 +222,7 @@ async def test_update_before_handler_is_registered_is_rejected(make_app: AppFact
 
     async with app, app.worker():
         handle = await app.client.start(late, id="late")
-        with pytest.raises(tether.UpdateRejected, match="no update handler 'bump'.*known: none"):
+        with pytest.raises(tether.UpdateRejected, match=r"no update handler 'bump'.*known: none"):
             await handle.update("bump", 1, timeout=30)
         await handle.signal("ready")
         assert await handle.update("bump", 1, timeout=30) == 2
