@@ -247,3 +247,21 @@ async def test_validator_may_not_change_state(make_app: AppFactory) -> None:
             await handle.update("u", timeout=30)
         with pytest.raises(tether.UpdateRejected, match="must be a plain function"):
             await handle.update("v", timeout=30)
+
+
+async def test_handler_may_not_continue_as_new(make_app: AppFactory) -> None:
+    app = make_app()
+
+    @app.workflow
+    async def restless(ctx: tether.Context) -> str:
+        ctx.set_update_handler("restart", lambda: ctx.continue_as_new())
+        await ctx.wait_signal("finish")
+        return "same run"
+
+    async with app, app.worker():
+        handle = await app.client.start(restless, id="restless")
+        with pytest.raises(tether.UpdateFailed) as caught:
+            await handle.update("restart", timeout=30)
+        assert "only the workflow's own code may end the run" in str(caught.value.__cause__)
+        await handle.signal("finish")
+        assert await handle.result(timeout=30) == "same run"

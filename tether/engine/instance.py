@@ -50,7 +50,6 @@ from ..errors import (
 )
 from ..history import Event, EventType
 from .loop import DeterministicLoop, DurableTimerHandle
-from .updates import Updates
 
 __all__ = [
     "Activation",
@@ -133,7 +132,8 @@ class WorkflowInstance:
     """The live state of one run: its code's tasks, pending steps and matched history."""
 
     def __init__(self, definition: WorkflowDefinition, info: RunInfo, codec: Codec) -> None:
-        from .context import Context  # Context reaches back into the instance
+        from .context import Context  # Context and Updates reach back into the instance
+        from .updates import Updates
 
         self.definition = definition
         self.info = info

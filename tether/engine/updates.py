@@ -17,13 +17,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..codec import Signature
 from ..errors import InvalidArgument, NonDeterminismError, failure_to_dict
-
-if TYPE_CHECKING:
-    from .instance import WorkflowInstance
+from .instance import ContinueAsNewRequested, WorkflowInstance
 
 __all__ = ["Updates"]
 
@@ -100,6 +98,12 @@ class Updates:
             return
         except (Exception, asyncio.CancelledError) as exc:
             attrs["failure"] = failure_to_dict(exc)
+        except ContinueAsNewRequested:
+            wrong = InvalidArgument(
+                f"update handler {name!r} called continue_as_new: only the workflow's own"
+                " code may end the run"
+            )
+            attrs["failure"] = failure_to_dict(wrong)
         if instance.closed or instance.nondeterministic:
             return  # the run ended first: the caller learns it from the run's status
         instance.complete_update({"step": instance.next_step(), **attrs})
