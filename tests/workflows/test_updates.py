@@ -265,3 +265,32 @@ async def test_handler_may_not_continue_as_new(make_app: AppFactory) -> None:
         assert "only the workflow's own code may end the run" in str(caught.value.__cause__)
         await handle.signal("finish")
         assert await handle.result(timeout=30) == "same run"
+
+
+async def test_concurrent_update_with_start_starts_one_run(make_app: AppFactory) -> None:
+    app = make_app()
+
+    @app.workflow
+    async def tally(ctx: tether.Context) -> list[int]:
+        seen: list[int] = []
+
+        @ctx.update("add")
+        def add(n: int) -> int:
+            seen.append(n)
+            return len(seen)
+
+        await ctx.wait_signal("finish")
+        return sorted(seen)
+
+    async with app, app.worker():
+        outcomes = await asyncio.gather(
+            *(
+                app.client.update_with_start(tally, id="tally", update="add", update_args=[n])
+                for n in range(6)
+            )
+        )
+        assert sorted(count for count, _ in outcomes) == [1, 2, 3, 4, 5, 6]
+        assert len({handle.run_id for _, handle in outcomes}) == 1
+        handle = outcomes[0][1]
+        await handle.signal("finish")
+        assert await handle.result(timeout=30) == list(range(6))
