@@ -1,4 +1,5 @@
-"""``Client``: start runs, wait for results, read histories; signal, query and cancel runs.
+"""``Client``: start runs, wait for results, read histories; signal, query, update and
+cancel runs.
 
 Every surface goes through it.
 """
@@ -19,6 +20,8 @@ from .engine import RunInfo, answer_query
 from .errors import (
     InvalidArgument,
     UnknownWorkflowType,
+    UpdateFailed,
+    UpdateRejected,
     WorkflowAlreadyStarted,
     WorkflowFailed,
     WorkflowNotFound,
@@ -26,7 +29,16 @@ from .errors import (
 )
 from .history import Event
 from .policy import Priority
-from .store import NewRun, RunPage, RunRecord, RunStatus, Store, UsageRow
+from .store import (
+    NewRun,
+    RunPage,
+    RunRecord,
+    RunStatus,
+    Store,
+    UpdateRecord,
+    UpdateStatus,
+    UsageRow,
+)
 from .tenancy import Namespaces
 
 __all__ = ["Client", "WorkflowHandle"]
@@ -141,6 +153,34 @@ class WorkflowHandle(Generic[T]):
         events = await self.client.store.read_history(self.namespace, run.run_id)
         return answer_query(definition, _run_info(run), self.client.codec, events, name, plain)
 
+    async def update(
+        self,
+        name: str,
+        *args: Any,
+        update_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Call the run's update handler ``name`` (``ctx.update``) and return its result.
+
+        The request is stored, a worker validates it against the live run (a rejection
+        raises :class:`UpdateRejected` and records nothing), records it in history and
+        runs the handler, which may await steps; a handler that raises, or a run that
+        closes first, raises :class:`UpdateFailed`. ``update_id`` (default: a new one)
+        makes the call idempotent: the same id on the same run returns the same outcome
+        without running the handler again. ``timeout`` bounds the wait
+        (``TimeoutError``); the update goes on, and the same id can be awaited again.
+        """
+        _check_name(name, "update")
+        update_id = _update_id(update_id)
+        what = f"arguments of update {name!r}"
+        plain = self.client.codec.plain(list(args), what=what)
+        run = await self._current()
+        await self.client.namespaces.check_payload(self.namespace, plain, what)
+        record = await self.client.store.request_update(
+            self.namespace, run.run_id, update_id, name, plain
+        )
+        return await self.client._update_outcome(record, timeout)
+
 
 _ids = random.Random()  # seeded from the OS; reseeded in forked children
 os.register_at_fork(after_in_child=_ids.seed)
@@ -168,6 +208,14 @@ def new_id() -> str:
 def _check_name(name: Any, what: str) -> None:
     if not isinstance(name, str) or not name:
         raise InvalidArgument(f"a {what} name must be a non-empty string, got {name!r}")
+
+
+def _update_id(update_id: Any) -> str:
+    if update_id is None:
+        return new_id()
+    if not isinstance(update_id, str) or not update_id:
+        raise InvalidArgument(f"an update id must be a non-empty string, got {update_id!r}")
+    return update_id
 
 
 def _run_info(run: RunRecord) -> RunInfo:
@@ -296,6 +344,99 @@ class Client:
         await self.namespaces.admit(run)
         record = await self.store.signal_with_start(run, signal, plain)
         return WorkflowHandle(self, run.namespace, run.workflow_id, record.run_id)
+
+    async def update_with_start(
+        self,
+        workflow: Callable[..., Any] | str,
+        *args: Any,
+        id: str,
+        update: str,
+        update_args: Sequence[Any] = (),
+        update_id: str | None = None,
+        task_queue: str | None = None,
+        namespace: str | None = None,
+        id_reuse: IdReuse = "allow",
+        id_conflict: IdConflict = "use_existing",
+        timeout: float | None = None,
+        priority: Priority | None = None,
+    ) -> tuple[Any, WorkflowHandle[Any]]:
+        """Send the update ``update`` to the open run of ``id``, starting a run of
+        ``workflow`` with ``args`` first if none is open: the start and the request are
+        one atomic store operation. Returns ``(result, handle)``; raises as
+        :meth:`WorkflowHandle.update`. With ``id_conflict="fail"`` an open run raises
+        ``WorkflowAlreadyStarted`` (nothing is sent); ``id_reuse`` is as for
+        :meth:`start`."""
+        if not isinstance(id, str) or not id:
+            raise InvalidArgument(f"update_with_start needs a workflow id, got {id!r}")
+        if id_reuse not in _ID_REUSE or id_conflict not in _ID_CONFLICT:
+            raise InvalidArgument(
+                f"id_reuse must be one of {sorted(_ID_REUSE)} and id_conflict one of"
+                f" {sorted(_ID_CONFLICT)}, got {id_reuse!r} and {id_conflict!r}"
+            )
+        _check_name(update, "update")
+        if isinstance(update_args, str) or not isinstance(update_args, Sequence):
+            raise InvalidArgument(f"update_args must be a list, got {update_args!r}")
+        update_id = _update_id(update_id)
+        run = self._new_run(workflow, args, id, task_queue, namespace, priority)
+        what = f"arguments of update {update!r}"
+        plain = self.codec.plain(list(update_args), what=what)
+        await self.namespaces.check_payload(run.namespace, plain, what)
+        if id_reuse != "allow":
+            await self._check_reuse(run.namespace, run.workflow_id, id_reuse)
+        await self.namespaces.admit(run)
+        record = await self.store.update_with_start(
+            run, update_id, update, plain, use_existing=id_conflict == "use_existing"
+        )
+        handle: WorkflowHandle[Any] = WorkflowHandle(
+            self, run.namespace, run.workflow_id, record.run_id
+        )
+        return await self._update_outcome(record, timeout), handle
+
+    async def update(
+        self,
+        workflow_id: str,
+        name: str,
+        *args: Any,
+        run_id: str | None = None,
+        namespace: str | None = None,
+        update_id: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """``get_handle(workflow_id, run_id).update(name, *args, ...)``: call an update
+        handler of a run and return its result."""
+        handle = self.get_handle(workflow_id, run_id, namespace=namespace)
+        return await handle.update(name, *args, update_id=update_id, timeout=timeout)
+
+    async def _update_outcome(self, record: UpdateRecord, timeout: float | None) -> Any:
+        """Wait for the request's outcome; return the result or raise."""
+        ids = {"namespace": record.namespace, "run_id": record.run_id}
+        if not record.done:
+            record = await self.store.wait_update(
+                record.namespace, record.run_id, record.update_id, timeout
+            )
+        if record.status == UpdateStatus.COMPLETED:
+            return record.result
+        if record.status == UpdateStatus.REJECTED:
+            why = (record.failure or {}).get("message", "")
+            error: Exception = UpdateRejected(
+                f"update {record.name!r} (id {record.update_id}) was rejected: {why}", **ids
+            )
+        elif record.status == UpdateStatus.FAILED:
+            error = UpdateFailed(f"update {record.name!r} (id {record.update_id}) failed", **ids)
+        else:
+            run = await self.store.get_run(record.namespace, "", record.run_id)
+            if run.status == RunStatus.RUNNING:
+                raise TimeoutError(
+                    f"update {record.name!r} (id {record.update_id}) not done after {timeout}s"
+                )
+            error = UpdateFailed(
+                f"update {record.name!r} (id {record.update_id}) did not complete: the run"
+                f" is {run.status}",
+                **ids,
+            )
+        if record.failure is not None:
+            error.__cause__ = failure_from_dict(record.failure)
+        raise error
 
     def _new_run(
         self,

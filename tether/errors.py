@@ -11,8 +11,10 @@ caller's to fix (HTTP 4xx, CLI exit code 2); failures happen while running work:
     │   │   ├── UnknownWorkflowType
     │   │   ├── UnknownActivityType
     │   │   ├── WorkflowNotFound
+    │   │   ├── UpdateNotFound
     │   │   └── NamespaceNotFound
     │   ├── WorkflowAlreadyStarted      an open run already has this workflow id
+    │   ├── UpdateRejected              an update's validator (or name) refused it
     │   ├── NamespaceAlreadyExists      a namespace of this name exists
     │   ├── Unauthenticated             no credential, or one nobody issued
     │   ├── PermissionDenied            the credential does not cover this namespace
@@ -25,6 +27,7 @@ caller's to fix (HTTP 4xx, CLI exit code 2); failures happen while running work:
         ├── CancelledFailure            the work was cancelled
         ├── TerminatedFailure           the run was terminated
         ├── WorkflowFailed              (client side) the run ended without a result
+        ├── UpdateFailed                (client side) an accepted update ended without a result
         ├── NonDeterminismError         the code asks for other steps than history holds
         ├── StoreUnavailable            the store could not be reached or failed mid-flight
         ├── LeaseLost                   a task's lease expired or moved to another worker
@@ -60,6 +63,9 @@ __all__ = [
     "Unauthenticated",
     "UnknownActivityType",
     "UnknownWorkflowType",
+    "UpdateFailed",
+    "UpdateNotFound",
+    "UpdateRejected",
     "UsageError",
     "WorkflowAlreadyStarted",
     "WorkflowFailed",
@@ -128,6 +134,12 @@ class WorkflowNotFound(NotFound):
     code = "workflow_not_found"
 
 
+class UpdateNotFound(NotFound):
+    """No update request of this id on the run."""
+
+    code = "update_not_found"
+
+
 class NamespaceNotFound(NotFound):
     """No such namespace."""
 
@@ -138,6 +150,12 @@ class WorkflowAlreadyStarted(UsageError):
     """An open run already uses this workflow id."""
 
     code = "workflow_already_started"
+
+
+class UpdateRejected(UsageError):
+    """The workflow refused the update before recording it (``__cause__`` says why)."""
+
+    code = "update_rejected"
 
 
 class NamespaceAlreadyExists(UsageError):
@@ -266,6 +284,12 @@ class WorkflowFailed(Failure):
     """The workflow run ended without a result; ``__cause__`` holds why."""
 
     code = "workflow_failed"
+
+
+class UpdateFailed(Failure):
+    """The update was accepted but ended without a result; ``__cause__`` holds why."""
+
+    code = "update_failed"
 
 
 class NonDeterminismError(Failure):

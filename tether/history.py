@@ -4,8 +4,9 @@ Events are written in two ways. *Command events* are written by a workflow task 
 record what the workflow code asked for (schedule an activity, start a timer, finish).
 *Input events* record what happened to the run from outside its code (it started, an
 activity finished, a timer fired, a signal arrived, cancellation was requested, it was
-terminated, a child run closed). A workflow task that starts child runs, or that
-continues the run as a new one, creates those runs in the transaction of its events.
+terminated, a child run closed, an update was accepted). A workflow task that starts
+child runs, or that continues the run as a new one, creates those runs in the
+transaction of its events.
 Replay feeds input events to the code in order and checks each command the code
 issues against the command events.
 """
@@ -41,6 +42,8 @@ class EventType(StrEnum):
     CHILD_WORKFLOW_STARTED = "ChildWorkflowStarted"
     CHILD_WORKFLOW_COMPLETED = "ChildWorkflowCompleted"
     CHILD_WORKFLOW_FAILED = "ChildWorkflowFailed"
+    UPDATE_ACCEPTED = "UpdateAccepted"
+    UPDATE_COMPLETED = "UpdateCompleted"
 
 
 COMMAND_EVENTS = frozenset(
@@ -54,6 +57,7 @@ COMMAND_EVENTS = frozenset(
         EventType.MARKER_RECORDED,
         EventType.WORKFLOW_CONTINUED_AS_NEW,
         EventType.CHILD_WORKFLOW_STARTED,
+        EventType.UPDATE_COMPLETED,
     }
 )
 
@@ -120,4 +124,13 @@ def describe_event(event: Event) -> str:
             return f"step {a['step']}: -> {_short(a.get('result'))}"
         case EventType.CHILD_WORKFLOW_FAILED:
             return f"step {a['step']}: {a['failure'].get('message', '')}"
+        case EventType.UPDATE_ACCEPTED:
+            args = _short(a.get("args", []))[1:-1]
+            return f"{a['name']}({args}) id {a['update_id']}"
+        case EventType.UPDATE_COMPLETED:
+            if "failure" in a:
+                outcome = f"failed: {a['failure'].get('message', '')}"
+            else:
+                outcome = f"-> {_short(a.get('result'))}"
+            return f"step {a['step']}: {a['name']} id {a['update_id']} {outcome}"
     return _short(a)

@@ -1,4 +1,5 @@
-"""An app for the CLI tests of signals, queries and cancellation (``--app`` loads it)."""
+"""An app for the CLI tests of signals, queries, updates and cancellation (``--app``
+loads it)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,18 @@ def build(store: str | None = None) -> tether.App:
         notes: list[Any] = []
         ctx.set_query_handler("notes", lambda: notes)
         ctx.set_query_handler("count_above", lambda n: sum(1 for x in notes if x > n))
+
+        def small(note: float) -> None:
+            if note > 1000:
+                raise ValueError("notes are at most 1000")
+
+        @ctx.update("add_note", validator=small)
+        def add_note(note: float) -> list[Any]:
+            if note < 0:
+                raise ValueError("a negative note")
+            notes.append(note)
+            return list(notes)
+
         while True:
             name, payload = await ctx.wait_signal(["note", "done"])
             if name == "done":

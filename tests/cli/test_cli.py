@@ -114,7 +114,8 @@ def test_public_names_are_pinned() -> None:
             "InvalidArgument", "LeaseLost", "NamespaceNotFound", "NonDeterminismError",
             "NotFound", "PayloadTooLarge", "Retry", "RunInfo", "RunRecord", "RunStatus",
             "Store", "StoreUnavailable", "TerminatedFailure", "TetherError", "TimeoutFailure",
-            "UnknownActivityType", "UnknownWorkflowType", "UsageError", "Worker",
+            "UnknownActivityType", "UnknownWorkflowType", "UpdateFailed", "UpdateNotFound",
+            "UpdateRejected", "UsageError", "Worker",
             "WorkflowAlreadyStarted", "WorkflowFailed", "WorkflowHandle", "WorkflowNotFound",
             "activity_info", "heartbeat", "open_store",
         ]

@@ -1,4 +1,5 @@
-"""``tether workflow ...``: start runs, look at them, signal, query, cancel and end them."""
+"""``tether workflow ...``: start runs, look at them, signal, query, update, cancel and end
+them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated, Any, cast
 import typer
 
 from ..app import App
-from ..client import IdConflict, IdReuse
+from ..client import IdConflict, IdReuse, new_id
 from ..history import describe_event
 from ..policy import Priority
 from ..store import RunRecord
@@ -15,7 +16,8 @@ from .common import AppOpt, DbOpt, JsonOpt, NsOpt, make_app, parse_json_args, ru
 from .output import emit, fail, when
 
 cli = typer.Typer(
-    help="Start, inspect, signal, query, cancel and end workflow runs.", no_args_is_help=True
+    help="Start, inspect, signal, query, update, cancel and end workflow runs.",
+    no_args_is_help=True,
 )
 
 RunIdOpt = Annotated[str | None, typer.Option("--run-id", help="A specific run (default: newest).")]
@@ -256,6 +258,69 @@ def query(
         return await app.client.get_handle(workflow_id, run_id).query(name, *args)
 
     emit({"result": run(make_app(db, namespace, app_spec), body)}, as_json=as_json)
+
+
+@cli.command()
+def update(
+    workflow_id: str,
+    name: Annotated[str, typer.Argument(help="The update's name.")],
+    args: Annotated[
+        list[str] | None, typer.Argument(help="The update's arguments, each one JSON.")
+    ] = None,
+    update_id: Annotated[
+        str | None,
+        typer.Option("--update-id", help="Idempotency key: the same id returns the same outcome."),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            "--start",
+            metavar="WORKFLOW_TYPE",
+            help="Update-with-start: start a run of this type with WORKFLOW_ID if none is"
+            " open, in the same atomic step as the request.",
+        ),
+    ] = None,
+    start_arg: Annotated[
+        list[str] | None,
+        typer.Option("--start-arg", help="With --start: a workflow argument as JSON (repeatable)."),
+    ] = None,
+    task_queue: Annotated[str | None, typer.Option("--task-queue", "-q")] = None,
+    id_conflict: Annotated[
+        str, typer.Option(help="With --start, an open run has the id: use_existing, or fail.")
+    ] = "use_existing",
+    timeout: Annotated[float | None, typer.Option(help="Seconds to wait for the result.")] = None,
+    run_id: RunIdOpt = None,
+    namespace: NsOpt = "default",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Call update NAME of a run and print its result (exit 2 if rejected, 1 if it failed)."""
+    plain = parse_json_args(args or [])
+    key = update_id or new_id()
+    if start is None and (start_arg or task_queue):
+        fail("--start-arg and --task-queue need --start: the workflow type to start", 2)
+
+    async def body(app: App) -> dict[str, Any]:
+        try:
+            if start is not None:
+                value, handle = await app.client.update_with_start(
+                    start, *parse_json_args(start_arg or []), id=workflow_id, update=name,
+                    update_args=plain, update_id=key, task_queue=task_queue,
+                    id_conflict=cast(IdConflict, id_conflict), timeout=timeout,
+                )  # fmt: skip
+                updated = handle.run_id
+            else:
+                handle = app.client.get_handle(workflow_id, run_id)
+                value = await handle.update(name, *plain, update_id=key, timeout=timeout)
+                updated = (await handle.describe()).run_id
+        except TimeoutError as exc:
+            fail(f"{exc}; wait again with --update-id {key}", 1)
+        return {
+            "workflow_id": workflow_id, "run_id": updated, "update": name, "update_id": key,
+            "result": value,
+        }  # fmt: skip
+
+    emit(run(make_app(db, namespace), body), as_json=as_json)
 
 
 @cli.command()

@@ -281,6 +281,48 @@ class Context:
 
         return register
 
+    # -- updates (updates.py) ------------------------------------------------------------
+
+    def set_update_handler(
+        self,
+        name: str,
+        handler: Callable[..., Any],
+        *,
+        validator: Callable[..., Any] | None = None,
+    ) -> None:
+        """Answer the update ``name`` (``handle.update(name, *args)``) with
+        ``handler(*args)``, plain or async: unlike a query it may change state and await
+        steps, and its return value goes back to the caller.
+
+        ``validator(*args)``, a plain function, runs first on the live state: if it
+        raises, the caller gets :class:`tether.UpdateRejected` and nothing is recorded.
+        Register handlers before the workflow's first ``await``: a request for a name
+        not registered when a worker looks at it is rejected.
+        """
+        if not isinstance(name, str) or not name:
+            raise InvalidArgument(f"an update name must be a non-empty string, got {name!r}")
+        if not callable(handler):
+            raise InvalidArgument(f"update handler for {name!r} is not callable")
+        if validator is not None and not callable(validator):
+            raise InvalidArgument(f"update validator for {name!r} is not callable")
+        self._instance.updates.register(name, handler, validator)
+
+    def update(self, name: str, *, validator: Callable[..., Any] | None = None) -> Callable[[F], F]:
+        """Decorator form of :meth:`set_update_handler`: ``@ctx.update("approve")``."""
+
+        def register(fn: F) -> F:
+            self.set_update_handler(name, fn, validator=validator)
+            return fn
+
+        return register
+
+    @property
+    def updates_in_flight(self) -> int:
+        """Accepted updates whose handler has not returned yet. The run closes when its
+        main code returns; an update still running then fails for its caller
+        (:class:`tether.UpdateFailed`)."""
+        return self._instance.updates.in_flight
+
     # -- child runs and continue-as-new (children.py) ------------------------------------
 
     def start_child(

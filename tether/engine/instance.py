@@ -22,7 +22,9 @@ and the run closes with ``WorkflowContinuedAsNew {args, signals}``, ``signals`` 
 those buffered and never taken, which the new run receives first.
 
 Queries are answered by :meth:`WorkflowInstance.query` on an instance rebuilt from
-history; a query handler runs outside the loop and may not issue commands.
+history; a query handler runs outside the loop and may not issue commands. Updates
+(``updates.py``) are validated the same way, read-only, and once accepted run their
+handler as a task of the loop, ending in an ``UpdateCompleted`` command.
 """
 
 from __future__ import annotations
@@ -130,7 +132,8 @@ class WorkflowInstance:
     """The live state of one run: its code's tasks, pending steps and matched history."""
 
     def __init__(self, definition: WorkflowDefinition, info: RunInfo, codec: Codec) -> None:
-        from .context import Context  # Context reaches back into the instance
+        from .context import Context  # Context and Updates reach back into the instance
+        from .updates import Updates
 
         self.definition = definition
         self.info = info
@@ -174,6 +177,7 @@ class WorkflowInstance:
         # which ctx.should_continue_as_new turns True (the worker sets it).
         self._children: dict[int, tuple[asyncio.Future[Any], Any]] = {}
         self.history_limit = 10_000
+        self.updates = Updates(self)
 
     # -- activation ---------------------------------------------------------------
 
@@ -264,6 +268,8 @@ class WorkflowInstance:
                     self.loop.fire(handle)
             case EventType.SIGNAL_RECEIVED:
                 self._deliver(Signal(a["name"], a.get("payload"), event.seq))
+            case EventType.UPDATE_ACCEPTED:
+                self.updates.accept(a["name"], a["update_id"], a.get("args", []))
             case EventType.WORKFLOW_CANCEL_REQUESTED:
                 self.cancel_requested = True
                 self._cancel_reason = str(a.get("reason") or "")
@@ -367,13 +373,30 @@ class WorkflowInstance:
         return self._step
 
     def refuse_in_query(self, what: str) -> None:
-        """Raise if a query handler is running: queries read state, never change it."""
+        """Raise if a query handler or an update validator is running: they read
+        state, never change it."""
         if self._querying is not None:
             raise InvalidArgument(
-                f"query handler {self._querying!r} tried to {what}; a query must not"
-                " schedule work or change the workflow's state",
+                f"{self._querying} tried to {what}; a query or an update validator must"
+                " not schedule work or change the workflow's state",
                 workflow_id=self.info.workflow_id,
             )
+
+    def read_only(self, who: str, fn: Callable[..., Any], args: Sequence[Any]) -> Any:
+        """Call ``fn(*args)`` with commands refused; ``who`` names it in the error."""
+        self._querying = who
+        try:
+            return fn(*args)
+        finally:
+            self._querying = None
+
+    @property
+    def nondeterministic(self) -> bool:
+        return self._nd is not None
+
+    def complete_update(self, attrs: dict[str, Any]) -> None:
+        """Issue ``UpdateCompleted`` (``attrs``: step, name, update_id, result or failure)."""
+        self._command(EventType.UPDATE_COMPLETED, attrs)
 
     def _command(self, event_type: EventType, attrs: dict[str, Any]) -> bool:
         """Record a command; return True if it is new (not a replay of history)."""
@@ -491,11 +514,7 @@ class WorkflowInstance:
                 f"workflow {self.info.workflow_type} has no query {name!r} (known: {known})",
                 workflow_id=self.info.workflow_id,
             )
-        self._querying = name
-        try:
-            value = handler(*args)
-        finally:
-            self._querying = None
+        value = self.read_only(f"query handler {name!r}", handler, args)
         if inspect.isawaitable(value):
             if inspect.iscoroutine(value):
                 value.close()
@@ -508,8 +527,11 @@ class WorkflowInstance:
         """Stop the code without recording anything (eviction, termination)."""
         self.closed = True
         main, self._main = self._main, None
+        stopping = self.updates.cancel_all()
         if main is not None and not main.done():
             main.cancel()
+            stopping = True
+        if stopping:
             # The code is being discarded; what it raises on the way out does not matter.
             with contextlib.suppress(BaseException):
                 self.loop.run_until_idle()

@@ -27,6 +27,7 @@ from .protocol import (
     WorkflowTask,
     outcome_events,
 )
+from .updates import UpdateOutcome, UpdateRecord, UpdateStatus
 from .usage import USAGE_GROUPS, UsageRecord, UsageRow
 
 __all__ = [
@@ -49,6 +50,9 @@ __all__ = [
     "SchemaStatus",
     "SettingsChange",
     "Store",
+    "UpdateOutcome",
+    "UpdateRecord",
+    "UpdateStatus",
     "UsageRecord",
     "UsageRow",
     "WorkflowCommit",

@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from ..history import Event, EventType
+from .updates import UpdateOutcome, UpdateRecord
 from .usage import UsageRecord, UsageRow
 
 __all__ = [
@@ -198,6 +199,8 @@ class WorkflowCommit:
     local_queues: Sequence[str] = ()
     children: list[NewChild] = field(default_factory=list)
     continue_as_new: ContinueAsNew | None = None
+    # Outcomes of the updates whose UpdateCompleted events this commit records.
+    updates: list[UpdateOutcome] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -404,6 +407,52 @@ class Store(Protocol):
         The run's activities scheduled so far are marked: their heartbeats answer
         that they should stop. Errors as for :meth:`signal_run`.
         """
+
+    # -- updates (see store/updates.py) ---------------------------------------------------
+
+    async def request_update(
+        self, namespace: str, run_id: str, update_id: str, name: str, args: list[Any]
+    ) -> UpdateRecord:
+        """Record an update request on an open run and ask for a workflow task.
+
+        If the run already has a request with ``update_id`` (open run or closed), return
+        it unchanged. Raises WorkflowNotFound if the namespace has no such run,
+        InvalidArgument if the run is closed; nothing is changed then.
+        """
+
+    async def update_with_start(
+        self, run: NewRun, update_id: str, name: str, args: list[Any], *, use_existing: bool
+    ) -> UpdateRecord:
+        """Request the update on the open run of ``run.workflow_id``, or start ``run``
+        with the request if no open run has the id: one atomic operation. With
+        ``use_existing=False`` an open run raises WorkflowAlreadyStarted instead."""
+
+    async def get_update(self, namespace: str, run_id: str, update_id: str) -> UpdateRecord:
+        """The request; raises UpdateNotFound if the run has none of that id."""
+
+    async def wait_update(
+        self, namespace: str, run_id: str, update_id: str, timeout: float | None
+    ) -> UpdateRecord:
+        """Return the request once it is done or its run closed (or as it is when
+        ``timeout`` passes), woken by the store's notifications, not by polling.
+        Raises UpdateNotFound as :meth:`get_update`."""
+
+    async def read_for_task(
+        self, namespace: str, run_id: str, after_seq: int
+    ) -> tuple[list[Event], list[UpdateRecord]]:
+        """``read_history`` and the run's pending update requests, in arrival order,
+        read together (one round trip where the store can)."""
+
+    async def accept_updates(
+        self,
+        task: WorkflowTask,
+        accepted: Sequence[UpdateRecord],
+        rejected: Sequence[tuple[str, dict[str, Any]]],
+    ) -> None:
+        """A worker's verdict on pending requests, under ``task``'s lease (LeaseLost
+        otherwise): append ``UpdateAccepted {name, update_id, args}`` for each of
+        ``accepted`` in order, and give each ``(update_id, failure)`` of ``rejected``
+        its failure. The run's workflow task stays leased to the caller."""
 
     # -- workflow tasks ---------------------------------------------------------------
 

@@ -38,6 +38,8 @@ from ..store import (
     RunClose,
     RunStatus,
     Store,
+    UpdateOutcome,
+    UpdateRecord,
     WorkflowCommit,
     WorkflowTask,
     outcome_events,
@@ -306,7 +308,7 @@ class Worker:
         instance = self.cache.get(task.run_id)
         try:
             if instance is not None:
-                events = await self.store.read_history(
+                events, pending = await self.store.read_for_task(
                     task.namespace, task.run_id, instance.last_seq
                 )
                 if instance.foreign(events):
@@ -322,9 +324,11 @@ class Worker:
                 )
                 instance = WorkflowInstance(definition, info, self.codec)
                 instance.history_limit = self.continue_as_new_after
-                events = await self.store.read_history(task.namespace, task.run_id)
+                events, pending = await self.store.read_for_task(task.namespace, task.run_id, 0)
             activation = instance.activate(events)
-        except StoreUnavailable:
+            if pending and activation.nondeterminism is None and not instance.closed:
+                activation = await self._take_updates(task, instance, activation, pending)
+        except (LeaseLost, StoreUnavailable):
             self.cache.evict(task.run_id)
             return None
         if activation.nondeterminism is not None:
@@ -343,6 +347,31 @@ class Worker:
             return None
         self._committed(instance, commit, result)
         return result.next_task
+
+    async def _take_updates(
+        self,
+        task: WorkflowTask,
+        instance: WorkflowInstance,
+        activation: Activation,
+        pending: list[UpdateRecord],
+    ) -> Activation:
+        """Validate pending update requests on the live state, in arrival order; record
+        the verdicts, then apply the accepted ones (their handlers start) and return
+        the commands of both activations."""
+        accepted: list[UpdateRecord] = []
+        rejected: list[tuple[str, dict[str, Any]]] = []
+        for request in pending:
+            failure = instance.updates.validate(request.name, request.args)
+            if failure is None:
+                accepted.append(request)
+            else:
+                rejected.append((request.update_id, failure))
+        await self.store.accept_updates(task, accepted, rejected)
+        if not accepted:
+            return activation
+        events = await self.store.read_history(task.namespace, task.run_id, instance.last_seq)
+        more = instance.activate(events)
+        return Activation(activation.commands + more.commands, more.nondeterminism)
 
     def _committed(
         self, instance: WorkflowInstance, commit: WorkflowCommit, result: CommitResult
@@ -378,6 +407,10 @@ class Worker:
                     commit.cancel_timers.append(a["step"])
                 case EventType.CHILD_WORKFLOW_STARTED:
                     commit.children.append(new_child(namespace, a))
+                case EventType.UPDATE_COMPLETED:
+                    commit.updates.append(
+                        UpdateOutcome(a["update_id"], a.get("result"), a.get("failure"))
+                    )
                 case _ if command.type in _CLOSE_STATUS:
                     commit.close = RunClose(
                         _CLOSE_STATUS[command.type], a.get("result"), a.get("failure")

@@ -68,6 +68,7 @@ from . import usage
 from .listener import Listener
 from .migrate import current_version, latest_version
 from .migrate import migrate as apply_migrations
+from .updates import COMPLETE_UPDATES, UPDATE_CHANNEL, PostgresUpdates, completions
 
 __all__ = ["PostgresStore"]
 
@@ -226,13 +227,18 @@ async def _commit(
     applied: int | None = None,
 ) -> asyncpg.Record | None:
     """Run a commit statement; with child runs or continue-as-new, start those runs in
-    the same transaction (a second statement, only for such commits)."""
-    if not commit.children and commit.continue_as_new is None:
+    the same transaction, and with update outcomes store them there (a second
+    statement, only for such commits)."""
+    linked = bool(commit.children) or commit.continue_as_new is not None
+    if not linked and not commit.updates:
         return await conn.fetchrow(sql, *args)
     async with conn.transaction():
         row = await conn.fetchrow(sql, *args)
         if row is not None and (applied is None or row[applied]):
-            await conn.execute(q.START_LINKED_RUNS, args[0], run_id, *_linked_runs(commit))
+            if linked:
+                await conn.execute(q.START_LINKED_RUNS, args[0], run_id, *_linked_runs(commit))
+            if commit.updates:
+                await conn.execute(COMPLETE_UPDATES, args[0], run_id, *completions(commit))
         return row
 
 
@@ -243,7 +249,7 @@ def _lease_lost(task_id: int) -> Callable[[asyncpg.PostgresError], TetherError |
     return refused
 
 
-class PostgresStore:
+class PostgresStore(PostgresUpdates):
     """A Tether store in a PostgreSQL database (schema ``tether``).
 
     ``pool_size`` bounds the connections this process opens for operations (plus one
@@ -334,7 +340,11 @@ class PostgresStore:
             )
             self._listener = Listener(
                 self._connect,
-                {q.WORK_CHANNEL: self._on_work, q.CLOSED_CHANNEL: self._on_closed},
+                {
+                    q.WORK_CHANNEL: self._on_work,
+                    q.CLOSED_CHANNEL: self._on_closed,
+                    UPDATE_CHANNEL: self._on_closed,  # the same waiters: see wait_update
+                },
                 self._wake_everyone,
                 health_interval=max(self.poll_interval, 1.0),
             )

@@ -56,7 +56,7 @@ def start_children(
     conn: sqlite3.Connection, namespace: str, run_id: str, children: list[NewChild], now: float
 ) -> None:
     """Create the child runs of a commit; a child whose id is taken fails at once."""
-    from .ops import _request_workflow_task, append_events
+    from .ops import append_events, request_workflow_task
 
     for child in children:
         run = child.run
@@ -68,7 +68,7 @@ def start_children(
             {"step": child.step, "failure": child_refused(child)},
         )
         append_events(conn, namespace, run_id, [event], now)
-        _request_workflow_task(conn, namespace, run_id, now)
+        request_workflow_task(conn, namespace, run_id, now)
 
 
 def start_continued(
@@ -97,7 +97,7 @@ def start_continued(
 def on_run_closed(conn: sqlite3.Connection, namespace: str, run_id: str, now: float) -> list[Any]:
     """After a run closed: tell its parent (unless it continued as new) and apply its
     close policy to its open children. Returns notes for ``store.py``."""
-    from .ops import WORK, _request_workflow_task, append_events, request_cancel, terminate_run
+    from .ops import WORK, append_events, request_cancel, request_workflow_task, terminate_run
 
     notes: list[Any] = []
     # Most runs have no parent and no open child: one indexed look tells.
@@ -128,7 +128,7 @@ def on_run_closed(conn: sqlite3.Connection, namespace: str, run_id: str, now: fl
                 info = child_failure(status, workflow_id, workflow_type, run_id, cause)
                 event = (EventType.CHILD_WORKFLOW_FAILED, {"step": step, "failure": info})
             append_events(conn, namespace, parent_id, [event], now)
-            _request_workflow_task(conn, namespace, parent_id, now)
+            request_workflow_task(conn, namespace, parent_id, now)
             notes.append(WORK)
     children = conn.execute(
         # Without statistics SQLite would scan the namespace's runs by primary key.

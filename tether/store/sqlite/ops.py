@@ -28,12 +28,14 @@ from ..protocol import (
     WorkflowTask,
     outcome_events,
 )
+from ..updates import UpdateOutcome, UpdateStatus
 from .children import on_run_closed, start_children, start_continued
 
 dumps = orjson.dumps
 loads = orjson.loads
 
 WORK = "work"  # note: tasks became ready; wake workers
+UPDATED = "updated"  # note: ("updated", namespace, run_id), an update got its outcome
 
 
 def _in(values: Sequence[str]) -> str:
@@ -86,9 +88,7 @@ def start_run(conn: sqlite3.Connection, run: NewRun, now: float) -> None:
     )
 
 
-def _request_workflow_task(
-    conn: sqlite3.Connection, namespace: str, run_id: str, now: float
-) -> str:
+def request_workflow_task(conn: sqlite3.Connection, namespace: str, run_id: str, now: float) -> str:
     """Make sure the run has a workflow task; mark a leased one dirty so it runs again."""
     (queue,) = conn.execute(
         "SELECT task_queue FROM runs WHERE namespace = ? AND run_id = ?", (namespace, run_id)
@@ -122,7 +122,7 @@ def _lease_workflow_task(
     return WorkflowTask(row[0], namespace, run_id, wid, wtype, row[2], row[1])
 
 
-def _check_lease(conn: sqlite3.Connection, task_id: int, token: int, now: float) -> sqlite3.Row:
+def check_lease(conn: sqlite3.Connection, task_id: int, token: int, now: float) -> sqlite3.Row:
     row = conn.execute(
         "SELECT token, visible_at, dirty FROM tasks WHERE id = ? AND owner IS NOT NULL",
         (task_id,),
@@ -241,6 +241,9 @@ def _apply_commit(
     if commit.children:
         start_children(conn, namespace, run_id, commit.children, now)
         notes.append(WORK)
+    if commit.updates:
+        complete_updates(conn, namespace, run_id, commit.updates)
+        notes.append((UPDATED, namespace, run_id))
     if commit.close is not None:
         close = commit.close
         conn.execute(
@@ -264,6 +267,27 @@ def _apply_commit(
     return claimed, notes
 
 
+def complete_updates(
+    conn: sqlite3.Connection, namespace: str, run_id: str, outcomes: Sequence[UpdateOutcome]
+) -> None:
+    """Store the outcomes of accepted updates (their UpdateCompleted is in the commit)."""
+    conn.executemany(
+        "UPDATE updates SET status = ?, result = ?, failure = ? WHERE namespace = ?"
+        " AND run_id = ? AND update_id = ? AND status = 'accepted'",
+        [
+            (
+                str(UpdateStatus.COMPLETED if o.failure is None else UpdateStatus.FAILED),
+                dumps(o.result),
+                None if o.failure is None else dumps(o.failure),
+                namespace,
+                run_id,
+                o.update_id,
+            )
+            for o in outcomes
+        ],
+    )
+
+
 def complete_workflow_task(
     conn: sqlite3.Connection, task: WorkflowTask, commit: WorkflowCommit, lease: float, now: float
 ) -> tuple[CommitResult, list[Any]]:
@@ -274,7 +298,7 @@ def complete_workflow_task(
         " AND dirty = 0",
         (task.task_id, task.token, now),
     ).rowcount
-    dirty = not done and _check_lease(conn, task.task_id, task.token, now)[2]
+    dirty = not done and check_lease(conn, task.task_id, task.token, now)[2]
     if commit.events:
         last_seq = append_events(conn, ns, run_id, commit.events, now)
     else:
@@ -404,7 +428,7 @@ def claim_activity_tasks(
 def heartbeat_activity(
     conn: sqlite3.Connection, task: ActivityTask, details: Any, lease: float, now: float
 ) -> bool:
-    _check_lease(conn, task.task_id, task.token, now)
+    check_lease(conn, task.task_id, task.token, now)
     (cancel,) = conn.execute(
         "UPDATE tasks SET heartbeat = ?, visible_at = ? WHERE id = ? RETURNING cancel_requested",
         (dumps(details), now + lease, task.task_id),
@@ -434,7 +458,7 @@ def retry_activity(
     failure: dict[str, Any],
     now: float,
 ) -> None:
-    _check_lease(conn, task.task_id, task.token, now)
+    check_lease(conn, task.task_id, task.token, now)
     conn.execute(
         "UPDATE tasks SET owner = NULL, visible_at = ?, attempt = attempt + 1, last_failure = ?"
         " WHERE id = ?",
@@ -453,7 +477,7 @@ def finish_activity(
 ) -> tuple[WorkflowTask | None, list[Any]]:
     _take_leased(conn, task.task_id, task.token, now)
     append_events(conn, task.namespace, task.run_id, outcome_events(task, outcome), now)
-    queue = _request_workflow_task(conn, task.namespace, task.run_id, now)
+    queue = request_workflow_task(conn, task.namespace, task.run_id, now)
     if claim_for is not None and queue in local_queues:
         claimed = _lease_workflow_task(conn, task.namespace, task.run_id, claim_for, now, lease)
         if claimed is not None:
@@ -462,7 +486,7 @@ def finish_activity(
 
 
 def release_activity(conn: sqlite3.Connection, task: ActivityTask, now: float) -> None:
-    _check_lease(conn, task.task_id, task.token, now)
+    check_lease(conn, task.task_id, task.token, now)
     conn.execute("UPDATE tasks SET owner = NULL, visible_at = ? WHERE id = ?", (now, task.task_id))
 
 
@@ -482,30 +506,36 @@ def fire_timers(
     ).fetchall()
     for ns, run_id, step in rows:
         append_events(conn, ns, run_id, [(EventType.TIMER_FIRED, {"step": step})], now)
-        _request_workflow_task(conn, ns, run_id, now)
+        request_workflow_task(conn, ns, run_id, now)
     return len(rows), [WORK] if rows else []
 
 
-def _check_open(conn: sqlite3.Connection, namespace: str, run_id: str, action: str = "") -> None:
-    """Raise unless the namespace has this run and it is open (``action`` says what
-    the caller meant to do)."""
+def check_run(conn: sqlite3.Connection, namespace: str, run_id: str) -> str:
+    """The run's status; raise WorkflowNotFound if the namespace has no such run."""
     row = conn.execute(
         "SELECT status FROM runs WHERE namespace = ? AND run_id = ?", (namespace, run_id)
     ).fetchone()
     if row is None:
         raise WorkflowNotFound(namespace=namespace, run_id=run_id)
-    if row[0] != RunStatus.RUNNING:
-        why = f"the run is already {row[0]}" + (f"; cannot {action} it" if action else "")
+    return str(row[0])
+
+
+def check_open(conn: sqlite3.Connection, namespace: str, run_id: str, action: str = "") -> None:
+    """Raise unless the namespace has this run and it is open (``action`` says what
+    the caller meant to do)."""
+    status = check_run(conn, namespace, run_id)
+    if status != RunStatus.RUNNING:
+        why = f"the run is already {status}" + (f"; cannot {action} it" if action else "")
         raise InvalidArgument(why, namespace=namespace, run_id=run_id)
 
 
 def signal_run(
     conn: sqlite3.Connection, namespace: str, run_id: str, name: str, payload: Any, now: float
 ) -> tuple[int, list[Any]]:
-    _check_open(conn, namespace, run_id, f"signal {name!r} to")
+    check_open(conn, namespace, run_id, f"signal {name!r} to")
     event = (EventType.SIGNAL_RECEIVED, {"name": name, "payload": payload})
     seq = append_events(conn, namespace, run_id, [event], now)
-    _request_workflow_task(conn, namespace, run_id, now)
+    request_workflow_task(conn, namespace, run_id, now)
     return seq, [WORK]
 
 
@@ -530,10 +560,10 @@ def signal_with_start(
 def request_cancel(
     conn: sqlite3.Connection, namespace: str, run_id: str, reason: str, identity: str, now: float
 ) -> list[Any]:
-    _check_open(conn, namespace, run_id, "cancel")
+    check_open(conn, namespace, run_id, "cancel")
     event = (EventType.WORKFLOW_CANCEL_REQUESTED, {"reason": reason, "identity": identity})
     append_events(conn, namespace, run_id, [event], now)
-    _request_workflow_task(conn, namespace, run_id, now)
+    request_workflow_task(conn, namespace, run_id, now)
     conn.execute(
         "UPDATE tasks SET cancel_requested = 1"
         " WHERE namespace = ? AND run_id = ? AND kind = 'activity'",
@@ -545,7 +575,7 @@ def request_cancel(
 def terminate_run(
     conn: sqlite3.Connection, namespace: str, run_id: str, reason: str, identity: str, now: float
 ) -> list[Any]:
-    _check_open(conn, namespace, run_id)
+    check_open(conn, namespace, run_id)
     failure = {"code": "terminated", "message": f"terminated by {identity}: {reason}"}
     append_events(
         conn,

@@ -49,9 +49,10 @@ from ..protocol import (
     WorkflowCommit,
     WorkflowTask,
 )
+from ..updates import UpdateRecord
 from ..usage import UsageRecord, UsageRow
 from . import namespaces as nsops
-from . import ops, usage
+from . import ops, updates, usage
 from .writer import Noted, Writer
 
 __all__ = ["SqliteStore"]
@@ -413,6 +414,79 @@ class SqliteStore:
         await self._write(op)
         return await self.get_run(namespace, "", run_id)
 
+    # -- updates (updates.py) -------------------------------------------------------------
+
+    async def request_update(
+        self, namespace: str, run_id: str, update_id: str, name: str, args: list[Any]
+    ) -> UpdateRecord:
+        def op(conn: sqlite3.Connection) -> Noted[UpdateRecord]:
+            record, notes = updates.request_update(
+                conn, namespace, run_id, update_id, name, args, time.time()
+            )
+            return Noted(record, notes)
+
+        return await self._write(op)
+
+    async def update_with_start(
+        self, run: NewRun, update_id: str, name: str, args: list[Any], *, use_existing: bool
+    ) -> UpdateRecord:
+        def op(conn: sqlite3.Connection) -> Noted[UpdateRecord]:
+            record, notes = updates.update_with_start(
+                conn, run, update_id, name, args, use_existing, time.time()
+            )
+            return Noted(record, notes)
+
+        return await self._write(op)
+
+    async def get_update(self, namespace: str, run_id: str, update_id: str) -> UpdateRecord:
+        return await self._read(lambda c: updates.get_update(c, namespace, run_id, update_id))
+
+    async def wait_update(
+        self, namespace: str, run_id: str, update_id: str, timeout: float | None
+    ) -> UpdateRecord:
+        key = (namespace, run_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            # Outcomes and closes of the run wake its close waiters (see _on_notes).
+            future = asyncio.get_running_loop().create_future()
+            self._close_waiters.setdefault(key, set()).add(future)
+            try:
+                record = await self.get_update(namespace, run_id, update_id)
+                if record.done:
+                    return record
+                run = await self.get_run(namespace, "", run_id)
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if run.status != RunStatus.RUNNING or (remaining is not None and remaining <= 0):
+                    return record
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(future, remaining)
+            finally:
+                waiters = self._close_waiters.get(key)
+                if waiters is not None:
+                    waiters.discard(future)
+                    if not waiters:
+                        del self._close_waiters[key]
+
+    async def read_for_task(
+        self, namespace: str, run_id: str, after_seq: int
+    ) -> tuple[list[Event], list[UpdateRecord]]:
+        # Two statements on the reader: in-process reads, no round trip to save.
+        events = await self.read_history(namespace, run_id, after_seq)
+        pending = await self._read(lambda c: updates.pending_updates(c, namespace, run_id))
+        return events, pending
+
+    async def accept_updates(
+        self,
+        task: WorkflowTask,
+        accepted: Sequence[UpdateRecord],
+        rejected: Sequence[tuple[str, dict[str, Any]]],
+    ) -> None:
+        def op(conn: sqlite3.Connection) -> Noted[None] | None:
+            notes = updates.accept_updates(conn, task, accepted, rejected, time.time())
+            return Noted(None, notes)
+
+        await self._write(op)
+
     # -- workflow tasks -----------------------------------------------------------------
 
     async def claim_workflow_tasks(
@@ -557,7 +631,7 @@ class SqliteStore:
                     for future in waiters:
                         if not future.done():
                             future.set_result(None)
-            elif isinstance(note, tuple) and note[0] == "closed":
+            elif isinstance(note, tuple) and note[0] in ("closed", ops.UPDATED):
                 for future in self._close_waiters.get((note[1], note[2]), ()):
                     if not future.done():
                         future.set_result(None)
