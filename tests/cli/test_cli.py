@@ -112,7 +112,7 @@ def test_public_names_are_pinned() -> None:
             "CancelledFailure", "ChildWorkflowError", "ModelError",
             "Client", "Context", "Event", "EventType", "Failure", "IncompatibleStore",
             "InvalidArgument", "LeaseLost", "NamespaceNotFound", "NonDeterminismError",
-            "NotFound", "PayloadTooLarge", "Retry", "RunInfo", "RunRecord", "RunStatus",
+            "NotFound", "PayloadTooLarge", "Priority", "Retry", "RunInfo", "RunRecord", "RunStatus",
             "Store", "StoreUnavailable", "TerminatedFailure", "TetherError", "TimeoutFailure",
             "UnknownActivityType", "UnknownWorkflowType", "UpdateFailed", "UpdateNotFound",
             "UpdateRejected", "UsageError", "Worker",
