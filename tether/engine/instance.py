@@ -169,16 +169,24 @@ class WorkflowInstance:
         # which ctx.should_continue_as_new turns True (the worker sets it).
         self._children: dict[int, tuple[asyncio.Future[Any], Any]] = {}
         self.history_limit = 10_000
+        # For a run made by a reset: (last copied command seq, WorkflowReset seq, its
+        # time). Inputs between the two are consumed anew by the reset run's code, so
+        # they read the reset's time, not the time the old run recorded them at.
+        self._reset_clock: tuple[int, int, float] | None = None
 
     # -- activation ---------------------------------------------------------------
 
     def activate(self, events: list[Event]) -> Activation:
+        last_command = 0
         for event in events:
             if event.is_command:
                 key = _key(event.type, event.attrs)
                 if key not in self._matched:
                     self._recorded[key] = event
                 self._replay_until = max(self._replay_until, event.attrs.get("wt", 0))
+                last_command = event.seq
+            elif event.type == EventType.WORKFLOW_RESET and self._reset_clock is None:
+                self._reset_clock = (last_command, event.seq, event.ts)
         for event in events:
             if event.seq <= self.last_seq:
                 continue
@@ -187,7 +195,7 @@ class WorkflowInstance:
                 continue
             self._seq_now = event.seq
             self.replaying = self.quiet or event.seq <= self._replay_until
-            self.loop.set_time(event.ts)
+            self.loop.set_time(self._clock(event))
             self._apply(event)
             self.loop.run_until_idle()
         self.replaying = False
@@ -203,6 +211,14 @@ class WorkflowInstance:
                 )
         new, self._new = self._new, []
         return Activation(new, self._nd)
+
+    def _clock(self, event: Event) -> float:
+        """The workflow's time while ``event`` is applied: the event's own time, except
+        for the inputs a reset run's code consumes anew (see ``_reset_clock``)."""
+        reset = self._reset_clock
+        if reset is not None and reset[0] < event.seq < reset[1]:
+            return max(event.ts, reset[2])
+        return event.ts
 
     @property
     def random(self) -> random.Random:

@@ -26,9 +26,11 @@ from .protocol import (
     WorkflowTask,
     outcome_events,
 )
+from .reset import NAMED_POINTS, ResetRun, plan_reset, reset_point
 from .usage import USAGE_GROUPS, UsageRecord, UsageRow
 
 __all__ = [
+    "NAMED_POINTS",
     "USAGE_GROUPS",
     "ActivityOutcome",
     "ActivityTask",
@@ -41,6 +43,7 @@ __all__ = [
     "NewChild",
     "NewRun",
     "QueueBacklog",
+    "ResetRun",
     "RunClose",
     "RunPage",
     "RunRecord",
@@ -53,6 +56,8 @@ __all__ = [
     "WorkflowTask",
     "open_store",
     "outcome_events",
+    "plan_reset",
+    "reset_point",
 ]
 
 DEFAULT_URL = "tether.db"
