@@ -214,6 +214,38 @@ async def test_a_timer_pending_at_the_point_is_created_again(make_app: AppFactor
         assert await new.result(timeout=30) == "done"
 
 
+@pytest.mark.parametrize("cache_size", [10_000, 0], ids=["cached", "replayed"])
+async def test_code_after_the_point_reads_the_time_of_the_reset_on_every_replay(
+    make_app: AppFactory, cache_size: int
+) -> None:
+    app = make_app()
+
+    @app.activity
+    async def echo(value: Any) -> Any:
+        return value
+
+    @app.workflow
+    async def clock(ctx: tether.Context) -> float:
+        await ctx.activity(echo, "first")
+        now = ctx.now().timestamp()
+        await ctx.activity(echo, now)  # recorded; the result is computed on a later replay
+        return now
+
+    async with app, app.worker(cache_size=cache_size):
+        handle = await app.client.start(clock, id="clock")
+        old_time = await handle.result(timeout=30)
+        old = await handle.history()
+        new_id = await handle.reset(seq_of(old, EventType.ACTIVITY_COMPLETED, 1))
+        new_handle = app.client.get_handle("clock", new_id)
+        new_time = await new_handle.result(timeout=30)
+        new = await new_handle.history()
+    marker = next(e for e in new if e.type == EventType.WORKFLOW_RESET)
+    assert new_time == pytest.approx(marker.ts, abs=1e-5) and new_time > old_time
+    assert seq_of(new, EventType.ACTIVITY_SCHEDULED, 2) > marker.seq
+    assert next(e for e in new if e.attrs.get("step") == 2).attrs["args"] == [new_time]
+    tether.testing.replay(clock, new)
+
+
 async def test_resetting_a_run_that_continued_as_new_resets_that_run_only(
     make_app: AppFactory,
 ) -> None:
