@@ -203,8 +203,10 @@ def plan_reset(
             " point before the child started or after its outcome",
             run_id,
         )
-    if not isinstance(reason, str) or not isinstance(identity, str):
+    if not isinstance(reason, str):
         raise InvalidArgument(f"a reset reason must be a string, got {reason!r}")
+    if not isinstance(identity, str) or not identity:
+        raise InvalidArgument(f"a reset identity must be a non-empty string, got {identity!r}")
     if not isinstance(reapply_signals, bool):
         raise InvalidArgument(f"reapply_signals must be True or False, got {reapply_signals!r}")
     return ResetRun(
