@@ -112,7 +112,7 @@ def describe_event(event: Event) -> str:
             return str((a.get("failure") or {}).get("message", ""))
         case EventType.WORKFLOW_TERMINATED | EventType.WORKFLOW_CANCEL_REQUESTED:
             text = f"by {a.get('identity', '?')}: {a.get('reason', '')}"
-            return text + (f" (reset as run {a['new_run_id']})" if a.get("new_run_id") else "")
+            return text + (f" (new run {a['new_run_id']})" if a.get("new_run_id") else "")
         case EventType.WORKFLOW_RESET:
             return (
                 f"from run {a.get('base_run_id')} at event {a.get('seq')}"

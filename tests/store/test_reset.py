@@ -68,7 +68,7 @@ async def test_reset_of_an_open_run_copies_the_prefix_and_recreates_what_was_pen
     assert replaced.status == RunStatus.TERMINATED
     ended = (await store.read_history(NS, old.run_id))[-1]
     assert ended.type == "WorkflowTerminated"
-    assert ended.attrs == {"reason": "stuck", "identity": "ops", "new_run_id": new.run_id}
+    assert ended.attrs == {"reason": "reset: stuck", "identity": "ops", "new_run_id": new.run_id}
     # The new run: the prefix as it was, the marker, the signal after the point.
     events = await store.read_history(NS, new.run_id)
     assert [e.to_dict() for e in events[:4]] == [e.to_dict() for e in before[:4]]

@@ -142,7 +142,7 @@ async def test_reset_of_a_running_run_terminates_it_and_reapplies_its_signals(
         new = await app.client.get_handle("inbox", new_id).history()
     assert replaced.status == "terminated"
     assert ended.type == EventType.WORKFLOW_TERMINATED
-    assert ended.attrs == {"reason": "again", "identity": "client", "new_run_id": new_id}
+    assert ended.attrs == {"reason": "reset: again", "identity": "client", "new_run_id": new_id}
     assert "reset" in (replaced.failure or {}).get("message", "")
     marker = new[point]
     assert marker.type == EventType.WORKFLOW_RESET

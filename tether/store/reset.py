@@ -24,7 +24,7 @@ Named points (``to=`` as a string):
 
 The open run of the workflow id, if any (the base run, or a newer run of its
 continue-as-new chain), is terminated in the same transaction with
-``WorkflowTerminated {reason, identity, new_run_id}``; the new run takes over its
+``WorkflowTerminated {reason: "reset: <reason>", identity, new_run_id}``; the new run takes over its
 parent link. A closed base run is left as it was.
 """
 
@@ -93,7 +93,8 @@ class ResetRun:
 
     def terminated(self) -> dict[str, Any]:
         """The attrs of the ``WorkflowTerminated`` event of the open run it replaces."""
-        return {"reason": self.reason, "identity": self.identity, "new_run_id": self.new_run_id}
+        reason = f"reset: {self.reason}" if self.reason else "reset"
+        return {"reason": reason, "identity": self.identity, "new_run_id": self.new_run_id}
 
     def failure(self) -> dict[str, Any]:
         """The failure recorded on the open run it replaces."""
