@@ -73,7 +73,9 @@ async def test_sigkill_during_continue_as_new(store_url: str, tmp_path: Path, mo
                     return any(e.type == EventType.ACTIVITY_COMPLETED for e in events)
 
                 await eventually(recorded, timeout=60)
-                # Taken after the step's outcome: continuing as new is the task of a signal.
+            # Sent once every step's outcome is in (the first signal makes the worker
+            # die): continuing as new is then the task of a signal, never of a step.
+            for handle in handles:
                 await handle.signal("msg", 1)
                 await handle.signal("msg", 2)
             codes = [await _died(workers[0])]
