@@ -368,3 +368,50 @@ async def test_reset_stays_in_its_namespace(make_app: AppFactory) -> None:
     assert sorted(r.run_id for r in acme) == sorted([a.run_id or "", new_id])
     assert [r.run_id for r in globex] == [g.run_id]
     assert ran == {"a": 2, "b": 2, "c": 3}
+
+
+async def test_a_run_stuck_on_changed_code_goes_on_after_a_reset(make_app: AppFactory) -> None:
+    app = make_app()
+    ran: Counter[str] = Counter()
+    version = {"deployed": 1}
+
+    @app.activity
+    async def first() -> str:
+        ran["first"] += 1
+        return "first"
+
+    @app.activity
+    async def old_tool() -> str:
+        ran["old_tool"] += 1
+        return "old"
+
+    @app.activity
+    async def new_tool() -> str:
+        ran["new_tool"] += 1
+        return "new"
+
+    @app.workflow
+    async def agent(ctx: tether.Context) -> list[Any]:
+        one = await ctx.activity(first)
+        two = await ctx.activity(old_tool if version["deployed"] == 1 else new_tool)
+        return [one, two, await ctx.wait_signal("go")]
+
+    async with app, app.worker(cache_size=0, stuck_retry=0.05):
+        handle = await app.client.start(agent, id="agent")
+
+        async def waiting() -> bool:
+            events = await handle.history()
+            return sum(e.type == EventType.ACTIVITY_COMPLETED for e in events) == 2
+
+        await eventually(waiting)
+        version["deployed"] = 2  # a change that no longer replays the old history
+        await handle.signal("go", "now")
+
+        async def stuck() -> str | None:
+            return (await handle.describe()).stuck
+
+        assert "step 2" in await eventually(stuck)
+        new_id = await handle.reset("step:2", reason="replace the tool")
+        result = await app.client.get_handle("agent", new_id).result(timeout=30)
+    assert result == ["first", "new", "now"]
+    assert ran == {"first": 1, "old_tool": 1, "new_tool": 1}
