@@ -68,3 +68,11 @@ def test_golden_reset_history_still_replays() -> None:
     events = tether.testing.load_history(GOLDEN / "greet_reset.json")
     assert EventType.WORKFLOW_RESET in [e.type for e in events]
     tether.testing.replay(greet, events)
+
+
+def test_a_reset_of_a_reset_run_reads_the_latest_reset_time() -> None:
+    # Reset again at once (the first reset run issued nothing yet): its inputs after
+    # the last copied command are consumed a third time, at the second reset's time.
+    again = [*_prefix(), Event(6, EventType.WORKFLOW_RESET, 900.0, {"base_run_id": "r1"})]
+    (second,) = _instance().activate(again).commands
+    assert second.attrs["args"] == [900.0]

@@ -169,24 +169,25 @@ class WorkflowInstance:
         # which ctx.should_continue_as_new turns True (the worker sets it).
         self._children: dict[int, tuple[asyncio.Future[Any], Any]] = {}
         self.history_limit = 10_000
-        # For a run made by a reset: (last copied command seq, WorkflowReset seq, its
-        # time). Inputs between the two are consumed anew by the reset run's code, so
-        # they read the reset's time, not the time the old run recorded them at.
-        self._reset_clock: tuple[int, int, float] | None = None
+        # For a run made by a reset (or a reset of one): per WorkflowReset event, (the
+        # last copied command's seq, its own seq, its time). Inputs between the two are
+        # consumed anew by the reset run's code, so they read the reset's time, not the
+        # time the old run recorded them at.
+        self._reset_clock: dict[int, tuple[int, int, float]] = {}
+        self._last_command = 0
 
     # -- activation ---------------------------------------------------------------
 
     def activate(self, events: list[Event]) -> Activation:
-        last_command = 0
         for event in events:
             if event.is_command:
                 key = _key(event.type, event.attrs)
                 if key not in self._matched:
                     self._recorded[key] = event
                 self._replay_until = max(self._replay_until, event.attrs.get("wt", 0))
-                last_command = event.seq
-            elif event.type == EventType.WORKFLOW_RESET and self._reset_clock is None:
-                self._reset_clock = (last_command, event.seq, event.ts)
+                self._last_command = max(self._last_command, event.seq)
+            elif event.type == EventType.WORKFLOW_RESET and event.seq > self.last_seq:
+                self._reset_clock[event.seq] = (self._last_command, event.seq, event.ts)
         for event in events:
             if event.seq <= self.last_seq:
                 continue
@@ -214,11 +215,13 @@ class WorkflowInstance:
 
     def _clock(self, event: Event) -> float:
         """The workflow's time while ``event`` is applied: the event's own time, except
-        for the inputs a reset run's code consumes anew (see ``_reset_clock``)."""
-        reset = self._reset_clock
-        if reset is not None and reset[0] < event.seq < reset[1]:
-            return max(event.ts, reset[2])
-        return event.ts
+        for the inputs a reset run's code consumes anew (see ``_reset_clock``); the
+        latest reset wins, as its run consumed them last."""
+        now = event.ts
+        for after, before, ts in self._reset_clock.values():
+            if after < event.seq < before:
+                now = max(event.ts, ts)
+        return now
 
     @property
     def random(self) -> random.Random:
