@@ -3,6 +3,7 @@ new run, recreates the steps pending at the point and terminates the open run.""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -19,6 +20,7 @@ from tether.store import (
     plan_reset,
 )
 
+from .conftest import Harness
 from .helpers import LEASE, NS, OWNER, Q, claim_one, start, types
 from .test_children import claim_run, start_children
 
@@ -166,3 +168,22 @@ async def test_steps_pending_under_a_cancel_request_are_asked_to_stop_again(stor
     await store.reset_run(plan)
     (task,) = await store.claim_activity_tasks(OWNER, [NS], [Q], 10, LEASE)
     assert await store.heartbeat_activity(task, None, LEASE) is True
+
+
+async def test_concurrent_resets_leave_one_open_run_and_a_chain(harness: Harness) -> None:
+    stores = [await harness.open(), await harness.open()]
+    old = await start(stores[0], "wf")
+    resets = [reset_of(old.run_id, 1) for _ in range(4)]
+    await asyncio.gather(*(stores[i % 2].reset_run(r) for i, r in enumerate(resets)))
+    runs = [await stores[0].get_run(NS, "", r.new_run_id) for r in resets]
+    assert sorted(r.status for r in runs) == [RunStatus.RUNNING] + [RunStatus.TERMINATED] * 3
+    # Each replaced run names the run that replaced it; following them ends at the open one.
+    successor = {}
+    for run in [await stores[0].get_run(NS, "", old.run_id), *runs]:
+        if run.status == RunStatus.TERMINATED:
+            ended = (await stores[0].read_history(NS, run.run_id))[-1]
+            successor[run.run_id] = ended.attrs["new_run_id"]
+    current = old.run_id
+    while current in successor:
+        current = successor.pop(current)
+    assert not successor and (await stores[0].get_run(NS, "wf")).run_id == current

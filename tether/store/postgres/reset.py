@@ -18,6 +18,15 @@ SELECT workflow_id, workflow_type, task_queue, last_seq FROM tether.runs
 WHERE namespace = $1 AND run_id = $2
 """
 
+# Resets of one workflow id take turns, so each one's next statement sees the run the
+# one before it opened (and terminates it), as with SQLite's one writer. The new run
+# is dated after the wait (not at the transaction's start, as tether.epoch() would),
+# so it is newer than the run it replaces.
+_TAKE_TURN = """
+SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0)),
+       extract(epoch FROM clock_timestamp())::float8
+"""
+
 _OPEN = """
 SELECT run_id, parent_run_id, parent_step, parent_close_policy FROM tether.runs
 WHERE namespace = $1 AND workflow_id = $2 AND status = 'running' FOR UPDATE
@@ -42,7 +51,7 @@ RETURNING tether.notify_closed($1, $2)
 _INSERT_RUN = """
 INSERT INTO tether.runs (namespace, run_id, workflow_id, workflow_type, task_queue, status,
                          created_at, last_seq, parent_run_id, parent_step, parent_close_policy)
-VALUES ($1, $2, $3, $4, $5, 'running', tether.epoch(), 0, $6, $7, $8)
+VALUES ($1, $2, $3, $4, $5, 'running', $9, 0, $6, $7, $8)
 """
 
 _COPY = """
@@ -62,7 +71,7 @@ WITH added AS (
       AND e.type = 'SignalReceived'
 ), events AS (
     INSERT INTO tether.events (namespace, run_id, seq, type, ts, attrs)
-    SELECT $1, $2, $4 + 1 + n, type, tether.epoch(), attrs FROM added
+    SELECT $1, $2, $4 + 1 + n, type, $7, attrs FROM added
     RETURNING seq
 )
 UPDATE tether.runs SET last_seq = (SELECT max(seq) FROM events)
@@ -113,6 +122,7 @@ async def reset_run(conn: Any, reset: ResetRun) -> None:
                 namespace=ns,
                 run_id=base,
             )
+        now = (await conn.fetchrow(_TAKE_TURN, ns, workflow_id))[1]
         parent: tuple[Any, ...] = (None, None, None)
         open_run = await conn.fetchrow(_OPEN, ns, workflow_id)
         terminated = None
@@ -122,13 +132,13 @@ async def reset_run(conn: Any, reset: ResetRun) -> None:
             await conn.execute(_TERMINATE_EVENT, ns, terminated, _dumps(reset.terminated()))
             await conn.execute(_DROP_TASKS, ns, terminated)
             await conn.execute(_TERMINATE, ns, terminated, _dumps(reset.failure()))
-        await conn.execute(_INSERT_RUN, ns, new, workflow_id, workflow_type, queue, *parent)
+        await conn.execute(_INSERT_RUN, ns, new, workflow_id, workflow_type, queue, *parent, now)
         await conn.execute(_COPY, ns, new, base, reset.seq)
         # The marker counts the signals reapplied: write it with a placeholder count and
         # fix it once the statement knows.
         signals = await conn.fetchval(
             _APPEND, ns, new, base, reset.seq, _dumps(reset.marker(terminated, 0)),
-            reset.reapply_signals,
+            reset.reapply_signals, now,
         )  # fmt: skip
         if signals:
             await conn.execute(
