@@ -38,6 +38,8 @@ from .store import (
     UpdateRecord,
     UpdateStatus,
     UsageRow,
+    plan_reset,
+    reset_point,
 )
 from .tenancy import Namespaces
 
@@ -66,9 +68,11 @@ class WorkflowHandle(Generic[T]):
                 raise WorkflowNotFound(
                     namespace=self.namespace, workflow_id=self.workflow_id, run_id=run_id
                 )
-            if run.status != RunStatus.CONTINUED_AS_NEW:
+            # Follow the chain to its last run: continued as new, or replaced by a reset.
+            next_id = await self.client._successor(run)
+            if next_id is None:
                 break
-            run_id = await self.client._next_run(run)  # follow the chain to its last run
+            run_id = next_id
         if run.status == RunStatus.COMPLETED:
             definition = self.client.registry.workflows.get(run.workflow_type)
             if definition is not None:
@@ -90,13 +94,46 @@ class WorkflowHandle(Generic[T]):
         return await self.client.store.get_run(self.namespace, self.workflow_id, self.run_id)
 
     async def _current(self) -> RunRecord:
-        """The run; if it continued as new, the latest run of the chain (signals,
-        cancellation, termination and queries go there)."""
+        """The run; if it continued as new or was reset, the latest run of the chain
+        (signals, cancellation, termination and queries go there)."""
         run = await self.describe()
-        while run.status == RunStatus.CONTINUED_AS_NEW:
-            next_id = await self.client._next_run(run)
+        while (next_id := await self.client._successor(run)) is not None:
             run = await self.client.store.get_run(self.namespace, self.workflow_id, next_id)
         return run
+
+    async def reset(
+        self,
+        to: int | str,
+        *,
+        reason: str = "",
+        reapply_signals: bool = True,
+        identity: str = "client",
+    ) -> str:
+        """Start a new run of this workflow id from a point of this run's history, to
+        go on with the code of today: what came after the point runs again. Returns
+        the new run's id.
+
+        ``to`` is an event seq (see ``tether workflow history``) or a named point:
+        ``"last_completed_step"``, ``"first_failed_activity"`` or ``"step:N"`` (see
+        ``docs/reset.md``). The open run of the workflow id, if any, is terminated
+        with ``reason``, naming the new run; signals this run received after the
+        point are sent to the new run again unless ``reapply_signals`` is False. A
+        point where the code had not taken in all input raises ``InvalidArgument``.
+        """
+        run = await self.describe()
+        events = await self.client.store.read_history(self.namespace, run.run_id)
+        seq = reset_point(events, to, run.run_id)
+        plan = plan_reset(
+            self.namespace,
+            run.run_id,
+            events,
+            seq,
+            new_run_id=new_id(),
+            reason=reason,
+            identity=identity,
+            reapply_signals=reapply_signals,
+        )
+        return (await self.client.store.reset_run(plan)).run_id
 
     async def history(self) -> list[Event]:
         run = await self.describe()
@@ -565,7 +602,29 @@ class Client:
         scope = None if all_namespaces else (namespace or self.namespace)
         return await self.store.usage_report(scope, group_by=group_by, since=since, until=until)
 
-    async def _next_run(self, run: RunRecord) -> str:
-        """The id of the run that continues ``run`` (closed as continued-as-new)."""
+    async def reset(
+        self,
+        workflow_id: str,
+        to: int | str,
+        *,
+        run_id: str | None = None,
+        namespace: str | None = None,
+        reason: str = "",
+        reapply_signals: bool = True,
+        identity: str = "client",
+    ) -> str:
+        """Reset a run (the newest of ``workflow_id`` unless ``run_id`` is given); see
+        :meth:`WorkflowHandle.reset`. Returns the new run's id."""
+        handle = self.get_handle(workflow_id, run_id, namespace=namespace)
+        return await handle.reset(
+            to, reason=reason, reapply_signals=reapply_signals, identity=identity
+        )
+
+    async def _successor(self, run: RunRecord) -> str | None:
+        """The id of the run that took over from ``run``: it continued as new, or was
+        terminated by a reset; None otherwise."""
+        if run.status not in (RunStatus.CONTINUED_AS_NEW, RunStatus.TERMINATED):
+            return None
         events = await self.store.read_history(run.namespace, run.run_id, run.history_length - 1)
-        return str(events[-1].attrs["new_run_id"])
+        next_id = events[-1].attrs.get("new_run_id") if events else None
+        return None if next_id is None else str(next_id)

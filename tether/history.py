@@ -4,9 +4,9 @@ Events are written in two ways. *Command events* are written by a workflow task 
 record what the workflow code asked for (schedule an activity, start a timer, finish).
 *Input events* record what happened to the run from outside its code (it started, an
 activity finished, a timer fired, a signal arrived, cancellation was requested, it was
-terminated, a child run closed, an update was accepted). A workflow task that starts
-child runs, or that continues the run as a new one, creates those runs in the
-transaction of its events.
+terminated, a child run closed, an update was accepted, it was made by a reset). A
+workflow task that starts child runs, or that continues the run as a new one, creates
+those runs in the transaction of its events.
 Replay feeds input events to the code in order and checks each command the code
 issues against the command events.
 """
@@ -44,6 +44,9 @@ class EventType(StrEnum):
     CHILD_WORKFLOW_FAILED = "ChildWorkflowFailed"
     UPDATE_ACCEPTED = "UpdateAccepted"
     UPDATE_COMPLETED = "UpdateCompleted"
+    # The run was made by a reset: its events before this one are a copy of another
+    # run's history up to a point (see ``tether.store.reset``).
+    WORKFLOW_RESET = "WorkflowReset"
 
 
 COMMAND_EVENTS = frozenset(
@@ -111,7 +114,13 @@ def describe_event(event: Event) -> str:
         case EventType.WORKFLOW_FAILED | EventType.WORKFLOW_CANCELED:
             return str((a.get("failure") or {}).get("message", ""))
         case EventType.WORKFLOW_TERMINATED | EventType.WORKFLOW_CANCEL_REQUESTED:
-            return f"by {a.get('identity', '?')}: {a.get('reason', '')}"
+            text = f"by {a.get('identity', '?')}: {a.get('reason', '')}"
+            return text + (f" (new run {a['new_run_id']})" if a.get("new_run_id") else "")
+        case EventType.WORKFLOW_RESET:
+            return (
+                f"from run {a.get('base_run_id')} at event {a.get('seq')}"
+                f" by {a.get('identity', '?')}: {a.get('reason', '')}"
+            )
         case EventType.SIGNAL_RECEIVED:
             return f"{a['name']}: {_short(a.get('payload'))}"
         case EventType.WORKFLOW_CONTINUED_AS_NEW:

@@ -1,5 +1,5 @@
-"""``tether workflow ...``: start runs, look at them, signal, query, update, cancel and end
-them."""
+"""``tether workflow ...``: start runs, look at them, signal, query, update, cancel,
+reset and end them."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .common import AppOpt, DbOpt, JsonOpt, NsOpt, make_app, parse_json_args, ru
 from .output import emit, fail, when
 
 cli = typer.Typer(
-    help="Start, inspect, signal, query, update, cancel and end workflow runs.",
+    help="Start, inspect, signal, query, update, cancel, reset and end workflow runs.",
     no_args_is_help=True,
 )
 
@@ -204,6 +204,42 @@ def terminate(
 
     async def body(app: App) -> RunRecord:
         return await app.client.get_handle(workflow_id, run_id).terminate(reason, identity="cli")
+
+    emit(_run_dict(run(make_app(db, namespace), body)), as_json=as_json)
+
+
+@cli.command()
+def reset(
+    workflow_id: str,
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="The point: an event seq (see `history`), last_completed_step,"
+            " first_failed_activity or step:N.",
+        ),
+    ],
+    reason: Annotated[str, typer.Option(help="Why; recorded in both runs' histories.")] = "",
+    reapply_signals: Annotated[
+        bool,
+        typer.Option(
+            "--reapply-signals/--no-reapply-signals",
+            help="Send the signals the run got after the point to the new run again.",
+        ),
+    ] = True,
+    run_id: RunIdOpt = None,
+    namespace: NsOpt = "default",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a new run from a point of a run's history; what came after runs again."""
+
+    async def body(app: App) -> RunRecord:
+        handle = app.client.get_handle(workflow_id, run_id)
+        new_id = await handle.reset(
+            to, reason=reason, reapply_signals=reapply_signals, identity="cli"
+        )
+        return await app.client.get_handle(workflow_id, new_id).describe()
 
     emit(_run_dict(run(make_app(db, namespace), body)), as_json=as_json)
 

@@ -178,6 +178,12 @@ class WorkflowInstance:
         self._children: dict[int, tuple[asyncio.Future[Any], Any]] = {}
         self.history_limit = 10_000
         self.updates = Updates(self)
+        # For a run made by a reset (or a reset of one): per WorkflowReset event, (the
+        # last copied command's seq, its own seq, its time). Inputs between the two are
+        # consumed anew by the reset run's code, so they read the reset's time, not the
+        # time the old run recorded them at.
+        self._reset_clock: dict[int, tuple[int, int, float]] = {}
+        self._last_command = 0
 
     # -- activation ---------------------------------------------------------------
 
@@ -188,6 +194,9 @@ class WorkflowInstance:
                 if key not in self._matched:
                     self._recorded[key] = event
                 self._replay_until = max(self._replay_until, event.attrs.get("wt", 0))
+                self._last_command = max(self._last_command, event.seq)
+            elif event.type == EventType.WORKFLOW_RESET and event.seq > self.last_seq:
+                self._reset_clock[event.seq] = (self._last_command, event.seq, event.ts)
         for event in events:
             if event.seq <= self.last_seq:
                 continue
@@ -196,7 +205,7 @@ class WorkflowInstance:
                 continue
             self._seq_now = event.seq
             self.replaying = self.quiet or event.seq <= self._replay_until
-            self.loop.set_time(event.ts)
+            self.loop.set_time(self._clock(event))
             self._apply(event)
             self.loop.run_until_idle()
         self.replaying = False
@@ -212,6 +221,16 @@ class WorkflowInstance:
                 )
         new, self._new = self._new, []
         return Activation(new, self._nd)
+
+    def _clock(self, event: Event) -> float:
+        """The workflow's time while ``event`` is applied: the event's own time, except
+        for the inputs a reset run's code consumes anew (see ``_reset_clock``); the
+        latest reset wins, as its run consumed them last."""
+        now = event.ts
+        for after, before, ts in self._reset_clock.values():
+            if after < event.seq < before:
+                now = max(event.ts, ts)
+        return now
 
     @property
     def random(self) -> random.Random:

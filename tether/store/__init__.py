@@ -27,10 +27,12 @@ from .protocol import (
     WorkflowTask,
     outcome_events,
 )
+from .reset import NAMED_POINTS, ResetRun, plan_reset, reset_point
 from .updates import UpdateOutcome, UpdateRecord, UpdateStatus
 from .usage import USAGE_GROUPS, UsageRecord, UsageRow
 
 __all__ = [
+    "NAMED_POINTS",
     "USAGE_GROUPS",
     "ActivityOutcome",
     "ActivityTask",
@@ -43,6 +45,7 @@ __all__ = [
     "NewChild",
     "NewRun",
     "QueueBacklog",
+    "ResetRun",
     "RunClose",
     "RunPage",
     "RunRecord",
@@ -59,6 +62,8 @@ __all__ = [
     "WorkflowTask",
     "open_store",
     "outcome_events",
+    "plan_reset",
+    "reset_point",
 ]
 
 DEFAULT_URL = "tether.db"

@@ -15,11 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..history import Event, EventType
 from .updates import UpdateOutcome, UpdateRecord
 from .usage import UsageRecord, UsageRow
+
+if TYPE_CHECKING:
+    from .reset import ResetRun
 
 __all__ = [
     "ActivityOutcome",
@@ -381,6 +384,15 @@ class Store(Protocol):
         self, namespace: str, run_id: str, *, reason: str, identity: str
     ) -> RunRecord:
         """Close an open run at once, recording who and why; drop its pending work."""
+
+    async def reset_run(self, reset: ResetRun) -> RunRecord:
+        """Create the run ``reset`` describes (see ``reset.py``) and terminate the open
+        run of its workflow id, if any, naming the new run: one transaction. Returns
+        the new run.
+
+        Raises WorkflowNotFound if the namespace has no run ``reset.base_run_id``, and
+        WorkflowAlreadyStarted if another run of the workflow id opened meanwhile.
+        """
 
     # -- signals and cancellation -------------------------------------------------------
 

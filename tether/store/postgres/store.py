@@ -61,6 +61,7 @@ from ..protocol import (
     child_refused,
     outcome_events,
 )
+from ..reset import ResetRun
 from ..usage import UsageRecord, UsageRow
 from . import namespaces as nq
 from . import queries as q
@@ -68,6 +69,7 @@ from . import usage
 from .listener import Listener
 from .migrate import current_version, latest_version
 from .migrate import migrate as apply_migrations
+from .reset import reset_run
 from .updates import COMPLETE_UPDATES, UPDATE_CHANNEL, PostgresUpdates, completions
 
 __all__ = ["PostgresStore"]
@@ -502,6 +504,19 @@ class PostgresStore(PostgresUpdates):
         )
         assert row is not None
         return _run_record(row)
+
+    async def reset_run(self, reset: ResetRun) -> RunRecord:
+        def refused(exc: asyncpg.PostgresError) -> TetherError | None:
+            if isinstance(exc, asyncpg.UniqueViolationError):
+                return WorkflowAlreadyStarted(
+                    f"another run of the workflow id opened while run {reset.base_run_id}"
+                    " was being reset; try again",
+                    namespace=reset.namespace,
+                )
+            return None
+
+        await self._call(lambda c: reset_run(c, reset), refused)
+        return await self.get_run(reset.namespace, "", reset.new_run_id)
 
     # -- signals and cancellation -------------------------------------------------------
 

@@ -49,10 +49,12 @@ from ..protocol import (
     WorkflowCommit,
     WorkflowTask,
 )
+from ..reset import ResetRun
 from ..updates import UpdateRecord
 from ..usage import UsageRecord, UsageRow
 from . import namespaces as nsops
 from . import ops, updates, usage
+from .reset import reset_run
 from .writer import Noted, Writer
 
 __all__ = ["SqliteStore"]
@@ -386,6 +388,13 @@ class SqliteStore:
 
         await self._write(op)
         return await self.get_run(namespace, "", run_id)
+
+    async def reset_run(self, reset: ResetRun) -> RunRecord:
+        def op(conn: sqlite3.Connection) -> Noted[None] | None:
+            return Noted(None, reset_run(conn, reset, time.time()))
+
+        await self._write(op)
+        return await self.get_run(reset.namespace, "", reset.new_run_id)
 
     # -- signals and cancellation -------------------------------------------------------
 
