@@ -42,6 +42,20 @@ def build_app(make_app: AppFactory, **options: Any) -> tether.App:
         return [owner, *got]
 
     @app.workflow
+    async def plan(ctx: tether.Context, steps: list[str]) -> list[str]:
+        def check(step: str) -> None:
+            if not step:
+                raise tether.InvalidArgument("a step needs a name")
+
+        @ctx.update("add", validator=check)
+        async def add(step: str) -> list[str]:
+            steps.append(await ctx.activity(shout, step))
+            return list(steps)
+
+        await ctx.wait_signal("done")
+        return steps
+
+    @app.workflow
     async def fails(ctx: tether.Context) -> None:
         raise tether.ApplicationError("no luck", type="Unlucky", non_retryable=True)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from . import health, metrics, namespaces, runs, ui, workflows
+from . import health, metrics, namespaces, reset, runs, ui, updates, workflows
 
 __all__ = ["ROUTES"]
 
@@ -14,6 +14,9 @@ ROUTES: list[BaseRoute] = [
     *metrics.routes,
     *namespaces.routes,
     *workflows.routes,
+    # Before ``runs``: its bare run route would take ``.../update/x`` as a workflow id.
+    *updates.routes,
+    *reset.routes,
     *runs.routes,
     *ui.routes,
 ]

@@ -18,7 +18,7 @@ from ..state import Server, server_of
 from ..wire import Body, json_response
 from .params import number, run_id
 
-__all__ = ["MAX_WAIT", "routes"]
+__all__ = ["MAX_WAIT", "RUN", "handle_of", "routes"]
 
 # A long poll longer than this is better done as several: proxies cut idle requests.
 MAX_WAIT = 300.0
@@ -41,7 +41,7 @@ class ReasonBody(Body):
     reason: str = ""
 
 
-def _handle(request: Request) -> tuple[Server, WorkflowHandle[Any]]:
+def handle_of(request: Request) -> tuple[Server, WorkflowHandle[Any]]:
     server = server_of(request)
     namespace = server.namespace(request)
     workflow_id = request.path_params["workflow_id"]
@@ -49,7 +49,7 @@ def _handle(request: Request) -> tuple[Server, WorkflowHandle[Any]]:
 
 
 async def describe(request: Request) -> Response:
-    _, handle = _handle(request)
+    _, handle = handle_of(request)
     return json_response(run_dict(await handle.describe()))
 
 
@@ -57,7 +57,7 @@ async def result(request: Request) -> Response:
     """The run's outcome; ``?wait=SECONDS`` waits up to that long for it to close (202
     if it is still running then). A run that continued as new is followed to the end of
     its chain."""
-    server, handle = _handle(request)
+    server, handle = handle_of(request)
     wait = number(request, "wait", 0.0, 0.0, MAX_WAIT)
     try:
         value = await handle.result(wait)
@@ -81,12 +81,12 @@ def _ids(workflow_id: str, run_id: str) -> dict[str, str]:
 
 
 async def history(request: Request) -> Response:
-    _, handle = _handle(request)
+    _, handle = handle_of(request)
     return json_response({"events": [e.to_dict() for e in await handle.history()]})
 
 
 async def signal(request: Request) -> Response:
-    server, handle = _handle(request)
+    server, handle = handle_of(request)
     body = await server.read(request, SignalBody, handle.namespace)
     name = request.path_params["name"]
     await handle.signal(name, body.payload)
@@ -94,7 +94,7 @@ async def signal(request: Request) -> Response:
 
 
 async def query(request: Request) -> Response:
-    server, handle = _handle(request)
+    server, handle = handle_of(request)
     body = await server.read(request, QueryBody, handle.namespace)
     try:
         answer = await handle.query(request.path_params["name"], *body.args)
@@ -111,14 +111,14 @@ async def query(request: Request) -> Response:
 
 
 async def cancel(request: Request) -> Response:
-    server, handle = _handle(request)
+    server, handle = handle_of(request)
     body = await server.read(request, ReasonBody, handle.namespace)
     run = await handle.cancel(body.reason, identity=server.identity)
     return json_response(run_dict(run), 202)
 
 
 async def terminate(request: Request) -> Response:
-    server, handle = _handle(request)
+    server, handle = handle_of(request)
     body = await server.read(request, ReasonBody, handle.namespace)
     run = await handle.terminate(body.reason, identity=server.identity)
     return json_response(run_dict(run))
@@ -126,7 +126,7 @@ async def terminate(request: Request) -> Response:
 
 async def delete(request: Request) -> Response:
     """Delete the run and every byte of it (a GDPR erasure)."""
-    server, handle = _handle(request)
+    server, handle = handle_of(request)
     run = await handle.describe()
     await server.client.delete_run(run.workflow_id, run.run_id, namespace=run.namespace)
     return json_response({"deleted": _ids(run.workflow_id, run.run_id)})
