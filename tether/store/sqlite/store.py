@@ -33,6 +33,7 @@ import orjson
 
 from ...errors import IncompatibleStore, StoreUnavailable, WorkflowNotFound
 from ...history import Event
+from ..llm_limits import Admission, CallStart
 from ..protocol import (
     ActivityOutcome,
     ActivityTask,
@@ -49,6 +50,7 @@ from ..protocol import (
     WorkflowTask,
 )
 from ..usage import UsageRecord, UsageRow
+from . import llm_limits as limitops
 from . import namespaces as nsops
 from . import ops, usage
 from .writer import Noted, Writer
@@ -567,6 +569,16 @@ class SqliteStore:
 
     async def record_usage(self, record: UsageRecord) -> bool:
         return await self._write(lambda c: usage.record_usage(c, record))
+
+    async def begin_llm_call(self, start: CallStart) -> Admission:
+        return await self._write(lambda c: limitops.begin_llm_call(c, start, time.time()))
+
+    async def finish_llm_call(
+        self, record: UsageRecord, *, estimate: int, block_for: float | None = None
+    ) -> bool:
+        return await self._write(
+            lambda c: limitops.finish_llm_call(c, record, estimate, block_for, time.time())
+        )
 
     async def usage_report(
         self,
