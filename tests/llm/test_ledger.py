@@ -1,5 +1,5 @@
 """The usage ledger on every store: idempotent per call key, reports by group, and
-budgets over a period."""
+budgets over a period (their enforcement in the store: tests/store/test_llm_limits.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import tether
 from tests.conftest import AppFactory
 from tether.llm import Budget
-from tether.llm.ledger import check_budget, period_bounds
+from tether.llm.ledger import call_budget, over_budget, period_bounds
 from tether.store import UsageRecord
 
 
@@ -76,18 +76,24 @@ async def test_reports_by_group_and_namespace(make_app: AppFactory) -> None:
     assert by_model[0].to_dict()["cost_usd"] == 1.0
 
 
-async def test_budgets(make_app: AppFactory) -> None:
-    app = make_app()
-    async with app:
-        await app.store.record_usage(_record(cost_usd=2.0))
-        await check_budget(app.store, "default", Budget(usd=5.0, period="day"))
-        await check_budget(app.store, "other", Budget(usd=1.0, period="day"))
-        with pytest.raises(tether.BudgetExceeded) as refused:
-            await check_budget(app.store, "default", Budget(usd=1.0, period="month"))
-        with pytest.raises(tether.ModelError) as waiting:
-            await check_budget(app.store, "default", Budget(usd=1.0, on_exhausted="wait"))
-    assert refused.value.non_retryable and "monthly budget" in str(refused.value)
-    assert waiting.value.retry_after is not None and 0 < waiting.value.retry_after <= 31 * 86_400
+def test_budget_refusals() -> None:
+    refused = over_budget("default", Budget(usd=1.0, period="month"), 2.0, 0.1)
+    assert isinstance(refused, tether.BudgetExceeded) and refused.non_retryable
+    assert "monthly budget" in str(refused)
+    tight = over_budget("default", Budget(usd=1.0, period="day"), 0.95, 0.1)
+    assert "too little for this call's estimated $0.1000" in str(tight)
+    waiting = over_budget("default", Budget(usd=1.0, on_exhausted="wait"), 2.0, 0.0)
+    assert isinstance(waiting, tether.ModelError) and not waiting.non_retryable
+    assert waiting.retry_after is not None and 0 < waiting.retry_after <= 31 * 86_400
+    # A total budget has no next period to wait for.
+    total = over_budget("default", Budget(usd=1.0, period="total", on_exhausted="wait"), 2.0, 0)
+    assert isinstance(total, tether.BudgetExceeded)
+
+
+def test_call_budget_covers_the_current_period() -> None:
+    assert call_budget(None, 1_700_000_000.0) is None
+    budget = call_budget(Budget(usd=5.0, period="day"), 1_700_000_000.0)
+    assert budget is not None and (budget.usd, budget.since) == (5.0, 1_699_920_000.0)
 
 
 def test_period_bounds() -> None:
