@@ -1,6 +1,7 @@
-"""LLM steps under SIGKILL: a call in flight, a call completed before the workflow
-advanced, and a call billed whose result was never reported. A completed call is
-never billed twice; a call really made twice is recorded twice."""
+"""LLM steps under SIGKILL: a call in flight (its ledger row stays, abandoned), a
+call completed before the workflow advanced, and a call billed whose result was never
+reported. A completed call is never billed twice; a call really made twice is
+recorded twice."""
 
 from __future__ import annotations
 
@@ -65,14 +66,20 @@ async def test_killed_while_the_call_is_in_flight(
             _kill(worker)
         history = await handle.history()
         rows = await app.client.usage(group_by=["model"])
+        by_attempt = await app.client.usage(group_by=["outcome"])
     await app.close()
     assert result["model"] == "oa:m"
     # The killed attempt's call reached the provider, but its reply never came back:
-    # the next attempt called again, and only that call's usage is known.
+    # the next attempt called again, and only that call's usage is known. The first
+    # call is in the ledger all the same, abandoned, with no tokens and no cost.
     assert len(sim.received) == 2
     started = next(e for e in history if e.type == EventType.ACTIVITY_STARTED)
     assert started.attrs["attempt"] == 2, started.attrs
-    assert [(r.calls, r.failed) for r in rows] == [(1, 0)]
+    assert [(r.calls, r.failed, r.abandoned, r.in_flight) for r in rows] == [(2, 1, 1, 0)]
+    outcomes = {r.group["outcome"]: r for r in by_attempt}
+    assert set(outcomes) == {"abandoned", "ok"}
+    assert outcomes["abandoned"].cost_usd == 0 and outcomes["abandoned"].input_tokens == 0
+    assert outcomes["ok"].cost_usd == rows[0].cost_usd > 0
 
 
 async def test_killed_after_the_call_completed_before_the_workflow_advanced(

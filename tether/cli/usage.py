@@ -54,7 +54,8 @@ def usage(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """LLM calls, tokens and cost from the usage ledger, summed per group."""
+    """LLM calls, tokens and cost from the usage ledger, summed per group (calls in
+    flight, and calls abandoned by a worker that died, are counted apart)."""
     groups = by or ["model"]
     start, end = _when(since, "since"), _when(until, "until")
 
@@ -69,5 +70,8 @@ def usage(
         return [r.to_dict() for r in rows]
 
     rows = run(make_app(db, namespace), body)
-    columns = [*groups, "calls", "failed", "input_tokens", "output_tokens", "cost_usd"]
+    # Calls in flight or abandoned are rare: their columns are shown when there are some.
+    unfinished = [c for c in ("in_flight", "abandoned") if any(r[c] for r in rows)]
+    columns = [*groups, "calls", "failed", *unfinished, "input_tokens", "output_tokens"]
+    columns.append("cost_usd")
     emit(rows, as_json=as_json, columns=columns, title="LLM usage")
