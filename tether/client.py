@@ -25,7 +25,7 @@ from .errors import (
     failure_from_dict,
 )
 from .history import Event
-from .store import NewRun, RunPage, RunRecord, RunStatus, Store, UsageRow
+from .store import LimitState, NewRun, RunPage, RunRecord, RunStatus, Store, UsageRow
 from .tenancy import Namespaces
 
 __all__ = ["Client", "WorkflowHandle"]
@@ -403,6 +403,16 @@ class Client:
         namespace (the client's by default) unless ``all_namespaces``."""
         scope = None if all_namespaces else (namespace or self.namespace)
         return await self.store.usage_report(scope, group_by=group_by, since=since, until=until)
+
+    async def llm_limits(
+        self, *, namespace: str | None = None, all_namespaces: bool = False
+    ) -> Sequence[LimitState]:
+        """The LLM rate limits shared by every worker process, as the store holds them
+        now, per (namespace, provider): calls in flight, a provider's 429 block, and
+        the request and token buckets' levels at the last call. One namespace (the
+        client's by default) unless ``all_namespaces``."""
+        scope = None if all_namespaces else (namespace or self.namespace)
+        return await self.store.llm_limit_states(scope)
 
     async def _next_run(self, run: RunRecord) -> str:
         """The id of the run that continues ``run`` (closed as continued-as-new)."""

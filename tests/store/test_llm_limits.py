@@ -211,3 +211,27 @@ async def test_deleting_a_namespace_deletes_its_limits(store: Store) -> None:
     assert await store.usage_report("gone") == []
     again = await store.begin_llm_call(_start(1, limits=limits, namespace="gone"))
     assert again.admitted, "no bucket, slot or block of the deleted namespace is left"
+
+
+async def test_the_state_of_the_limits(harness: Harness) -> None:
+    a, b = await _pair(harness)
+    await a.create_namespace("acme", {})
+    limits = CallLimits(concurrency=5, requests_per_minute=60, tokens_per_minute=1000)
+    held = _start(0, limits=limits, estimate=100)
+    assert (await a.begin_llm_call(held)).admitted
+    limited = _start(1, provider="an", estimate=100)
+    assert (await a.begin_llm_call(limited)).admitted
+    await a.finish_llm_call(_done(limited, outcome="rate_limited"), estimate=100, block_for=30)
+    assert (await b.begin_llm_call(_start(0, namespace="acme"))).admitted
+    [an, oa] = await b.llm_limit_states(NS)
+    assert (an.provider, an.in_flight, an.requests, an.tokens) == ("an", 0, None, None)
+    assert 25 < an.to_dict()["blocked_for"] <= 30
+    assert (oa.provider, oa.in_flight, oa.blocked_until) == ("oa", 1, 0.0)
+    assert oa.requests == pytest.approx(59) and oa.tokens == pytest.approx(900)
+    assert oa.to_dict()["blocked_for"] == 0 and oa.to_dict()["tokens_left"] == 900
+    everyone = await b.llm_limit_states(None)
+    assert [(s.namespace, s.provider) for s in everyone] == [
+        ("acme", "oa"),
+        (NS, "an"),
+        (NS, "oa"),
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from . import db, namespace, workflow
-from .usage import usage
+from .usage import llm_limits, usage
 from .worker import worker
 
 app = typer.Typer(
@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 app.command()(worker)
 app.command()(usage)
+app.command("llm-limits")(llm_limits)
 app.add_typer(workflow.cli, name="workflow")
 app.add_typer(db.cli, name="db")
 app.add_typer(namespace.cli, name="namespace")

@@ -1,5 +1,5 @@
 """``tether usage``: LLM tokens and cost from the ledger, per tenant, model, workflow
-type or day."""
+type or day; ``tether llm-limits``: the shared provider limits as the store holds them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ..store import USAGE_GROUPS
 from .common import DbOpt, JsonOpt, NsOpt, make_app, run
 from .output import emit, fail
 
-__all__ = ["usage"]
+__all__ = ["llm_limits", "usage"]
 
 
 def _when(value: str | None, what: str) -> float | None:
@@ -75,3 +75,21 @@ def usage(
     columns = [*groups, "calls", "failed", *unfinished, "input_tokens", "output_tokens"]
     columns.append("cost_usd")
     emit(rows, as_json=as_json, columns=columns, title="LLM usage")
+
+
+def llm_limits(
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", help="Every namespace (operators).")
+    ] = False,
+    namespace: NsOpt = "default",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """LLM provider limits shared by all workers: calls in flight, 429 blocks, and the
+    request and token buckets left at the last call, per namespace and provider."""
+
+    async def body(app: App) -> list[dict[str, Any]]:
+        states = await app.client.llm_limits(namespace=namespace, all_namespaces=all_namespaces)
+        return [s.to_dict() for s in states]
+
+    emit(run(make_app(db, namespace), body), as_json=as_json, title="LLM limits")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from .llm_limits import LimitState
 from .protocol import (
     ActivityOutcome,
     ActivityTask,
@@ -35,6 +36,7 @@ __all__ = [
     "ClaimLimit",
     "CommitResult",
     "ContinueAsNew",
+    "LimitState",
     "NamespaceRecord",
     "NamespaceStats",
     "NewActivity",

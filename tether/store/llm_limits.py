@@ -28,8 +28,9 @@ other settings share the same levels. Rows are deleted with their namespace.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from .usage import UsageRecord
 
@@ -39,6 +40,7 @@ __all__ = [
     "CallBudget",
     "CallLimits",
     "CallStart",
+    "LimitState",
     "RefusalKind",
     "bucket_wait",
     "refill",
@@ -98,6 +100,49 @@ class Admission:
     @property
     def admitted(self) -> bool:
         return self.kind == ""
+
+
+@dataclass(frozen=True, slots=True)
+class LimitState:
+    """What the store holds for one (namespace, provider), as of ``as_of`` (the
+    store's clock): calls in flight (unexpired slots), a 429's block, and the bucket
+    levels left at the last call (``None``: never limited), before refilling."""
+
+    namespace: str
+    provider: str
+    in_flight: int
+    blocked_until: float
+    requests: float | None
+    tokens: float | None
+    updated_at: float
+    as_of: float
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any], as_of: float) -> LimitState:
+        """From ``(namespace, provider, in_flight, blocked_until, requests, tokens,
+        updated_at)`` as both stores select them."""
+        requests, tokens = row[4], row[5]
+        return cls(
+            namespace=row[0],
+            provider=row[1],
+            in_flight=int(row[2]),
+            blocked_until=float(row[3]),
+            requests=None if requests is None else float(requests),
+            tokens=None if tokens is None else float(tokens),
+            updated_at=float(row[6]),
+            as_of=as_of,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "provider": self.provider,
+            "in_flight": self.in_flight,
+            "blocked_for": round(max(self.blocked_until - self.as_of, 0.0), 3),
+            "requests_left": None if self.requests is None else round(self.requests, 2),
+            "tokens_left": None if self.tokens is None else round(self.tokens),
+            "last_call_ago": round(max(self.as_of - self.updated_at, 0.0), 3),
+        }
 
 
 def refill(level: float | None, size: float, rate: float, elapsed: float) -> float:

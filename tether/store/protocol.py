@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from ..history import Event, EventType
-from .llm_limits import Admission, CallStart
+from .llm_limits import Admission, CallStart, LimitState
 from .usage import UsageRecord, UsageRow
 
 __all__ = [
@@ -573,6 +573,10 @@ class Store(Protocol):
         if it was finished already), free its slot, correct the tokens bucket by the
         real count against ``estimate``, and block its provider for ``block_for``
         seconds (a 429's Retry-After)."""
+
+    async def llm_limit_states(self, namespace: str | None) -> list[LimitState]:
+        """The shared limits' state per (namespace, provider) used so far, of one
+        namespace or (``None``) every one."""
 
     async def usage_report(
         self,

@@ -42,7 +42,7 @@ from ...errors import (
     WorkflowNotFound,
 )
 from ...history import Event
-from ..llm_limits import Admission, CallStart
+from ..llm_limits import Admission, CallStart, LimitState
 from ..protocol import (
     ActivityOutcome,
     ActivityTask,
@@ -939,6 +939,10 @@ class PostgresStore:
     ) -> bool:
         args = usage.finish_args(record, estimate, block_for)
         return bool(await self._call(lambda c: c.fetchval(usage.FINISH_CALL, *args)))
+
+    async def llm_limit_states(self, namespace: str | None) -> list[LimitState]:
+        rows = await self._fetch(usage.LIMIT_STATES, namespace)
+        return [LimitState.from_row(tuple(row), float(row[7])) for row in rows]
 
     async def usage_report(
         self,

@@ -13,6 +13,7 @@ from ..usage import UsageRecord, UsageRow, check_groups
 __all__ = [
     "BEGIN_CALL",
     "FINISH_CALL",
+    "LIMIT_STATES",
     "RECORD_USAGE",
     "begin_args",
     "finish_args",
@@ -25,6 +26,16 @@ __all__ = [
 BEGIN_CALL = """
 SELECT o_kind, o_wait, o_spent FROM tether.llm_begin($1, $2, $3, $4, $5, $6, $7, $8, $9,
     $10, $11, $12, $13, $14, $15, $16, $17, $18)
+"""
+
+LIMIT_STATES = """
+SELECT l.namespace, l.provider,
+    (SELECT count(*) FROM tether.llm_slots s WHERE s.namespace = l.namespace
+        AND s.provider = l.provider AND s.expires_at > tether.epoch()),
+    l.blocked_until, l.requests, l.tokens, l.updated_at, tether.epoch()
+FROM tether.llm_limits l
+WHERE l.provider <> '' AND ($1::text IS NULL OR l.namespace = $1)
+ORDER BY l.namespace, l.provider
 """
 
 FINISH_CALL = "SELECT tether.llm_finish($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"

@@ -6,10 +6,18 @@ from __future__ import annotations
 
 import sqlite3
 
-from ..llm_limits import ABANDONED, STARTED, Admission, CallStart, bucket_wait, refill
+from ..llm_limits import (
+    ABANDONED,
+    STARTED,
+    Admission,
+    CallStart,
+    LimitState,
+    bucket_wait,
+    refill,
+)
 from ..usage import UsageRecord
 
-__all__ = ["begin_llm_call", "finish_llm_call"]
+__all__ = ["begin_llm_call", "finish_llm_call", "limit_states"]
 
 
 def _abandon_earlier(conn: sqlite3.Connection, r: UsageRecord) -> None:
@@ -161,3 +169,15 @@ def finish_llm_call(
             ),
         )
     return done == 1
+
+
+def limit_states(conn: sqlite3.Connection, namespace: str | None, now: float) -> list[LimitState]:
+    where, params = ("AND l.namespace = ?", [namespace]) if namespace is not None else ("", [])
+    rows = conn.execute(
+        "SELECT l.namespace, l.provider, (SELECT count(*) FROM llm_slots s"
+        " WHERE s.namespace = l.namespace AND s.provider = l.provider AND s.expires_at > ?),"
+        " l.blocked_until, l.requests, l.tokens, l.updated_at FROM llm_limits l"
+        f" WHERE l.provider <> '' {where} ORDER BY l.namespace, l.provider",
+        [now, *params],
+    ).fetchall()
+    return [LimitState.from_row(row, now) for row in rows]

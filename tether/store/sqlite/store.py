@@ -33,7 +33,7 @@ import orjson
 
 from ...errors import IncompatibleStore, StoreUnavailable, WorkflowNotFound
 from ...history import Event
-from ..llm_limits import Admission, CallStart
+from ..llm_limits import Admission, CallStart, LimitState
 from ..protocol import (
     ActivityOutcome,
     ActivityTask,
@@ -579,6 +579,9 @@ class SqliteStore:
         return await self._write(
             lambda c: limitops.finish_llm_call(c, record, estimate, block_for, time.time())
         )
+
+    async def llm_limit_states(self, namespace: str | None) -> list[LimitState]:
+        return await self._read(lambda c: limitops.limit_states(c, namespace, time.time()))
 
     async def usage_report(
         self,
