@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pydantic
 import pytest
 
 import tether
@@ -56,6 +57,22 @@ async def test_a_full_concurrency_cap_is_polled_then_throttled(make_app: AppFact
         waiting = asyncio.create_task(admit(app.store, _start(1, limits), 10.0))
         await app.store.finish_llm_call(held.record, estimate=10)
         assert (await waiting).admitted, "the waiting call took the freed slot in place"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"requests_per_minute": 0},
+        {"tokens_per_minute": -5},
+        {"concurrency": 0},
+        {"burst": 0.5},
+        {"max_inline_wait": -1},
+    ],
+)
+def test_limits_that_could_never_admit_a_call_are_refused(bad: dict[str, float]) -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        Limits(**bad)
+    assert next(iter(bad)) in str(caught.value)
 
 
 async def test_over_the_limit_a_step_waits_durably(make_app: AppFactory, sim: SimServer) -> None:

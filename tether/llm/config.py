@@ -32,19 +32,20 @@ ProviderKind = Literal["openai", "anthropic", "gemini", "sim"]
 
 
 class Limits(pydantic.BaseModel):
-    """What a provider allows one namespace: requests and tokens per minute, and calls
-    in flight. ``None`` is "no limit of ours" (the provider's own 429s still apply)."""
+    """What a provider allows one namespace, for all worker processes together:
+    requests and tokens per minute, and calls in flight. ``None`` is "no limit of
+    ours" (the provider's own 429s still apply)."""
 
     model_config = pydantic.ConfigDict(frozen=True)
 
-    requests_per_minute: float | None = None
-    tokens_per_minute: float | None = None
-    concurrency: int | None = None
+    requests_per_minute: float | None = pydantic.Field(default=None, gt=0)
+    tokens_per_minute: float | None = pydantic.Field(default=None, gt=0)
+    concurrency: int | None = pydantic.Field(default=None, ge=1)
     # Requests that may go at once after a quiet spell (default: a minute's worth).
-    burst: float | None = None
+    burst: float | None = pydantic.Field(default=None, ge=1)
     # A wait for the limiter up to this long happens in place; a longer one becomes a
     # durable wait (the attempt is retried later and frees its worker slot).
-    max_inline_wait: float = 1.0
+    max_inline_wait: float = pydantic.Field(default=1.0, ge=0)
 
 
 class ProviderConfig(pydantic.BaseModel):
