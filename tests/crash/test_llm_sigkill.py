@@ -60,6 +60,9 @@ async def test_killed_while_the_call_is_in_flight(
         try:
             await until(lambda: len(sim.received) == 1, "the call to reach the provider")
             _kill(worker)
+            # The call's ledger row was written before the call: it shows in flight.
+            [dead] = await app.client.usage(group_by=["outcome"])
+            assert (dead.group["outcome"], dead.in_flight, dead.cost_usd) == ("started", 1, 0)
             worker = _spawn(store_url, sim, tmp_path / "w.log")
             result = await handle.result(timeout=60)
         finally:

@@ -160,12 +160,13 @@ def finish_llm_call(
         # below zero delays the next calls until it has refilled).
         conn.execute(
             "UPDATE llm_limits SET tokens = tokens - ?, blocked_until = max(blocked_until, ?)"
-            " WHERE namespace = ? AND provider = ?",
+            " WHERE namespace = ? AND provider = ? AND (tokens IS NOT NULL OR ?)",
             (
                 r.input_tokens + r.output_tokens - estimate,
                 now + (block_for or 0.0),
                 r.namespace,
                 r.provider,
+                block_for is not None,
             ),
         )
     return done == 1

@@ -159,6 +159,7 @@ BEGIN
     -- zero delays the next calls until it has refilled).
     UPDATE tether.llm_limits SET tokens = tokens - (p_input + p_output - p_estimate),
             blocked_until = greatest(blocked_until, tether.epoch() + coalesce(p_block, 0))
-        WHERE namespace = p_namespace AND provider = p_provider;
+        WHERE namespace = p_namespace AND provider = p_provider
+          AND (tokens IS NOT NULL OR p_block IS NOT NULL);
     RETURN true;
 END $$;
