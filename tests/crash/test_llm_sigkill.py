@@ -148,3 +148,31 @@ async def test_a_call_billed_but_never_reported_is_billed_again_when_repeated(
     # Paid twice, so recorded twice: once per attempt, never more.
     assert [(r.calls, r.failed) for r in rows] == [(2, 0)]
     assert len(report) == 1
+
+
+async def test_a_killed_workers_concurrency_slot_comes_back(
+    store_url: str, sim: SimServer, tmp_path: Path
+) -> None:
+    app = llm_app.app
+    app.use_store(store_url)
+    sim.slow("m", delay=3.0)  # the first call only
+    log = tmp_path / "w.log"
+    async with app:
+        first = await app.client.start(llm_app.ask, "holds the only slot", id="k4")
+        worker = _spawn(store_url, sim, log, TETHER_LLM_CONCURRENCY="1")
+        try:
+            await until(lambda: len(sim.received) == 1, "the call to reach the provider")
+            _kill(worker)
+            second = await app.client.start(llm_app.ask, "needs the slot", id="k5")
+            worker = _spawn(store_url, sim, log, TETHER_LLM_CONCURRENCY="1")
+            # The dead worker's slot would expire only after the provider's timeout
+            # (60 s) and a margin: the step's next attempt frees it long before.
+            assert (await first.result(timeout=30))["model"] == "oa:m"
+            assert (await second.result(timeout=30))["model"] == "oa:m"
+        finally:
+            _kill(worker)
+        rows = await app.client.usage(group_by=["outcome"])
+        limits = await app.client.llm_limits()
+    await app.close()
+    assert [(r.group["outcome"], r.calls) for r in rows] == [("abandoned", 1), ("ok", 2)]
+    assert [(s.provider, s.in_flight) for s in limits] == [("oa", 0)]
