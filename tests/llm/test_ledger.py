@@ -3,13 +3,16 @@ budgets over a period (their enforcement in the store: tests/store/test_llm_limi
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
 
 import tether
 from tests.conftest import AppFactory
-from tether.llm import Budget
+from tests.llm.conftest import settings, until
+from tether.history import EventType
+from tether.llm import Budget, Price, SimServer
 from tether.llm.ledger import call_budget, over_budget, period_bounds
 from tether.store import UsageRecord
 
@@ -85,9 +88,44 @@ def test_budget_refusals() -> None:
     waiting = over_budget("default", Budget(usd=1.0, on_exhausted="wait"), 2.0, 0.0)
     assert isinstance(waiting, tether.ModelError) and not waiting.non_retryable
     assert waiting.retry_after is not None and 0 < waiting.retry_after <= 31 * 86_400
-    # A total budget has no next period to wait for.
+    # A total budget has no next period to wait for, unless told to look again.
     total = over_budget("default", Budget(usd=1.0, period="total", on_exhausted="wait"), 2.0, 0)
     assert isinstance(total, tether.BudgetExceeded)
+    again = Budget(usd=1.0, period="total", on_exhausted="wait", recheck=60)
+    looking = over_budget("default", again, 2.0, 0)
+    assert isinstance(looking, tether.ModelError) and looking.retry_after == 60
+    assert "waiting for a raised budget" in str(looking)
+    monthly = over_budget("default", Budget(usd=1.0, on_exhausted="wait", recheck=1e9), 2.0, 0)
+    assert isinstance(monthly, tether.ModelError) and monthly.retry_after is not None
+    assert monthly.retry_after <= 31 * 86_400, "the next period comes first"
+
+
+async def test_a_step_waits_for_a_raised_budget(
+    make_app: AppFactory, sim: SimServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="tether.llm")
+    prices = {"oa:m": Price(input=1.0, output=1.0)}
+    spent = Budget(usd=0.0, period="total", on_exhausted="wait", recheck=0.05)
+    app = make_app(llm=settings(sim, prices=prices, budget=spent))
+
+    @app.workflow
+    async def ask(ctx: tether.Context) -> str:
+        return (await ctx.llm("oa:m", "hello", max_tokens=10)).model
+
+    async with app, app.worker():
+        handle = await app.client.start(ask, id="raise")
+
+        def looked_again() -> bool:
+            return sum("waiting for a raised budget" in r.message for r in caplog.records) >= 2
+
+        await until(looked_again, "the step to look at its budget again")
+        assert sim.served() == 0, "no call while the budget is spent"
+        app.configure_llm(settings(sim, prices=prices, budget=Budget(usd=1.0, period="total")))
+        assert await handle.result(timeout=30) == "oa:m"
+        history = await handle.history()
+    assert sim.served("m") == 1
+    [started] = [e for e in history if e.type == EventType.ACTIVITY_STARTED]
+    assert started.attrs["attempt"] > 2 and "budget" in str(started.attrs["last_failure"])
 
 
 def test_call_budget_covers_the_current_period() -> None:

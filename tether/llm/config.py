@@ -91,15 +91,19 @@ class Budget(pydantic.BaseModel):
     """A namespace's spending limit over a calendar period (UTC).
 
     When spent, a new call fails with :class:`tether.BudgetExceeded`
-    (``on_exhausted="fail"``) or waits, durably, for the next period
-    (``on_exhausted="wait"``).
+    (``on_exhausted="fail"``) or waits, durably, for the next period or a raise of the
+    budget (``on_exhausted="wait"``, see ``recheck``).
     """
 
     model_config = pydantic.ConfigDict(frozen=True)
 
-    usd: float
+    usd: float = pydantic.Field(ge=0)
     period: Literal["day", "month", "total"] = "month"
     on_exhausted: Literal["fail", "wait"] = "fail"
+    # With "wait": look again after this many seconds rather than only at the next
+    # period, so that a raised budget is used soon (each look is an attempt of the
+    # step's retry policy). Needed to wait on a "total" budget, which has no next period.
+    recheck: float | None = pydantic.Field(default=None, gt=0)
 
 
 class NamespaceLLM(pydantic.BaseModel):

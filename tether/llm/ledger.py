@@ -105,7 +105,11 @@ def over_budget(namespace: str, budget: Budget, spent: float, reserve: float) ->
     what = f"namespace {namespace!r} spent ${spent:.4f} of its {period} budget of ${budget.usd:g}"
     if spent < budget.usd:
         what += f", too little for this call's estimated ${reserve:.4f}"
-    if budget.on_exhausted == "wait" and following is not None:
-        # A durable wait until the next period: the attempt is retried then.
-        return ModelError(f"{what}; waiting for the next period", retry_after=following - now)
+    if budget.on_exhausted == "wait":
+        # A durable wait until the next period, or the next look for a raised budget:
+        # the attempt is retried then.
+        waits = [w for w in (following and following - now, budget.recheck) if w]
+        if waits:
+            until = "a raised budget or the next period" if budget.recheck else "the next period"
+            return ModelError(f"{what}; waiting for {until}", retry_after=min(waits))
     return BudgetExceeded(what, namespace=namespace)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 
 from ..chat import CallAttempt, ChatRequest, ChatResult
@@ -31,6 +32,8 @@ from .ratelimit import Throttled, admit
 from .sim import SimServer
 
 __all__ = ["LLMRouter"]
+
+log = logging.getLogger("tether.llm")
 
 
 # A concurrency slot outlives the provider's timeout by this much before it expires.
@@ -130,7 +133,9 @@ class LLMRouter:
                 continue
             if admission.kind == "budget":
                 assert settings.budget is not None
-                raise over_budget(step.namespace, settings.budget, admission.spent_usd, reserve)
+                refused = over_budget(step.namespace, settings.budget, admission.spent_usd, reserve)
+                log.info("%s (run %s, step %s)", refused, step.run_id, step.step)
+                raise refused
             started = time.monotonic()
             try:
                 provider = await self._provider(step.namespace, name, provider_config)
