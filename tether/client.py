@@ -30,6 +30,7 @@ from .errors import (
 from .history import Event
 from .policy import Priority
 from .store import (
+    LimitState,
     NewRun,
     RunPage,
     RunRecord,
@@ -619,6 +620,16 @@ class Client:
         return await handle.reset(
             to, reason=reason, reapply_signals=reapply_signals, identity=identity
         )
+
+    async def llm_limits(
+        self, *, namespace: str | None = None, all_namespaces: bool = False
+    ) -> Sequence[LimitState]:
+        """The LLM rate limits shared by every worker process, as the store holds them
+        now, per (namespace, provider): calls in flight, a provider's 429 block, and
+        the request and token buckets' levels at the last call. One namespace (the
+        client's by default) unless ``all_namespaces``."""
+        scope = None if all_namespaces else (namespace or self.namespace)
+        return await self.store.llm_limit_states(scope)
 
     async def _successor(self, run: RunRecord) -> str | None:
         """The id of the run that took over from ``run``: it continued as new, or was

@@ -14,12 +14,17 @@ import signal
 import sys
 
 import tether
-from tether.llm import LLMConfig, Price, ProviderConfig
+from tether.llm import Limits, LLMConfig, Price, ProviderConfig
 
+# $TETHER_LLM_CONCURRENCY caps the calls in flight (for all worker processes).
+cap = os.environ.get("TETHER_LLM_CONCURRENCY")
 settings = LLMConfig(
     providers={
         "oa": ProviderConfig(
-            kind="openai", api_key="test", base_url=f"{os.environ.get('TETHER_SIM_URL')}/v1"
+            kind="openai",
+            api_key="test",
+            base_url=f"{os.environ.get('TETHER_SIM_URL')}/v1",
+            limits=Limits(concurrency=int(cap)) if cap else Limits(),
         )
     },
     aliases={"fast": ["oa:m"]},

@@ -1,6 +1,7 @@
-"""LLM steps under SIGKILL: a call in flight, a call completed before the workflow
-advanced, and a call billed whose result was never reported. A completed call is
-never billed twice; a call really made twice is recorded twice."""
+"""LLM steps under SIGKILL: a call in flight (its ledger row stays, abandoned), a
+call completed before the workflow advanced, and a call billed whose result was never
+reported. A completed call is never billed twice; a call really made twice is
+recorded twice."""
 
 from __future__ import annotations
 
@@ -59,20 +60,29 @@ async def test_killed_while_the_call_is_in_flight(
         try:
             await until(lambda: len(sim.received) == 1, "the call to reach the provider")
             _kill(worker)
+            # The call's ledger row was written before the call: it shows in flight.
+            [dead] = await app.client.usage(group_by=["outcome"])
+            assert (dead.group["outcome"], dead.in_flight, dead.cost_usd) == ("started", 1, 0)
             worker = _spawn(store_url, sim, tmp_path / "w.log")
             result = await handle.result(timeout=60)
         finally:
             _kill(worker)
         history = await handle.history()
         rows = await app.client.usage(group_by=["model"])
+        by_attempt = await app.client.usage(group_by=["outcome"])
     await app.close()
     assert result["model"] == "oa:m"
     # The killed attempt's call reached the provider, but its reply never came back:
-    # the next attempt called again, and only that call's usage is known.
+    # the next attempt called again, and only that call's usage is known. The first
+    # call is in the ledger all the same, abandoned, with no tokens and no cost.
     assert len(sim.received) == 2
     started = next(e for e in history if e.type == EventType.ACTIVITY_STARTED)
     assert started.attrs["attempt"] == 2, started.attrs
-    assert [(r.calls, r.failed) for r in rows] == [(1, 0)]
+    assert [(r.calls, r.failed, r.abandoned, r.in_flight) for r in rows] == [(2, 1, 1, 0)]
+    outcomes = {r.group["outcome"]: r for r in by_attempt}
+    assert set(outcomes) == {"abandoned", "ok"}
+    assert outcomes["abandoned"].cost_usd == 0 and outcomes["abandoned"].input_tokens == 0
+    assert outcomes["ok"].cost_usd == rows[0].cost_usd > 0
 
 
 async def test_killed_after_the_call_completed_before_the_workflow_advanced(
@@ -138,3 +148,31 @@ async def test_a_call_billed_but_never_reported_is_billed_again_when_repeated(
     # Paid twice, so recorded twice: once per attempt, never more.
     assert [(r.calls, r.failed) for r in rows] == [(2, 0)]
     assert len(report) == 1
+
+
+async def test_a_killed_workers_concurrency_slot_comes_back(
+    store_url: str, sim: SimServer, tmp_path: Path
+) -> None:
+    app = llm_app.app
+    app.use_store(store_url)
+    sim.slow("m", delay=3.0)  # the first call only
+    log = tmp_path / "w.log"
+    async with app:
+        first = await app.client.start(llm_app.ask, "holds the only slot", id="k4")
+        worker = _spawn(store_url, sim, log, TETHER_LLM_CONCURRENCY="1")
+        try:
+            await until(lambda: len(sim.received) == 1, "the call to reach the provider")
+            _kill(worker)
+            second = await app.client.start(llm_app.ask, "needs the slot", id="k5")
+            worker = _spawn(store_url, sim, log, TETHER_LLM_CONCURRENCY="1")
+            # The dead worker's slot would expire only after the provider's timeout
+            # (60 s) and a margin: the step's next attempt frees it long before.
+            assert (await first.result(timeout=30))["model"] == "oa:m"
+            assert (await second.result(timeout=30))["model"] == "oa:m"
+        finally:
+            _kill(worker)
+        rows = await app.client.usage(group_by=["outcome"])
+        limits = await app.client.llm_limits()
+    await app.close()
+    assert [(r.group["outcome"], r.calls) for r in rows] == [("abandoned", 1), ("ok", 2)]
+    assert [(s.provider, s.in_flight) for s in limits] == [("oa", 0)]

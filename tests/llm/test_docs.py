@@ -27,7 +27,9 @@ def test_runnable_block(block: str, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert b"simulated" in done.stdout or b"rate_limited" in done.stdout
+    if b"most calls at once" in done.stdout:  # the shared limits example
+        assert b"most calls at once: 2" in done.stdout, done.stdout
 
 
 def test_there_are_runnable_blocks() -> None:
-    assert len(BLOCKS) >= 2
+    assert len(BLOCKS) >= 3

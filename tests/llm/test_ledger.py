@@ -1,16 +1,19 @@
 """The usage ledger on every store: idempotent per call key, reports by group, and
-budgets over a period."""
+budgets over a period (their enforcement in the store: tests/store/test_llm_limits.py)."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
 
 import tether
 from tests.conftest import AppFactory
-from tether.llm import Budget
-from tether.llm.ledger import check_budget, period_bounds
+from tests.llm.conftest import settings, until
+from tether.history import EventType
+from tether.llm import Budget, Price, SimServer
+from tether.llm.ledger import call_budget, over_budget, period_bounds
 from tether.store import UsageRecord
 
 
@@ -76,18 +79,59 @@ async def test_reports_by_group_and_namespace(make_app: AppFactory) -> None:
     assert by_model[0].to_dict()["cost_usd"] == 1.0
 
 
-async def test_budgets(make_app: AppFactory) -> None:
-    app = make_app()
-    async with app:
-        await app.store.record_usage(_record(cost_usd=2.0))
-        await check_budget(app.store, "default", Budget(usd=5.0, period="day"))
-        await check_budget(app.store, "other", Budget(usd=1.0, period="day"))
-        with pytest.raises(tether.BudgetExceeded) as refused:
-            await check_budget(app.store, "default", Budget(usd=1.0, period="month"))
-        with pytest.raises(tether.ModelError) as waiting:
-            await check_budget(app.store, "default", Budget(usd=1.0, on_exhausted="wait"))
-    assert refused.value.non_retryable and "monthly budget" in str(refused.value)
-    assert waiting.value.retry_after is not None and 0 < waiting.value.retry_after <= 31 * 86_400
+def test_budget_refusals() -> None:
+    refused = over_budget("default", Budget(usd=1.0, period="month"), 2.0, 0.1)
+    assert isinstance(refused, tether.BudgetExceeded) and refused.non_retryable
+    assert "monthly budget" in str(refused)
+    tight = over_budget("default", Budget(usd=1.0, period="day"), 0.95, 0.1)
+    assert "too little for this call's estimated $0.1000" in str(tight)
+    waiting = over_budget("default", Budget(usd=1.0, on_exhausted="wait"), 2.0, 0.0)
+    assert isinstance(waiting, tether.ModelError) and not waiting.non_retryable
+    assert waiting.retry_after is not None and 0 < waiting.retry_after <= 31 * 86_400
+    # A total budget has no next period to wait for, unless told to look again.
+    total = over_budget("default", Budget(usd=1.0, period="total", on_exhausted="wait"), 2.0, 0)
+    assert isinstance(total, tether.BudgetExceeded)
+    again = Budget(usd=1.0, period="total", on_exhausted="wait", recheck=60)
+    looking = over_budget("default", again, 2.0, 0)
+    assert isinstance(looking, tether.ModelError) and looking.retry_after == 60
+    assert "waiting for a raised budget" in str(looking)
+    monthly = over_budget("default", Budget(usd=1.0, on_exhausted="wait", recheck=1e9), 2.0, 0)
+    assert isinstance(monthly, tether.ModelError) and monthly.retry_after is not None
+    assert monthly.retry_after <= 31 * 86_400, "the next period comes first"
+
+
+async def test_a_step_waits_for_a_raised_budget(
+    make_app: AppFactory, sim: SimServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="tether.llm")
+    prices = {"oa:m": Price(input=1.0, output=1.0)}
+    spent = Budget(usd=0.0, period="total", on_exhausted="wait", recheck=0.05)
+    app = make_app(llm=settings(sim, prices=prices, budget=spent))
+
+    @app.workflow
+    async def ask(ctx: tether.Context) -> str:
+        return (await ctx.llm("oa:m", "hello", max_tokens=10)).model
+
+    async with app, app.worker():
+        handle = await app.client.start(ask, id="raise")
+
+        def looked_again() -> bool:
+            return sum("waiting for a raised budget" in r.message for r in caplog.records) >= 2
+
+        await until(looked_again, "the step to look at its budget again")
+        assert sim.served() == 0, "no call while the budget is spent"
+        app.configure_llm(settings(sim, prices=prices, budget=Budget(usd=1.0, period="total")))
+        assert await handle.result(timeout=30) == "oa:m"
+        history = await handle.history()
+    assert sim.served("m") == 1
+    [started] = [e for e in history if e.type == EventType.ACTIVITY_STARTED]
+    assert started.attrs["attempt"] > 2 and "budget" in str(started.attrs["last_failure"])
+
+
+def test_call_budget_covers_the_current_period() -> None:
+    assert call_budget(None, 1_700_000_000.0) is None
+    budget = call_budget(Budget(usd=5.0, period="day"), 1_700_000_000.0)
+    assert budget is not None and (budget.usd, budget.since) == (5.0, 1_699_920_000.0)
 
 
 def test_period_bounds() -> None:

@@ -131,14 +131,16 @@ async def test_budget_exceeded_fails_new_calls(make_app: AppFactory, sim: SimSer
         llm=settings(
             sim,
             prices={"oa:m": Price(input=1.0, output=1.0)},
-            budget=Budget(usd=0.000001, period="day"),
+            budget=Budget(usd=0.0001, period="day"),
         )
     )
 
     @app.workflow
     async def spend(ctx: tether.Context) -> str:
-        await ctx.llm("oa:m", "first call fits the budget")
+        # Its reservation (a few input tokens, 20 output at most) fits the budget.
+        await ctx.llm("oa:m", "first call fits the budget", max_tokens=20)
         try:
+            # Up to 512 output tokens could take the spending past the budget.
             await ctx.llm("oa:m", "second call does not")
         except tether.ActivityError as exc:
             assert isinstance(exc.__cause__, tether.BudgetExceeded)

@@ -1,4 +1,5 @@
-"""``tether usage`` on every store: the ledger per model, workflow type, day, tenant."""
+"""``tether usage`` on every store: the ledger per model, workflow type, day, tenant;
+``tether llm-limits``: the shared limits' state."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typer.testing import CliRunner
 
 import tether
 from tether.cli import app as cli
-from tether.llm import LLMConfig, Price
+from tether.llm import LLMConfig, Price, StepInfo
+from tether.store.llm_limits import CallLimits, CallStart
 
 runner = CliRunner()
 
@@ -53,3 +55,31 @@ async def test_usage_command(store_url: str) -> None:
     assert "sim:sim-fast" in table and "LLM usage" in table
     bad = await _usage("--by", "colour", *db, code=2)
     assert "cannot group usage by colour" in bad
+
+
+async def test_limits_command_and_calls_in_flight(store_url: str) -> None:
+    app = tether.App(store_url)
+    step = StepInfo("default", "w1", "r1", step=1, attempt=1)
+    limits = CallLimits(concurrency=4, requests_per_minute=60)
+    try:
+        async with app:
+            start = CallStart(step.record(0, "oa", "oa:m"), 10, 0.0, limits)
+            assert (await app.store.begin_llm_call(start)).admitted
+    finally:
+        await app.close()
+    db = ["--db", store_url]
+    [state] = await _limits("--json", *db)
+    assert (state["provider"], state["in_flight"], state["blocked_for"]) == ("oa", 1, 0)
+    assert state["requests_left"] == 59
+    table = await _limits(*db)
+    assert "LLM limits" in table and "oa" in table
+    assert await _limits("-n", "acme", "--json", *db) == []
+    assert "in_flight" in await _usage(*db), "a call in flight is shown"
+    [row] = await _usage("--json", *db)
+    assert (row["calls"], row["in_flight"], row["failed"]) == (1, 1, 0)
+
+
+async def _limits(*args: str) -> Any:
+    result = await asyncio.to_thread(runner.invoke, cli, ["llm-limits", *args])
+    assert result.exit_code == 0, (result.output, result.exception)
+    return json.loads(result.stdout) if "--json" in args else result.output

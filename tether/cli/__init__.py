@@ -6,7 +6,7 @@ import typer
 
 from . import db, namespace, workflow
 from .server import server
-from .usage import usage
+from .usage import llm_limits, usage
 from .worker import worker
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
 app.command()(worker)
 app.command()(usage)
 app.command()(server)
+app.command("llm-limits")(llm_limits)
 app.add_typer(workflow.cli, name="workflow")
 app.add_typer(db.cli, name="db")
 app.add_typer(namespace.cli, name="namespace")

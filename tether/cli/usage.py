@@ -1,5 +1,5 @@
 """``tether usage``: LLM tokens and cost from the ledger, per tenant, model, workflow
-type or day."""
+type or day; ``tether llm-limits``: the shared provider limits as the store holds them."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ..store import USAGE_GROUPS
 from .common import DbOpt, JsonOpt, NsOpt, make_app, run
 from .output import emit, fail
 
-__all__ = ["usage"]
+__all__ = ["llm_limits", "usage"]
 
 
 def _when(value: str | None, what: str) -> float | None:
@@ -54,7 +54,8 @@ def usage(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """LLM calls, tokens and cost from the usage ledger, summed per group."""
+    """LLM calls, tokens and cost from the usage ledger, summed per group (calls in
+    flight, and calls abandoned by a worker that died, are counted apart)."""
     groups = by or ["model"]
     start, end = _when(since, "since"), _when(until, "until")
 
@@ -69,5 +70,26 @@ def usage(
         return [r.to_dict() for r in rows]
 
     rows = run(make_app(db, namespace), body)
-    columns = [*groups, "calls", "failed", "input_tokens", "output_tokens", "cost_usd"]
+    # Calls in flight or abandoned are rare: their columns are shown when there are some.
+    unfinished = [c for c in ("in_flight", "abandoned") if any(r[c] for r in rows)]
+    columns = [*groups, "calls", "failed", *unfinished, "input_tokens", "output_tokens"]
+    columns.append("cost_usd")
     emit(rows, as_json=as_json, columns=columns, title="LLM usage")
+
+
+def llm_limits(
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", help="Every namespace (operators).")
+    ] = False,
+    namespace: NsOpt = "default",
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """LLM provider limits shared by all workers: calls in flight, 429 blocks, and the
+    request and token buckets left at the last call, per namespace and provider."""
+
+    async def body(app: App) -> list[dict[str, Any]]:
+        states = await app.client.llm_limits(namespace=namespace, all_namespaces=all_namespaces)
+        return [s.to_dict() for s in states]
+
+    emit(run(make_app(db, namespace), body), as_json=as_json, title="LLM limits")

@@ -32,19 +32,20 @@ ProviderKind = Literal["openai", "anthropic", "gemini", "sim"]
 
 
 class Limits(pydantic.BaseModel):
-    """What a provider allows one namespace: requests and tokens per minute, and calls
-    in flight. ``None`` is "no limit of ours" (the provider's own 429s still apply)."""
+    """What a provider allows one namespace, for all worker processes together:
+    requests and tokens per minute, and calls in flight. ``None`` is "no limit of
+    ours" (the provider's own 429s still apply)."""
 
     model_config = pydantic.ConfigDict(frozen=True)
 
-    requests_per_minute: float | None = None
-    tokens_per_minute: float | None = None
-    concurrency: int | None = None
+    requests_per_minute: float | None = pydantic.Field(default=None, gt=0)
+    tokens_per_minute: float | None = pydantic.Field(default=None, gt=0)
+    concurrency: int | None = pydantic.Field(default=None, ge=1)
     # Requests that may go at once after a quiet spell (default: a minute's worth).
-    burst: float | None = None
+    burst: float | None = pydantic.Field(default=None, ge=1)
     # A wait for the limiter up to this long happens in place; a longer one becomes a
     # durable wait (the attempt is retried later and frees its worker slot).
-    max_inline_wait: float = 1.0
+    max_inline_wait: float = pydantic.Field(default=1.0, ge=0)
 
 
 class ProviderConfig(pydantic.BaseModel):
@@ -90,15 +91,19 @@ class Budget(pydantic.BaseModel):
     """A namespace's spending limit over a calendar period (UTC).
 
     When spent, a new call fails with :class:`tether.BudgetExceeded`
-    (``on_exhausted="fail"``) or waits, durably, for the next period
-    (``on_exhausted="wait"``).
+    (``on_exhausted="fail"``) or waits, durably, for the next period or a raise of the
+    budget (``on_exhausted="wait"``, see ``recheck``).
     """
 
     model_config = pydantic.ConfigDict(frozen=True)
 
-    usd: float
+    usd: float = pydantic.Field(ge=0)
     period: Literal["day", "month", "total"] = "month"
     on_exhausted: Literal["fail", "wait"] = "fail"
+    # With "wait": look again after this many seconds rather than only at the next
+    # period, so that a raised budget is used soon (each look is an attempt of the
+    # step's retry policy). Needed to wait on a "total" budget, which has no next period.
+    recheck: float | None = pydantic.Field(default=None, gt=0)
 
 
 class NamespaceLLM(pydantic.BaseModel):

@@ -1,48 +1,61 @@
 """``LLMRouter``: serves one attempt of an LLM step.
 
 It resolves the model or alias to a fallback chain of ``provider:model`` for the
-step's namespace, checks the namespace's budget, and tries the chain in order: a
-rate limit of ours, a 429, a 5xx, a timeout or a connection error moves on to the
-next model. Every call made is written to the usage ledger. The first answer is the
-step's result, naming the model that gave it and every call tried before it. When
-every model failed, the attempt fails with a retryable :class:`tether.ModelError`
-whose ``retry_after`` is the soonest time any of them said it would take calls again:
-the worker then schedules the next attempt for that time, a durable wait that holds
-no worker slot.
+step's namespace and tries the chain in order. Before each call the store admits it
+under the provider's shared limits and the namespace's budget and writes its ledger
+row as ``started``; after it, the row gets the call's real usage and cost (see
+``ratelimit.py`` and ``ledger.py``). A rate limit of ours, a 429, a 5xx, a timeout or
+a connection error moves on to the next model; a spent budget ends the attempt. The
+first answer is the step's result, naming the model that gave it and every call tried
+before it. When every model failed, the attempt fails with a retryable
+:class:`tether.ModelError` whose ``retry_after`` is the soonest time any of them said
+it would take calls again: the worker then schedules the next attempt for that time,
+a durable wait that holds no worker slot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 
-from ..chat import CallAttempt, ChatRequest, ChatResult, Usage
+from ..chat import CallAttempt, ChatRequest, ChatResult
 from ..errors import ModelError
-from ..store import Store
+from ..store import Store, UsageRecord
+from ..store.llm_limits import CallLimits, CallStart
 from .config import LLMConfig, ProviderConfig
-from .ledger import StepInfo, check_budget, record_call
+from .ledger import StepInfo, call_budget, over_budget
 from .pricing import cost
 from .providers import Provider, ProviderError, build
-from .ratelimit import RateLimits, Throttled
+from .ratelimit import Throttled, admit
 from .sim import SimServer
 
 __all__ = ["LLMRouter"]
 
+log = logging.getLogger("tether.llm")
 
-def _estimate(request: ChatRequest) -> int:
-    """Tokens a call may use, for the tokens-per-minute limit before the call."""
+
+# A concurrency slot outlives the provider's timeout by this much before it expires.
+_SLOT_MARGIN = 30.0
+# How long a cancelled call may take to close its ledger row.
+_GIVE_UP_WAIT = 2.0
+
+
+def _estimate(request: ChatRequest) -> tuple[int, int]:
+    """Input and output tokens a call may use, reserved before the call (tokens per
+    minute and budget) and corrected with the real count after it."""
     chars = sum(len(m.content or "") for m in request.messages)
     chars += sum(len(str(t.parameters)) for t in request.tools)
-    return chars // 4 + (request.max_tokens or 512)
+    return chars // 4, request.max_tokens or 512
 
 
 class LLMRouter:
-    """The app's LLM settings, provider clients and rate limiters (one per process)."""
+    """The app's LLM settings and provider clients (one per process); the rate limits
+    and budgets are kept in the store, shared by every process."""
 
     def __init__(self, config: LLMConfig) -> None:
         self.config = config
-        self.limits = RateLimits()
         self._clients: dict[tuple[str, str], tuple[ProviderConfig, Provider]] = {}
         self._sim: SimServer | None = None
 
@@ -83,15 +96,30 @@ class LLMRouter:
         """Serve one attempt of an LLM step (see the module docstring)."""
         settings = self.config.resolve(step.namespace)
         chain = self.config.chain(step.namespace, request.model)
-        await check_budget(store, step.namespace, settings.budget)
+        budget = call_budget(settings.budget, time.time())
         attempts: list[CallAttempt] = []
         waits: list[float] = []
-        estimate = _estimate(request)
+        input_estimate, output_estimate = _estimate(request)
+        estimate = input_estimate + output_estimate
         for index, (name, provider_config, model) in enumerate(chain):
             target = f"{name}:{model}"
-            limiter = self.limits.get(step.namespace, name, provider_config.limits)
+            limits = provider_config.limits
+            reserve = cost(settings.prices, name, model, input_estimate, output_estimate)
+            start = CallStart(
+                record=step.record(index, name, target),
+                estimate=estimate,
+                reserve_usd=reserve,
+                limits=CallLimits(
+                    requests_per_minute=limits.requests_per_minute,
+                    tokens_per_minute=limits.tokens_per_minute,
+                    concurrency=limits.concurrency,
+                    burst=limits.burst,
+                    slot_lease=provider_config.timeout + _SLOT_MARGIN,
+                ),
+                budget=budget,
+            )
             try:
-                permit = await limiter.acquire(estimate)
+                admission = await admit(store, start, limits.max_inline_wait)
             except Throttled as exc:
                 attempts.append(
                     CallAttempt(
@@ -103,16 +131,23 @@ class LLMRouter:
                 )
                 waits.append(exc.retry_after)
                 continue
+            if admission.kind == "budget":
+                assert settings.budget is not None
+                refused = over_budget(step.namespace, settings.budget, admission.spent_usd, reserve)
+                log.info("%s (run %s, step %s)", refused, step.run_id, step.step)
+                raise refused
             started = time.monotonic()
             try:
                 provider = await self._provider(step.namespace, name, provider_config)
                 reply = await provider.chat(request, model)
             except ProviderError as exc:
-                permit.release()
                 latency = (time.monotonic() - started) * 1000
-                if exc.kind == "rate_limited" and exc.retry_after:
-                    limiter.block(exc.retry_after)
-                await record_call(store, step, index, name, target, Usage(), 0.0, latency, exc.kind)
+                limited = exc.kind == "rate_limited" and exc.retry_after
+                await store.finish_llm_call(
+                    step.record(index, name, target, latency_ms=latency, outcome=exc.kind),
+                    estimate=estimate,
+                    block_for=exc.retry_after if limited else None,
+                )
                 attempts.append(
                     CallAttempt(
                         model=target,
@@ -132,10 +167,11 @@ class LLMRouter:
                 if exc.retry_after is not None:
                     waits.append(exc.retry_after)
                 continue
-            except BaseException:
-                permit.release()
+            except BaseException as exc:
+                await _give_up(
+                    store, step.record(index, name, target, outcome=_outcome(exc)), estimate
+                )
                 raise
-            permit.settle(reply.usage.total_tokens)
             latency = (time.monotonic() - started) * 1000
             price = cost(
                 settings.prices,
@@ -144,7 +180,10 @@ class LLMRouter:
                 reply.usage.input_tokens,
                 reply.usage.output_tokens,
             )
-            await record_call(store, step, index, name, target, reply.usage, price, latency, "ok")
+            await store.finish_llm_call(
+                step.record(index, name, target, reply.usage, price, latency, "ok"),
+                estimate=estimate,
+            )
             attempts.append(CallAttempt(model=target, outcome="ok", latency_ms=round(latency, 1)))
             return ChatResult(
                 text=reply.text,
@@ -161,6 +200,19 @@ class LLMRouter:
             f"no model could answer {request.model!r} ({tried})",
             retry_after=min(waits) if waits else None,
             model=request.model,
+        )
+
+
+def _outcome(exc: BaseException) -> str:
+    return "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+
+
+async def _give_up(store: Store, record: UsageRecord, estimate: int) -> None:
+    """Close the ledger row and free the slot of a call cut short (cancelled by a
+    timeout or a shutdown, or a bug): best effort, as the slot expires anyway."""
+    with contextlib.suppress(Exception, asyncio.CancelledError):
+        await asyncio.wait_for(
+            asyncio.shield(store.finish_llm_call(record, estimate=estimate)), _GIVE_UP_WAIT
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from .llm_limits import LimitState
 from .protocol import (
     ActivityOutcome,
     ActivityTask,
@@ -39,6 +40,7 @@ __all__ = [
     "ClaimLimit",
     "CommitResult",
     "ContinueAsNew",
+    "LimitState",
     "NamespaceRecord",
     "NamespaceStats",
     "NewActivity",

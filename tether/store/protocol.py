@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..history import Event, EventType
+from .llm_limits import Admission, CallStart, LimitState
 from .updates import UpdateOutcome, UpdateRecord
 from .usage import UsageRecord, UsageRow
 
@@ -629,6 +630,23 @@ class Store(Protocol):
     async def record_usage(self, record: UsageRecord) -> bool:
         """Add one model call to the ledger; False, changing nothing, if a row with its
         key ``(namespace, run_id, step, attempt, call)`` is there already."""
+
+    async def begin_llm_call(self, start: CallStart) -> Admission:
+        """Admit a model call under its provider's shared limits and its namespace's
+        budget, atomically, and write its ledger row as ``started``; or refuse it,
+        saying for how long, changing nothing (see ``llm_limits.py``)."""
+
+    async def finish_llm_call(
+        self, record: UsageRecord, *, estimate: int, block_for: float | None = None
+    ) -> bool:
+        """Complete a started call's ledger row with ``record`` (False, changing nothing,
+        if it was finished already), free its slot, correct the tokens bucket by the
+        real count against ``estimate``, and block its provider for ``block_for``
+        seconds (a 429's Retry-After)."""
+
+    async def llm_limit_states(self, namespace: str | None) -> list[LimitState]:
+        """The shared limits' state per (namespace, provider) used so far, of one
+        namespace or (``None``) every one."""
 
     async def usage_report(
         self,

@@ -5,6 +5,12 @@ calls one attempt of an LLM step made (fallbacks make several). Recording the sa
 key again changes nothing, so a replayed step or a re-reported attempt never counts
 twice; a call made again by a new attempt (its worker died before the step's result
 was recorded) has a new key and is counted, as it was paid for twice.
+
+The router writes a call's row before the call (outcome ``started``, see
+``llm_limits.py``) and completes it after; a row left ``started`` by a dead worker
+becomes ``abandoned`` when the step's next attempt begins. ``started`` rows do not
+count as ``failed``, ``abandoned`` ones do; neither carries tokens or cost (their
+usage never came back, though the provider may bill it).
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ class UsageRecord:
     output_tokens: int
     cost_usd: float
     latency_ms: float
-    outcome: str  # ok, rate_limited, server_error, timeout, ...
+    outcome: str  # ok, rate_limited, server_error, timeout, ..., started, abandoned
     ts: float
 
 
@@ -60,6 +66,10 @@ class UsageRow:
     output_tokens: int = 0
     cost_usd: float = 0.0
     latency_ms: float = 0.0  # mean over the calls
+    # Calls whose ledger row was written before the call and not yet completed: still
+    # in flight, or abandoned (their worker died; a later attempt of the step began).
+    in_flight: int = 0
+    abandoned: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +80,8 @@ class UsageRow:
             "output_tokens": self.output_tokens,
             "cost_usd": round(self.cost_usd, 6),
             "latency_ms": round(self.latency_ms, 1),
+            "in_flight": self.in_flight,
+            "abandoned": self.abandoned,
         }
 
 

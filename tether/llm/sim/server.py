@@ -10,6 +10,11 @@ answers the next call to that model with a 429 and a ``Retry-After`` header;
 ``delay=`` makes a call slow (for timeouts and in-flight crashes). ``received``
 records every request as it arrives and ``calls`` every request answered.
 
+For rate-limit tests it counts what a provider would: ``peak_in_flight`` is the most
+requests it held at once, ``arrivals`` the time (``time.monotonic()``) each request
+arrived, and ``busiest(window)`` the most requests that arrived within any
+``window`` seconds.
+
 The server runs in a daemon thread (``http.server``), so it serves while the event
 loop of the process is busy or blocked, and from any process that points at it.
 """
@@ -53,6 +58,7 @@ class Call:
     model: str
     status: int
     body: dict[str, Any]
+    key: str = ""  # the API key the client presented
 
 
 class SimServer:
@@ -64,6 +70,9 @@ class SimServer:
         self.calls: list[Call] = []
         # (wire, model) of every request as it arrives, before any delay or fault.
         self.received: list[tuple[str, str]] = []
+        self.arrivals: list[float] = []
+        self.in_flight = 0
+        self.peak_in_flight = 0
         sim = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -138,6 +147,16 @@ class SimServer:
             if (model is None or c.model == model) and (ok is None or (c.status == 200) == ok)
         )
 
+    def busiest(self, window: float) -> int:
+        """The most requests that arrived within any ``window`` seconds."""
+        times = sorted(self.arrivals)
+        most, first = 0, 0
+        for last, at in enumerate(times):
+            while at - times[first] > window:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
+
     def _fault(self, model: str) -> Fault | None:
         with self._lock:
             for key in (model, "*"):
@@ -149,6 +168,17 @@ class SimServer:
     # -- serving --------------------------------------------------------------------
 
     def _serve(self, h: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.arrivals.append(time.monotonic())
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            self._answer(h)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _answer(self, h: BaseHTTPRequestHandler) -> None:
         path = h.path.split("?", 1)[0]
         length = int(h.headers.get("content-length") or 0)
         try:
@@ -167,11 +197,13 @@ class SimServer:
             self._send(h, 404, {"error": {"message": f"no route {path}"}})
             return
         self.received.append((kind, model))
+        key = h.headers.get("authorization", "").removeprefix("Bearer ")
+        key = key or h.headers.get("x-api-key") or h.headers.get("x-goog-api-key") or ""
         fault = self._fault(model)
         if fault is not None and fault.delay:
             time.sleep(fault.delay)
         if fault is not None and fault.status is not None:
-            self.calls.append(Call(kind, model, fault.status, body))
+            self.calls.append(Call(kind, model, fault.status, body, key))
             error = getattr(wire, f"{kind}_error")(fault.status, fault.message)
             headers = {}
             if fault.retry_after is not None:
@@ -188,7 +220,7 @@ class SimServer:
         else:
             messages, tools, schema, _ = wire.gemini_request(body)
             out = wire.gemini_response(model, reply(model, messages, tools, schema))
-        self.calls.append(Call(kind, model, 200, body))
+        self.calls.append(Call(kind, model, 200, body, key))
         self._send(h, 200, out)
 
     @staticmethod

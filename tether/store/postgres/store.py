@@ -42,6 +42,7 @@ from ...errors import (
     WorkflowNotFound,
 )
 from ...history import Event
+from ..llm_limits import Admission, CallStart, LimitState
 from ..protocol import (
     ActivityOutcome,
     ActivityTask,
@@ -966,6 +967,22 @@ class PostgresStore(PostgresUpdates):
         args = usage.record_args(record)
         inserted = await self._call(lambda c: c.fetchval(usage.RECORD_USAGE, *args))
         return inserted is not None
+
+    async def begin_llm_call(self, start: CallStart) -> Admission:
+        args = usage.begin_args(start)
+        row = await self._fetchrow(usage.BEGIN_CALL, *args)
+        assert row is not None
+        return Admission(row[0], float(row[1]), float(row[2]))
+
+    async def finish_llm_call(
+        self, record: UsageRecord, *, estimate: int, block_for: float | None = None
+    ) -> bool:
+        args = usage.finish_args(record, estimate, block_for)
+        return bool(await self._call(lambda c: c.fetchval(usage.FINISH_CALL, *args)))
+
+    async def llm_limit_states(self, namespace: str | None) -> list[LimitState]:
+        rows = await self._fetch(usage.LIMIT_STATES, namespace)
+        return [LimitState.from_row(tuple(row), float(row[7])) for row in rows]
 
     async def usage_report(
         self,

@@ -33,6 +33,7 @@ import orjson
 
 from ...errors import IncompatibleStore, InvalidArgument, StoreUnavailable, WorkflowNotFound
 from ...history import Event
+from ..llm_limits import Admission, CallStart, LimitState
 from ..protocol import (
     ActivityOutcome,
     ActivityTask,
@@ -52,6 +53,7 @@ from ..protocol import (
 from ..reset import ResetRun
 from ..updates import UpdateRecord
 from ..usage import UsageRecord, UsageRow
+from . import llm_limits as limitops
 from . import namespaces as nsops
 from . import ops, updates, usage
 from .reset import reset_run
@@ -668,6 +670,19 @@ class SqliteStore:
 
     async def record_usage(self, record: UsageRecord) -> bool:
         return await self._write(lambda c: usage.record_usage(c, record))
+
+    async def begin_llm_call(self, start: CallStart) -> Admission:
+        return await self._write(lambda c: limitops.begin_llm_call(c, start, time.time()))
+
+    async def finish_llm_call(
+        self, record: UsageRecord, *, estimate: int, block_for: float | None = None
+    ) -> bool:
+        return await self._write(
+            lambda c: limitops.finish_llm_call(c, record, estimate, block_for, time.time())
+        )
+
+    async def llm_limit_states(self, namespace: str | None) -> list[LimitState]:
+        return await self._read(lambda c: limitops.limit_states(c, namespace, time.time()))
 
     async def usage_report(
         self,

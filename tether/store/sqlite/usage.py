@@ -72,9 +72,11 @@ def usage_report(
         params.append(until)
     keys = [f"{_GROUP_SQL[g]} AS {g}" for g in groups]
     sql = (
-        f"SELECT {', '.join([*keys, ''])} count(*), sum(outcome <> 'ok'),"
+        f"SELECT {', '.join([*keys, ''])} count(*), sum(outcome NOT IN ('ok', 'started')),"
         " coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0),"
-        f" coalesce(sum(cost_usd), 0), coalesce(avg(latency_ms), 0) FROM llm_usage"
+        " coalesce(sum(cost_usd), 0), coalesce(avg(latency_ms), 0),"
+        " coalesce(sum(outcome = 'started'), 0), coalesce(sum(outcome = 'abandoned'), 0)"
+        " FROM llm_usage"
         f" WHERE {' AND '.join(where)}"
     )
     if groups:
@@ -95,6 +97,8 @@ def usage_report(
                 output_tokens=int(row[n + 3]),
                 cost_usd=float(row[n + 4]),
                 latency_ms=float(row[n + 5]),
+                in_flight=int(row[n + 6]),
+                abandoned=int(row[n + 7]),
             )
         )
     return out
