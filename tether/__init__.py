@@ -34,6 +34,7 @@ from .errors import (
 )
 from .history import Event, EventType
 from .policy import Retry
+from .search_attributes import Range
 from .store import RunRecord, RunStatus, Store, open_store
 from .worker import ActivityInfo, Worker, heartbeat
 from .worker import info as activity_info
@@ -59,6 +60,7 @@ __all__ = [
     "NonDeterminismError",
     "NotFound",
     "PayloadTooLarge",
+    "Range",
     "Retry",
     "RunInfo",
     "RunRecord",

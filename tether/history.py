@@ -41,6 +41,7 @@ class EventType(StrEnum):
     CHILD_WORKFLOW_STARTED = "ChildWorkflowStarted"
     CHILD_WORKFLOW_COMPLETED = "ChildWorkflowCompleted"
     CHILD_WORKFLOW_FAILED = "ChildWorkflowFailed"
+    SEARCH_ATTRIBUTES_UPSERTED = "SearchAttributesUpserted"
 
 
 COMMAND_EVENTS = frozenset(
@@ -54,6 +55,7 @@ COMMAND_EVENTS = frozenset(
         EventType.MARKER_RECORDED,
         EventType.WORKFLOW_CONTINUED_AS_NEW,
         EventType.CHILD_WORKFLOW_STARTED,
+        EventType.SEARCH_ATTRIBUTES_UPSERTED,
     }
 )
 
@@ -120,4 +122,10 @@ def describe_event(event: Event) -> str:
             return f"step {a['step']}: -> {_short(a.get('result'))}"
         case EventType.CHILD_WORKFLOW_FAILED:
             return f"step {a['step']}: {a['failure'].get('message', '')}"
+        case EventType.SEARCH_ATTRIBUTES_UPSERTED:
+            changes = {
+                k: v["values"] if v is not None else None
+                for k, v in a.get("search_attributes", {}).items()
+            }
+            return f"step {a['step']}: {_short(changes)}"
     return _short(a)

@@ -112,7 +112,7 @@ def test_public_names_are_pinned() -> None:
             "CancelledFailure", "ChildWorkflowError", "ModelError",
             "Client", "Context", "Event", "EventType", "Failure", "IncompatibleStore",
             "InvalidArgument", "LeaseLost", "NamespaceNotFound", "NonDeterminismError",
-            "NotFound", "PayloadTooLarge", "Retry", "RunInfo", "RunRecord", "RunStatus",
+            "NotFound", "PayloadTooLarge", "Range", "Retry", "RunInfo", "RunRecord", "RunStatus",
             "Store", "StoreUnavailable", "TerminatedFailure", "TetherError", "TimeoutFailure",
             "UnknownActivityType", "UnknownWorkflowType", "UsageError", "Worker",
             "WorkflowAlreadyStarted", "WorkflowFailed", "WorkflowHandle", "WorkflowNotFound",

@@ -47,6 +47,7 @@ from ..errors import (
     failure_to_dict,
 )
 from ..history import Event, EventType
+from ..search_attributes import Encoded, check_type_change, merge
 from .loop import DeterministicLoop, DurableTimerHandle
 
 __all__ = [
@@ -169,6 +170,9 @@ class WorkflowInstance:
         # which ctx.should_continue_as_new turns True (the worker sets it).
         self._children: dict[int, tuple[asyncio.Future[Any], Any]] = {}
         self.history_limit = 10_000
+        # The run's search attributes (encoded): those it started with, then each
+        # upsert as the code issues it, so replay rebuilds them from code and history.
+        self.search_attributes: dict[str, Encoded] = {}
 
     # -- activation ---------------------------------------------------------------
 
@@ -270,6 +274,8 @@ class WorkflowInstance:
 
     def _start(self, attrs: dict[str, Any]) -> None:
         self._seed = attrs["seed"]
+        started = attrs.get("search_attributes") or {}
+        self.search_attributes = {k: v for k, v in started.items() if v is not None}
         try:
             args = self.definition.signature.check_args(attrs.get("args", []))
         except InvalidArgument as exc:
@@ -310,13 +316,16 @@ class WorkflowInstance:
     def _continue_as_new(self, args: list[Any]) -> None:
         buffered = sorted((seq, name, p) for name, q in self._signals.items() for seq, p in q)
         info = self.info
-        attrs = {
+        attrs: dict[str, Any] = {
             "workflow_id": info.workflow_id,
             "workflow_type": info.workflow_type,
             "task_queue": info.task_queue,
             "args": args,
             "signals": [[name, payload] for _, name, payload in buffered],
         }
+        if self.search_attributes:
+            # As in Temporal, the new run starts with this run's attributes.
+            attrs["search_attributes"] = dict(self.search_attributes)
         self._close(EventType.WORKFLOW_CONTINUED_AS_NEW, attrs)
 
     @property
@@ -402,6 +411,17 @@ class WorkflowInstance:
             value = self.codec.plain(compute(), what=f"value of marker {name!r}")
         self._command(EventType.MARKER_RECORDED, {"step": step, "name": name, "value": value})
         return value
+
+    def upsert_search_attributes(self, update: dict[str, Encoded | None]) -> None:
+        """Issue ``SearchAttributesUpserted``; the store applies it to the run's
+        visibility rows in the transaction that records it."""
+        check_type_change(self.search_attributes, update)
+        merged = merge(self.search_attributes, update)
+        step = self.next_step()
+        self._command(
+            EventType.SEARCH_ATTRIBUTES_UPSERTED, {"step": step, "search_attributes": update}
+        )
+        self.search_attributes = merged
 
     # TimerSink: the loop reports asyncio timers here.
     def start_timer(self, delay: float, handle: DurableTimerHandle) -> None:

@@ -27,11 +27,13 @@ from .protocol import (
     outcome_events,
 )
 from .usage import USAGE_GROUPS, UsageRecord, UsageRow
+from .visibility import AttributeFilter, RunFilter
 
 __all__ = [
     "USAGE_GROUPS",
     "ActivityOutcome",
     "ActivityTask",
+    "AttributeFilter",
     "ClaimLimit",
     "CommitResult",
     "ContinueAsNew",
@@ -42,6 +44,7 @@ __all__ = [
     "NewRun",
     "QueueBacklog",
     "RunClose",
+    "RunFilter",
     "RunPage",
     "RunRecord",
     "RunStatus",

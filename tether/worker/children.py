@@ -17,19 +17,22 @@ __all__ = ["continued_run", "new_child"]
 
 def _new_run(namespace: str, workflow_id: str, a: dict[str, Any], workflow_type: str) -> NewRun:
     run_id = uuid.uuid4().hex
+    started: dict[str, Any] = {
+        "workflow_type": workflow_type,
+        "workflow_id": workflow_id,
+        "task_queue": a["task_queue"],
+        "args": a["args"],
+        "seed": random.getrandbits(63),
+    }
+    if a.get("search_attributes"):
+        started["search_attributes"] = a["search_attributes"]
     return NewRun(
         namespace=namespace,
         workflow_id=workflow_id,
         run_id=run_id,
         workflow_type=workflow_type,
         task_queue=a["task_queue"],
-        started={
-            "workflow_type": workflow_type,
-            "workflow_id": workflow_id,
-            "task_queue": a["task_queue"],
-            "args": a["args"],
-            "seed": random.getrandbits(63),
-        },
+        started=started,
     )
 
 
