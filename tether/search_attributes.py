@@ -178,8 +178,8 @@ def check_type_change(current: Mapping[str, Encoded], update: Mapping[str, Encod
         old = current.get(name)
         if new is not None and old is not None and old["type"] != new["type"]:
             raise InvalidArgument(
-                f"search attribute {name!r} is a {old['type']} in this run;"
-                f" it cannot become a {new['type']}"
+                f"search attribute {name!r} has type {old['type']} in this run;"
+                f" it cannot become {new['type']}"
             )
 
 
