@@ -44,7 +44,7 @@ def _value(text: str, kind: str) -> Any:
             case "datetime":
                 return datetime.fromisoformat(text)
     except ValueError as exc:
-        fail(f"--attr: {text!r} is not a {kind}: {exc}", 2)
+        fail(f"--attr: {text!r} is not of type {kind}: {exc}", 2)
     fail(f"--attr: unknown type {kind!r} (keyword, keyword_list, int, float, bool, datetime)", 2)
     raise AssertionError("unreachable")
 

@@ -219,7 +219,9 @@ def list_runs(
         return
     columns = ["workflow_id", "run_id", "type", "status", "started", "closed"]
     if any(r["search_attributes"] for r in data["runs"]):
-        columns.append("search_attributes")
+        columns.append("attributes")
+        for r in data["runs"]:
+            r["attributes"] = " ".join(f"{k}={v}" for k, v in r["search_attributes"].items())
     emit(data["runs"], as_json=False, columns=columns)
     if data["next_cursor"]:
         typer.echo(f"more: --cursor {data['next_cursor']}")
