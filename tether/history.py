@@ -1,10 +1,10 @@
 """Event history: the append-only record of a run, and the only truth about it.
 
 Events are written in two ways. *Command events* are written by a workflow task and
-record what the workflow code asked for (schedule an activity, start a timer, finish).
-*Input events* record what happened to the run from outside its code (it started, an
-activity finished, a timer fired, a signal arrived, cancellation was requested, it was
-terminated, a child run closed). A workflow task that starts child runs, or that
+record what the workflow code asked for (schedule an activity, start a timer, upsert
+search attributes, finish). *Input events* record what happened to the run from
+outside its code (it started, an activity finished, a timer fired, a signal arrived,
+cancellation was requested, it was terminated, a child run closed). A workflow task that starts child runs, or that
 continues the run as a new one, creates those runs in the transaction of its events.
 Replay feeds input events to the code in order and checks each command the code
 issues against the command events.

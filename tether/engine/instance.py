@@ -21,6 +21,10 @@ Continuing as new is a closing command: the code raises :class:`ContinueAsNewReq
 and the run closes with ``WorkflowContinuedAsNew {args, signals}``, ``signals`` being
 those buffered and never taken, which the new run receives first.
 
+Search attribute upserts are commands too (``SearchAttributesUpserted {step}``, applied
+to the store's index with the commit); the run's current attributes are rebuilt from
+``WorkflowStarted`` and the code's upserts, and continue-as-new passes them on.
+
 Queries are answered by :meth:`WorkflowInstance.query` on an instance rebuilt from
 history; a query handler runs outside the loop and may not issue commands.
 """
