@@ -37,6 +37,7 @@ from .errors import (
 )
 from .history import Event, EventType
 from .policy import Priority, Retry
+from .search_attributes import Range
 from .store import RunRecord, RunStatus, Store, open_store
 from .worker import ActivityInfo, Worker, heartbeat
 from .worker import info as activity_info
@@ -63,6 +64,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "Priority",
+    "Range",
     "Retry",
     "RunInfo",
     "RunRecord",

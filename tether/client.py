@@ -10,8 +10,9 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar, get_args, overload
 
 from .codec import Codec
@@ -29,9 +30,11 @@ from .errors import (
 )
 from .history import Event
 from .policy import Priority
+from .search_attributes import encode
 from .store import (
     LimitState,
     NewRun,
+    RunFilter,
     RunPage,
     RunRecord,
     RunStatus,
@@ -42,6 +45,7 @@ from .store import (
     plan_reset,
     reset_point,
 )
+from .store.visibility import attribute_filter
 from .tenancy import Namespaces
 
 __all__ = ["Client", "WorkflowHandle"]
@@ -256,6 +260,19 @@ def _update_id(update_id: Any) -> str:
     return update_id
 
 
+def _seconds(value: float | datetime | None, what: str) -> float | None:
+    """Unix seconds of a time bound (a number, or an aware datetime)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InvalidArgument(f"{what} must be a timezone-aware datetime, got {value!r}")
+        return value.timestamp()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise InvalidArgument(f"{what} must be Unix seconds or a datetime, got {value!r}")
+
+
 def _run_info(run: RunRecord) -> RunInfo:
     return RunInfo(run.namespace, run.workflow_id, run.run_id, run.workflow_type, run.task_queue)
 
@@ -289,6 +306,7 @@ class Client:
         id_reuse: IdReuse = ...,
         id_conflict: IdConflict = ...,
         priority: Priority | None = ...,
+        search_attributes: Mapping[str, Any] | None = ...,
     ) -> WorkflowHandle[Any]: ...
 
     @overload
@@ -302,6 +320,7 @@ class Client:
         id_reuse: IdReuse = ...,
         id_conflict: IdConflict = ...,
         priority: Priority | None = ...,
+        search_attributes: Mapping[str, Any] | None = ...,
     ) -> WorkflowHandle[Any]: ...
 
     async def start(
@@ -314,10 +333,13 @@ class Client:
         id_reuse: IdReuse = "allow",
         id_conflict: IdConflict = "fail",
         priority: Priority | None = None,
+        search_attributes: Mapping[str, Any] | None = None,
     ) -> WorkflowHandle[Any]:
         """Start a run of ``workflow`` (a decorated function or a type name).
 
         Arguments are checked against the workflow's signature when it is known here.
+        ``search_attributes`` (name to ``str``, ``list[str]``, ``int``, ``float``,
+        ``bool`` or aware ``datetime``) are what :meth:`list` can filter the run by.
         An open run already holding the id raises ``WorkflowAlreadyStarted``, or with
         ``id_conflict="use_existing"`` returns a handle on that run. A closed run's id
         may be used again (``id_reuse="allow"``), only if that run did not complete
@@ -329,7 +351,7 @@ class Client:
                 f"id_reuse must be one of {sorted(_ID_REUSE)} and id_conflict one of"
                 f" {sorted(_ID_CONFLICT)}, got {id_reuse!r} and {id_conflict!r}"
             )
-        run = self._new_run(workflow, args, id, task_queue, namespace, priority)
+        run = self._new_run(workflow, args, id, task_queue, namespace, priority, search_attributes)
         if id is not None and id_reuse != "allow":
             await self._check_reuse(run.namespace, run.workflow_id, id_reuse)
         await self.namespaces.admit(run)
@@ -367,15 +389,16 @@ class Client:
         task_queue: str | None = None,
         namespace: str | None = None,
         priority: Priority | None = None,
+        search_attributes: Mapping[str, Any] | None = None,
     ) -> WorkflowHandle[Any]:
         """Send ``signal`` to the open run of ``id``, starting a run of ``workflow``
-        with ``args`` first if no run of that id is open: one atomic store operation,
-        so concurrent callers start one run and every signal reaches it. Returns a
-        handle on the run signalled."""
+        with ``args`` (and ``search_attributes``) first if no run of that id is open:
+        one atomic store operation, so concurrent callers start one run and every
+        signal reaches it. Returns a handle on the run signalled."""
         if not isinstance(id, str) or not id:
             raise InvalidArgument(f"signal_with_start needs a workflow id, got {id!r}")
         _check_name(signal, "signal")
-        run = self._new_run(workflow, args, id, task_queue, namespace, priority)
+        run = self._new_run(workflow, args, id, task_queue, namespace, priority, search_attributes)
         what = f"payload of signal {signal!r}"
         plain = self.codec.plain(payload, what=what)
         await self.namespaces.check_payload(run.namespace, plain, what)
@@ -484,6 +507,7 @@ class Client:
         task_queue: str | None,
         namespace: str | None,
         priority: Priority | None = None,
+        search_attributes: Mapping[str, Any] | None = None,
     ) -> NewRun:
         name, definition = workflow_name(workflow)
         definition = definition or self.registry.workflows.get(name)
@@ -497,7 +521,7 @@ class Client:
         if id is not None and (not isinstance(id, str) or not id):
             raise InvalidArgument(f"a workflow id must be a non-empty string, got {id!r}")
         workflow_id = id or new_id()
-        started = {
+        started: dict[str, Any] = {
             "workflow_type": name,
             "workflow_id": workflow_id,
             "task_queue": queue,
@@ -511,6 +535,9 @@ class Client:
                 )
             if (fairness := priority.to_attrs()) is not None:
                 started["fairness"] = fairness
+        if search_attributes is not None:
+            # The store indexes them from the WorkflowStarted event, atomically.
+            started["search_attributes"] = encode(search_attributes)
         return NewRun(
             namespace=namespace,
             workflow_id=workflow_id,
@@ -529,10 +556,17 @@ class Client:
         namespace: str | None = None,
         timeout: float | None = None,
         priority: Priority | None = None,
+        search_attributes: Mapping[str, Any] | None = None,
     ) -> Any:
         """Start a run and wait for its result."""
         handle = await self.start(
-            workflow, *args, id=id, task_queue=task_queue, namespace=namespace, priority=priority
+            workflow,
+            *args,
+            id=id,
+            task_queue=task_queue,
+            namespace=namespace,
+            priority=priority,
+            search_attributes=search_attributes,
         )
         return await handle.result(timeout)
 
@@ -548,24 +582,55 @@ class Client:
         namespace: str | None = None,
         status: RunStatus | str | None = None,
         workflow_type: str | None = None,
+        started_after: float | datetime | None = None,
+        started_before: float | datetime | None = None,
+        closed_after: float | datetime | None = None,
+        closed_before: float | datetime | None = None,
+        search_attributes: Mapping[str, Any] | None = None,
         limit: int = 100,
         cursor: str | None = None,
     ) -> RunPage:
-        """Runs of a namespace, newest first, a page at a time."""
+        """Runs of a namespace, newest first (by start time, then run id), a page at a
+        time: pass ``next_cursor`` (an opaque page token) back as ``cursor``.
+
+        Filters combine with AND: ``status``, ``workflow_type``, start and close time
+        (``*_after`` inclusive, ``*_before`` exclusive; Unix seconds or aware
+        datetimes), and ``search_attributes``: ``{"customer": "acme"}`` matches by
+        equality (a keyword list by containing it), ``{"priority": tether.Range(2, 5)}``
+        an int, float or datetime range (inclusive). See ``docs/visibility.md``.
+        """
         if status is not None:
             try:
                 status = RunStatus(status)
             except ValueError:
                 choices = ", ".join(s.value for s in RunStatus)
                 raise InvalidArgument(f"unknown status {status!r} (one of {choices})") from None
-        if not 1 <= limit <= 10_000:
-            raise InvalidArgument(f"limit must be between 1 and 10000, got {limit}")
+        if workflow_type is not None and (not isinstance(workflow_type, str) or not workflow_type):
+            raise InvalidArgument(
+                f"workflow_type must be a non-empty string, got {workflow_type!r}"
+            )
+        if not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise InvalidArgument(f"limit must be between 1 and 10000, got {limit!r}")
+        if cursor is not None and not isinstance(cursor, str):
+            raise InvalidArgument(f"cursor must be a page token (a string), got {cursor!r}")
+        if search_attributes is not None and not isinstance(search_attributes, Mapping):
+            raise InvalidArgument(
+                f"search_attributes must map names to values, got {search_attributes!r}"
+            )
+        where = RunFilter(
+            started_after=_seconds(started_after, "started_after"),
+            started_before=_seconds(started_before, "started_before"),
+            closed_after=_seconds(closed_after, "closed_after"),
+            closed_before=_seconds(closed_before, "closed_before"),
+            attributes=tuple(attribute_filter(k, v) for k, v in (search_attributes or {}).items()),
+        )
         return await self.store.list_runs(
             namespace or self.namespace,
             status=status,
             workflow_type=workflow_type,
             limit=limit,
             cursor=cursor,
+            where=where,
         )
 
     @property

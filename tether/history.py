@@ -1,12 +1,12 @@
 """Event history: the append-only record of a run, and the only truth about it.
 
 Events are written in two ways. *Command events* are written by a workflow task and
-record what the workflow code asked for (schedule an activity, start a timer, finish).
-*Input events* record what happened to the run from outside its code (it started, an
-activity finished, a timer fired, a signal arrived, cancellation was requested, it was
-terminated, a child run closed, an update was accepted, it was made by a reset). A
-workflow task that starts child runs, or that continues the run as a new one, creates
-those runs in the transaction of its events.
+record what the workflow code asked for (schedule an activity, start a timer, upsert
+search attributes, finish). *Input events* record what happened to the run from
+outside its code (it started, an activity finished, a timer fired, a signal arrived,
+cancellation was requested, it was terminated, a child run closed, an update was
+accepted, it was made by a reset). A workflow task that starts child runs, or that
+continues the run as a new one, creates those runs in the transaction of its events.
 Replay feeds input events to the code in order and checks each command the code
 issues against the command events.
 """
@@ -47,6 +47,7 @@ class EventType(StrEnum):
     # The run was made by a reset: its events before this one are a copy of another
     # run's history up to a point (see ``tether.store.reset``).
     WORKFLOW_RESET = "WorkflowReset"
+    SEARCH_ATTRIBUTES_UPSERTED = "SearchAttributesUpserted"
 
 
 COMMAND_EVENTS = frozenset(
@@ -61,6 +62,7 @@ COMMAND_EVENTS = frozenset(
         EventType.WORKFLOW_CONTINUED_AS_NEW,
         EventType.CHILD_WORKFLOW_STARTED,
         EventType.UPDATE_COMPLETED,
+        EventType.SEARCH_ATTRIBUTES_UPSERTED,
     }
 )
 
@@ -142,4 +144,10 @@ def describe_event(event: Event) -> str:
             else:
                 outcome = f"-> {_short(a.get('result'))}"
             return f"step {a['step']}: {a['name']} id {a['update_id']} {outcome}"
+        case EventType.SEARCH_ATTRIBUTES_UPSERTED:
+            changes = {
+                k: v["values"] if v is not None else None
+                for k, v in a.get("search_attributes", {}).items()
+            }
+            return f"step {a['step']}: {_short(changes)}"
     return _short(a)

@@ -3,6 +3,7 @@ reset and end them."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, cast
 
 import typer
@@ -12,6 +13,7 @@ from ..client import IdConflict, IdReuse, new_id
 from ..history import describe_event
 from ..policy import Priority
 from ..store import RunRecord
+from .attrs import parse_attrs, parse_filters, parse_time
 from .common import AppOpt, DbOpt, JsonOpt, NsOpt, make_app, parse_json_args, run
 from .output import emit, fail, when
 
@@ -21,6 +23,14 @@ cli = typer.Typer(
 )
 
 RunIdOpt = Annotated[str | None, typer.Option("--run-id", help="A specific run (default: newest).")]
+AttrOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--attr",
+        help="A search attribute NAME=VALUE (VALUE as JSON, else a string) or"
+        " NAME:TYPE=VALUE; repeatable. See docs/visibility.md.",
+    ),
+]
 
 
 def _run_dict(run: RunRecord) -> dict[str, Any]:
@@ -37,6 +47,10 @@ def _run_dict(run: RunRecord) -> dict[str, Any]:
         "result": run.result,
         "failure": run.failure,
         "stuck": run.stuck,
+        "search_attributes": {
+            k: v.isoformat() if isinstance(v, datetime) else v
+            for k, v in run.search_attributes.items()
+        },
     }
 
 
@@ -74,6 +88,7 @@ def start(
         typer.Option(help="Share capacity fairly between keys (an end customer, say)."),
     ] = None,
     fairness_weight: Annotated[float, typer.Option(help="This key's share.")] = 1.0,
+    attr: AttrOpt = None,
     namespace: NsOpt = "default",
     db: DbOpt = None,
     app_spec: AppOpt = None,
@@ -81,6 +96,7 @@ def start(
 ) -> None:
     """Start a run of WORKFLOW_TYPE (with --signal: signal-with-start)."""
     args = parse_json_args(arg or [])
+    attributes = parse_attrs(attr or [])
     if signal is not None and not workflow_id:
         fail("--signal needs --id: the workflow id to signal or start", 2)
     payload = parse_json_args([signal_arg])[0] if signal_arg is not None else None
@@ -91,13 +107,14 @@ def start(
             assert workflow_id is not None
             handle = await app.client.signal_with_start(
                 workflow_type, *args, id=workflow_id, signal=signal, payload=payload,
-                task_queue=task_queue, priority=place,
+                task_queue=task_queue, priority=place, search_attributes=attributes,
             )  # fmt: skip
         else:
             handle = await app.client.start(
                 workflow_type, *args, id=workflow_id, task_queue=task_queue, priority=place,
                 # Checked by Client.start, which names the allowed values.
                 id_reuse=cast(IdReuse, id_reuse), id_conflict=cast(IdConflict, id_conflict),
+                search_attributes=attributes,
             )  # fmt: skip
         out: dict[str, Any] = {"workflow_id": handle.workflow_id, "run_id": handle.run_id}
         if wait:
@@ -163,22 +180,49 @@ def history(
     emit(run(make_app(db, namespace), body), as_json=as_json, title=None)
 
 
+TimeOpt = Annotated[str | None, typer.Option(help="Unix seconds or ISO 8601 with a zone.")]
+
+
 @cli.command("list")
 def list_runs(
     status: Annotated[str | None, typer.Option(help="running, completed, failed...")] = None,
     workflow_type: Annotated[str | None, typer.Option("--type", help="Workflow type.")] = None,
+    started_after: TimeOpt = None,
+    started_before: TimeOpt = None,
+    closed_after: TimeOpt = None,
+    closed_before: TimeOpt = None,
+    attr: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--attr",
+            help="Filter by a search attribute: NAME=VALUE, or NAME=LOW..HIGH for a range"
+            " (NAME:TYPE=... to say the type); repeatable, combined with AND.",
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(help="Runs per page.")] = 50,
-    cursor: Annotated[str | None, typer.Option(help="From a previous page's cursor.")] = None,
+    cursor: Annotated[str | None, typer.Option(help="A previous page's page token.")] = None,
     namespace: NsOpt = "default",
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List runs of a namespace, newest first."""
+    """List runs of a namespace, newest first, filtered by type, status, start and
+    close time, and search attributes."""
+    filters = parse_filters(attr or [])
+    after, before = (
+        parse_time(started_after, "--started-after"),
+        parse_time(started_before, "--started-before"),
+    )
+    closed_from, closed_to = (
+        parse_time(closed_after, "--closed-after"),
+        parse_time(closed_before, "--closed-before"),
+    )
 
     async def body(app: App) -> dict[str, Any]:
         page = await app.client.list(
-            status=status, workflow_type=workflow_type, limit=limit, cursor=cursor
-        )
+            status=status, workflow_type=workflow_type, search_attributes=filters,
+            limit=limit, cursor=cursor, started_after=after, started_before=before,
+            closed_after=closed_from, closed_before=closed_to,
+        )  # fmt: skip
         return {"runs": [_run_dict(r) for r in page.runs], "next_cursor": page.next_cursor}
 
     data = run(make_app(db, namespace), body)
@@ -186,6 +230,10 @@ def list_runs(
         emit(data, as_json=True)
         return
     columns = ["workflow_id", "run_id", "type", "status", "started", "closed"]
+    if any(r["search_attributes"] for r in data["runs"]):
+        columns.append("attributes")
+        for r in data["runs"]:
+            r["attributes"] = " ".join(f"{k}={v}" for k, v in r["search_attributes"].items())
     emit(data["runs"], as_json=False, columns=columns)
     if data["next_cursor"]:
         typer.echo(f"more: --cursor {data['next_cursor']}")

@@ -9,11 +9,12 @@ outcome to the parent when the child closes. Continue-as-new ends the run by rai
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
 from ..definitions import WorkflowDefinition, workflow_name
 from ..errors import InvalidArgument
+from ..search_attributes import encode
 from .instance import ContinueAsNewRequested
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ def start_child(
     id: str | None,
     task_queue: str | None,
     parent_close_policy: str,
+    search_attributes: Mapping[str, Any] | None = None,
 ) -> ChildHandle[Any]:
     name, definition = workflow_name(workflow)
     if parent_close_policy not in CLOSE_POLICIES:
@@ -79,6 +81,8 @@ def start_child(
         "args": plain,
         "parent_close_policy": parent_close_policy,
     }
+    if search_attributes:
+        attrs["search_attributes"] = encode(search_attributes)
     # A child runs in its parent's namespace, under the limits its parent started with.
     instance.inherit(attrs)
     convert = _converter(definition)

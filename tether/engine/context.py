@@ -11,7 +11,7 @@ import asyncio
 import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 
@@ -21,6 +21,7 @@ from ..chat import ChatResult, Message, Tool, ToolCall
 from ..definitions import activity_name
 from ..errors import InvalidArgument
 from ..policy import ActivityOptions, Retry, seconds
+from ..search_attributes import decode, encode
 from .children import ChildHandle, continue_as_new, start_child
 from .llm_step import run_tool, schedule_llm
 
@@ -323,6 +324,25 @@ class Context:
         (:class:`tether.UpdateFailed`)."""
         return self._instance.updates.in_flight
 
+    # -- search attributes --------------------------------------------------------------
+
+    @property
+    def search_attributes(self) -> dict[str, Any]:
+        """This run's search attributes now: those it started with, updated by upserts."""
+        return decode(self._instance.search_attributes)
+
+    def upsert_search_attributes(self, attributes: Mapping[str, Any]) -> None:
+        """Set (or with ``None``, remove) search attributes of this run, to list and
+        filter runs by (see ``docs/visibility.md``).
+
+        Recorded as a step in history and applied to the store's index in the same
+        transaction, so a crash neither loses nor repeats it. A value of an unsupported
+        type, or of another type than the attribute has in this run, raises
+        :class:`tether.InvalidArgument` here.
+        """
+        self._instance.refuse_in_query("upsert search attributes")
+        self._instance.upsert_search_attributes(encode(attributes, removals=True))
+
     # -- child runs and continue-as-new (children.py) ------------------------------------
 
     def start_child(
@@ -332,12 +352,14 @@ class Context:
         id: str | None = None,
         task_queue: str | None = None,
         parent_close_policy: str = "terminate",
+        search_attributes: Mapping[str, Any] | None = None,
     ) -> ChildHandle[Any]:
         """Start a child run of ``workflow`` in this namespace; await the handle later.
 
         ``id`` defaults to one derived from this run and the step. When this run closes
         first, ``parent_close_policy`` applies to the child: ``"terminate"`` (default),
-        ``"cancel"`` (a cancellation request) or ``"abandon"`` (it runs on).
+        ``"cancel"`` (a cancellation request) or ``"abandon"`` (it runs on). A child
+        does not inherit this run's search attributes; give it its own.
         """
         return start_child(
             self._instance,
@@ -346,6 +368,7 @@ class Context:
             id=id,
             task_queue=task_queue,
             parent_close_policy=parent_close_policy,
+            search_attributes=search_attributes,
         )
 
     async def child(
@@ -355,11 +378,17 @@ class Context:
         id: str | None = None,
         task_queue: str | None = None,
         parent_close_policy: str = "terminate",
+        search_attributes: Mapping[str, Any] | None = None,
     ) -> Any:
         """Run a child workflow and return its result; a failed, cancelled or terminated
         child raises :class:`tether.ChildWorkflowError` with the cause chained."""
         handle = self.start_child(
-            workflow, *args, id=id, task_queue=task_queue, parent_close_policy=parent_close_policy
+            workflow,
+            *args,
+            id=id,
+            task_queue=task_queue,
+            parent_close_policy=parent_close_policy,
+            search_attributes=search_attributes,
         )
         return await handle
 

@@ -21,6 +21,10 @@ Continuing as new is a closing command: the code raises :class:`ContinueAsNewReq
 and the run closes with ``WorkflowContinuedAsNew {args, signals}``, ``signals`` being
 those buffered and never taken, which the new run receives first.
 
+Search attribute upserts are commands too (``SearchAttributesUpserted {step}``, applied
+to the store's index with the commit); the run's current attributes are rebuilt from
+``WorkflowStarted`` and the code's upserts, and continue-as-new passes them on.
+
 Queries are answered by :meth:`WorkflowInstance.query` on an instance rebuilt from
 history; a query handler runs outside the loop and may not issue commands. Updates
 (``updates.py``) are validated the same way, read-only, and once accepted run their
@@ -49,6 +53,7 @@ from ..errors import (
     failure_to_dict,
 )
 from ..history import Event, EventType
+from ..search_attributes import Encoded, check_type_change, merge
 from .loop import DeterministicLoop, DurableTimerHandle
 
 __all__ = [
@@ -184,6 +189,9 @@ class WorkflowInstance:
         # time the old run recorded them at.
         self._reset_clock: dict[int, tuple[int, int, float]] = {}
         self._last_command = 0
+        # The run's search attributes (encoded): those it started with, then each
+        # upsert as the code issues it, so replay rebuilds them from code and history.
+        self.search_attributes: dict[str, Encoded] = {}
 
     # -- activation ---------------------------------------------------------------
 
@@ -302,6 +310,8 @@ class WorkflowInstance:
         self._seed = attrs["seed"]
         self.limits = attrs.get("limits") or {}
         self.fairness = attrs.get("fairness")
+        started = attrs.get("search_attributes") or {}
+        self.search_attributes = {k: v for k, v in started.items() if v is not None}
         try:
             args = self.definition.signature.check_args(attrs.get("args", []))
         except InvalidArgument as exc:
@@ -350,6 +360,9 @@ class WorkflowInstance:
             "signals": [[name, payload] for _, name, payload in buffered],
         }
         self.inherit(attrs)
+        if self.search_attributes:
+            # As in Temporal, the new run starts with this run's attributes.
+            attrs["search_attributes"] = dict(self.search_attributes)
         self._close(EventType.WORKFLOW_CONTINUED_AS_NEW, attrs)
 
     def inherit(self, attrs: dict[str, Any]) -> None:
@@ -475,6 +488,17 @@ class WorkflowInstance:
             value = self.codec.plain(compute(), what=f"value of marker {name!r}")
         self._command(EventType.MARKER_RECORDED, {"step": step, "name": name, "value": value})
         return value
+
+    def upsert_search_attributes(self, update: dict[str, Encoded | None]) -> None:
+        """Issue ``SearchAttributesUpserted``; the store applies it to the run's
+        visibility rows in the transaction that records it."""
+        check_type_change(self.search_attributes, update)
+        merged = merge(self.search_attributes, update)
+        step = self.next_step()
+        self._command(
+            EventType.SEARCH_ATTRIBUTES_UPSERTED, {"step": step, "search_attributes": update}
+        )
+        self.search_attributes = merged
 
     # TimerSink: the loop reports asyncio timers here.
     def start_timer(self, delay: float, handle: DurableTimerHandle) -> None:

@@ -31,12 +31,14 @@ from .protocol import (
 from .reset import NAMED_POINTS, ResetRun, plan_reset, reset_point
 from .updates import UpdateOutcome, UpdateRecord, UpdateStatus
 from .usage import USAGE_GROUPS, UsageRecord, UsageRow
+from .visibility import AttributeFilter, RunFilter
 
 __all__ = [
     "NAMED_POINTS",
     "USAGE_GROUPS",
     "ActivityOutcome",
     "ActivityTask",
+    "AttributeFilter",
     "ClaimLimit",
     "CommitResult",
     "ContinueAsNew",
@@ -49,6 +51,7 @@ __all__ = [
     "QueueBacklog",
     "ResetRun",
     "RunClose",
+    "RunFilter",
     "RunPage",
     "RunRecord",
     "RunStatus",

@@ -21,6 +21,7 @@ from ..history import Event, EventType
 from .llm_limits import Admission, CallStart, LimitState
 from .updates import UpdateOutcome, UpdateRecord
 from .usage import UsageRecord, UsageRow
+from .visibility import RunFilter
 
 if TYPE_CHECKING:
     from .reset import ResetRun
@@ -82,11 +83,14 @@ class RunRecord:
     history_length: int
     # Why the run's workflow task could not finish (non-determinism, a crash), if so.
     stuck: str | None = None
+    # Filled by get_run and list_runs (other operations leave it empty).
+    search_attributes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class RunPage:
     runs: list[RunRecord]
+    # An opaque page token: pass it back as ``cursor`` for the next page.
     next_cursor: str | None
 
 
@@ -372,7 +376,11 @@ class Store(Protocol):
         workflow_type: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
-    ) -> RunPage: ...
+        where: RunFilter | None = None,
+    ) -> RunPage:
+        """A page of the namespace's runs, newest first (``created_at``, then
+        ``run_id``, descending), with their search attributes; ``cursor`` is the
+        previous page's ``next_cursor``. See ``store/visibility.py`` for the indexes."""
 
     async def read_history(
         self, namespace: str, run_id: str, after_seq: int = 0

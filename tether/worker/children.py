@@ -17,14 +17,14 @@ __all__ = ["continued_run", "new_child"]
 
 def _new_run(namespace: str, workflow_id: str, a: dict[str, Any], workflow_type: str) -> NewRun:
     run_id = uuid.uuid4().hex
-    started = {
+    started: dict[str, Any] = {
         "workflow_type": workflow_type,
         "workflow_id": workflow_id,
         "task_queue": a["task_queue"],
         "args": a["args"],
         "seed": random.getrandbits(63),
     }
-    for inherited in ("limits", "fairness"):
+    for inherited in ("limits", "fairness", "search_attributes"):
         if a.get(inherited):
             started[inherited] = a[inherited]
     return NewRun(

@@ -28,12 +28,12 @@ __all__ = [
     "REQUEST_CANCEL",
     "RETRY_ACTIVITY",
     "RUN_COLUMNS",
+    "SEARCH_ATTRIBUTES",
     "SIGNAL_RUN",
     "SIGNAL_WITH_START",
     "START_LINKED_RUNS",
     "START_RUN",
     "TERMINATE_RUN",
-    "list_runs",
 ]
 
 LEASE_LOST = "TT001"
@@ -85,25 +85,12 @@ ORDER BY r.created_at DESC LIMIT 1
 """
 
 
-def list_runs(*, status: bool, workflow_type: bool, cursor: bool) -> str:
-    """The query for a page of runs with the given filters (parameters in this order:
-    namespace, status, workflow_type, cursor time, cursor run id, limit)."""
-    where = ["r.namespace = $1"]
-    n = 1
-    if status:
-        n += 1
-        where.append(f"r.status = ${n}")
-    if workflow_type:
-        n += 1
-        where.append(f"r.workflow_type = ${n}")
-    if cursor:
-        where.append(f"(r.created_at, r.run_id) < (${n + 1}, ${n + 2})")
-        n += 2
-    return (
-        f"SELECT {RUN_COLUMNS} FROM tether.runs r WHERE {' AND '.join(where)}"
-        f" ORDER BY r.created_at DESC, r.run_id DESC LIMIT ${n + 1}"
-    )
-
+# A page of runs is built by store/visibility.py (list_runs_sql); their attributes:
+SEARCH_ATTRIBUTES = """
+SELECT run_id, name, idx, type, str_value, int_value, float_value
+FROM tether.search_attributes WHERE namespace = $1 AND run_id = ANY ($2::text[])
+ORDER BY run_id, name, idx
+"""
 
 READ_HISTORY = """
 SELECT seq, type, ts, attrs FROM tether.events

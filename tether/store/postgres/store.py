@@ -64,6 +64,13 @@ from ..protocol import (
 )
 from ..reset import ResetRun
 from ..usage import UsageRecord, UsageRow
+from ..visibility import (
+    RunFilter,
+    decode_page_token,
+    encode_page_token,
+    list_runs_sql,
+    search_attribute_rows,
+)
 from . import namespaces as nq
 from . import queries as q
 from . import usage
@@ -103,7 +110,16 @@ def _redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _run_record(row: asyncpg.Record) -> RunRecord:
+async def _search_attributes(
+    conn: Conn, namespace: str, run_ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    if not run_ids:
+        return {}
+    rows = await conn.fetch(q.SEARCH_ATTRIBUTES, namespace, run_ids)
+    return search_attribute_rows(tuple(r) for r in rows)
+
+
+def _run_record(row: asyncpg.Record, attrs: dict[str, Any] | None = None) -> RunRecord:
     return RunRecord(
         namespace=row[0],
         workflow_id=row[1],
@@ -117,6 +133,7 @@ def _run_record(row: asyncpg.Record) -> RunRecord:
         failure=_loads(row[9]),
         history_length=row[10],
         stuck=row[11],
+        search_attributes=attrs or {},
     )
 
 
@@ -423,13 +440,20 @@ class PostgresStore(PostgresUpdates):
     async def get_run(
         self, namespace: str, workflow_id: str, run_id: str | None = None
     ) -> RunRecord:
-        if run_id is not None:
-            row = await self._fetchrow(q.GET_RUN, namespace, run_id)
-        else:
-            row = await self._fetchrow(q.GET_RUN_BY_WORKFLOW_ID, namespace, workflow_id)
-        if row is None or (workflow_id and row[1] != workflow_id):
+        async def read(conn: Conn) -> RunRecord | None:
+            if run_id is not None:
+                row = await conn.fetchrow(q.GET_RUN, namespace, run_id)
+            else:
+                row = await conn.fetchrow(q.GET_RUN_BY_WORKFLOW_ID, namespace, workflow_id)
+            if row is None or (workflow_id and row[1] != workflow_id):
+                return None
+            attrs = await _search_attributes(conn, namespace, [row[2]])
+            return _run_record(row, attrs.get(row[2]))
+
+        record = await self._call(read)
+        if record is None:
             raise WorkflowNotFound(namespace=namespace, workflow_id=workflow_id, run_id=run_id)
-        return _run_record(row)
+        return record
 
     async def list_runs(
         self,
@@ -439,26 +463,30 @@ class PostgresStore(PostgresUpdates):
         workflow_type: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        where: RunFilter | None = None,
     ) -> RunPage:
-        params: list[Any] = [namespace]
-        if status is not None:
-            params.append(str(status))
-        if workflow_type is not None:
-            params.append(workflow_type)
-        if cursor:
-            created, _, rid = cursor.partition("/")
-            try:
-                params.extend([float(created), rid])
-            except ValueError:
-                raise InvalidArgument(f"not a run list cursor: {cursor!r}") from None
-        sql = q.list_runs(
-            status=status is not None, workflow_type=workflow_type is not None, cursor=bool(cursor)
+        sql, params = list_runs_sql(
+            schema="tether.",
+            placeholder=lambda n: f"${n}",
+            run_columns=q.RUN_COLUMNS,
+            namespace=namespace,
+            status=None if status is None else str(status),
+            workflow_type=workflow_type,
+            where=where or RunFilter(),
+            cursor=decode_page_token(cursor) if cursor else None,
+            limit=limit + 1,
         )
-        rows = await self._fetch(sql, *params, limit + 1)
-        runs = [_run_record(r) for r in rows[:limit]]
-        more = len(rows) > limit
-        next_cursor = f"{runs[-1].created_at!r}/{runs[-1].run_id}" if more and runs else None
-        return RunPage(runs, next_cursor)
+
+        async def read(conn: Conn) -> RunPage:
+            rows = await conn.fetch(sql, *params)
+            attrs = await _search_attributes(conn, namespace, [r[2] for r in rows[:limit]])
+            runs = [_run_record(r, attrs.get(r[2])) for r in rows[:limit]]
+            last = runs[-1] if runs else None
+            more = len(rows) > limit and last is not None
+            token = encode_page_token(last.created_at, last.run_id) if more and last else None
+            return RunPage(runs, token)
+
+        return await self._call(read)
 
     async def read_history(self, namespace: str, run_id: str, after_seq: int = 0) -> list[Event]:
         rows = await self._fetch(q.READ_HISTORY, namespace, run_id, after_seq)

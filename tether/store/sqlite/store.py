@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from ...errors import IncompatibleStore, InvalidArgument, StoreUnavailable, WorkflowNotFound
+from ...errors import IncompatibleStore, StoreUnavailable, WorkflowNotFound
 from ...history import Event
 from ..llm_limits import Admission, CallStart, LimitState
 from ..protocol import (
@@ -53,6 +53,13 @@ from ..protocol import (
 from ..reset import ResetRun
 from ..updates import UpdateRecord
 from ..usage import UsageRecord, UsageRow
+from ..visibility import (
+    RunFilter,
+    decode_page_token,
+    encode_page_token,
+    list_runs_sql,
+    search_attribute_rows,
+)
 from . import llm_limits as limitops
 from . import namespaces as nsops
 from . import ops, updates, usage
@@ -98,7 +105,22 @@ def _migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def _run_record(row: Sequence[Any]) -> RunRecord:
+def _search_attributes(
+    conn: sqlite3.Connection, namespace: str, run_ids: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    if not run_ids:
+        return {}
+    marks = ",".join("?" * len(run_ids))
+    rows = conn.execute(
+        "SELECT run_id, name, idx, type, str_value, int_value, float_value"
+        f" FROM search_attributes WHERE namespace = ? AND run_id IN ({marks})"
+        " ORDER BY run_id, name, idx",
+        (namespace, *run_ids),
+    )
+    return search_attribute_rows(rows)
+
+
+def _run_record(row: Sequence[Any], attrs: dict[str, Any] | None = None) -> RunRecord:
     return RunRecord(
         namespace=row[0],
         workflow_id=row[1],
@@ -112,6 +134,7 @@ def _run_record(row: Sequence[Any]) -> RunRecord:
         failure=orjson.loads(row[9]) if row[9] is not None else None,
         history_length=row[10],
         stuck=row[11],
+        search_attributes=attrs or {},
     )
 
 
@@ -301,20 +324,24 @@ class SqliteStore:
     ) -> RunRecord:
         def read(conn: sqlite3.Connection) -> Any:
             if run_id is not None:
-                return conn.execute(
+                row = conn.execute(
                     f"SELECT {_RUN_COLUMNS} FROM runs r WHERE r.namespace = ? AND r.run_id = ?",
                     (namespace, run_id),
                 ).fetchone()
-            return conn.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs r WHERE r.namespace = ? AND r.workflow_id = ?"
-                " ORDER BY r.created_at DESC LIMIT 1",
-                (namespace, workflow_id),
-            ).fetchone()
+            else:
+                row = conn.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM runs r WHERE r.namespace = ?"
+                    " AND r.workflow_id = ? ORDER BY r.created_at DESC LIMIT 1",
+                    (namespace, workflow_id),
+                ).fetchone()
+            if row is None:
+                return None, {}
+            return row, _search_attributes(conn, namespace, [row[2]])
 
-        row = await self._read(read)
+        row, attrs = await self._read(read)
         if row is None or (workflow_id and row[1] != workflow_id):
             raise WorkflowNotFound(namespace=namespace, workflow_id=workflow_id, run_id=run_id)
-        return _run_record(row)
+        return _run_record(row, attrs.get(row[2]))
 
     async def list_runs(
         self,
@@ -324,29 +351,29 @@ class SqliteStore:
         workflow_type: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        where: RunFilter | None = None,
     ) -> RunPage:
-        where, params = ["r.namespace = ?"], [namespace]
-        if status is not None:
-            where.append("r.status = ?")
-            params.append(str(status))
-        if workflow_type is not None:
-            where.append("r.workflow_type = ?")
-            params.append(workflow_type)
-        if cursor:
-            created, _, rid = cursor.partition("/")
-            where.append("(r.created_at, r.run_id) < (?, ?)")
-            try:
-                params.extend([float(created), rid])  # type: ignore[list-item]
-            except ValueError:
-                raise InvalidArgument(f"not a run list cursor: {cursor!r}") from None
-        sql = (
-            f"SELECT {_RUN_COLUMNS} FROM runs r WHERE {' AND '.join(where)}"
-            " ORDER BY r.created_at DESC, r.run_id DESC LIMIT ?"
+        sql, params = list_runs_sql(
+            schema="",
+            placeholder=lambda _: "?",
+            run_columns=_RUN_COLUMNS,
+            namespace=namespace,
+            status=None if status is None else str(status),
+            workflow_type=workflow_type,
+            where=where or RunFilter(),
+            cursor=decode_page_token(cursor) if cursor else None,
+            limit=limit + 1,
         )
-        rows = await self._read(lambda c: c.execute(sql, (*params, limit + 1)).fetchall())
-        runs = [_run_record(r) for r in rows[:limit]]
+
+        def read(conn: sqlite3.Connection) -> tuple[list[Any], dict[str, dict[str, Any]]]:
+            rows = conn.execute(sql, params).fetchall()
+            return rows, _search_attributes(conn, namespace, [r[2] for r in rows[:limit]])
+
+        rows, attrs = await self._read(read)
+        runs = [_run_record(r, attrs.get(r[2])) for r in rows[:limit]]
         more = len(rows) > limit
-        next_cursor = f"{runs[-1].created_at!r}/{runs[-1].run_id}" if more and runs else None
+        last = runs[-1] if runs else None
+        next_cursor = encode_page_token(last.created_at, last.run_id) if more and last else None
         return RunPage(runs, next_cursor)
 
     async def read_history(self, namespace: str, run_id: str, after_seq: int = 0) -> list[Event]:
