@@ -148,7 +148,7 @@ async def test_list_runs_pagination(store: Store) -> None:
 
 async def test_list_runs_refuses_a_malformed_cursor(store: Store) -> None:
     await start(store, "wf")
-    with pytest.raises(InvalidArgument, match="not a run list cursor"):
+    with pytest.raises(InvalidArgument, match="not a page token of a run list"):
         await store.list_runs(NS, cursor="garbage")
 
 
