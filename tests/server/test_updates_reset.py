@@ -68,3 +68,31 @@ async def test_reset_over_http(make_app: AppFactory) -> None:
         assert len(new_events) > len(events)
         bad = await http.post(f"{RUNS}/g/reset", json={"to": 10_000})
         assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_argument"
+
+
+async def test_priority_search_attributes_and_list_filters(make_app: AppFactory) -> None:
+    async with serving(build_app(make_app)) as http:
+        for i, customer in enumerate(["acme", "acme", "globex"]):
+            body = {
+                "type": "greet", "args": [f"n{i}"], "id": f"s{i}",
+                "priority": {"level": 1, "fairness_key": customer},
+                "search_attributes": {"customer": customer, "amount": 10 * (i + 1)},
+            }  # fmt: skip
+            await _ok(await http.post(RUNS, json=body), 201)
+            await _ok(await http.get(f"{RUNS}/s{i}/result", params={"wait": 30}))
+        acme = await _ok(await http.get(RUNS, params={"search_attributes": '{"customer": "acme"}'}))
+        assert sorted(r["workflow_id"] for r in acme["runs"]) == ["s0", "s1"]
+        assert acme["runs"][0]["search_attributes"]["customer"] == "acme"
+        big = await _ok(
+            await http.get(RUNS, params={"search_attributes": '{"amount": {"min": 20}}'})
+        )
+        assert sorted(r["workflow_id"] for r in big["runs"]) == ["s1", "s2"]
+        later = await _ok(await http.get(RUNS, params={"started_after": 4e9}))
+        assert later["runs"] == []
+        events = (await _ok(await http.get(f"{RUNS}/s2/history")))["events"]
+        assert events[0]["attrs"]["fairness"] == {"priority": 1, "key": "globex", "weight": 1.0}
+        for bad in ['{"amount": {"low": 1}}', "[1]", "{nope"]:
+            refused = await http.get(RUNS, params={"search_attributes": bad})
+            assert refused.status_code == 400, bad
+        wrong = await http.post(RUNS, json={"type": "greet", "priority": {"level": 12}})
+        assert wrong.status_code == 400 and "0 to 9" in wrong.text

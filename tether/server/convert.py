@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from ..store import RunRecord
 from ..tenancy import NamespaceInfo
 
@@ -24,6 +26,8 @@ def run_dict(run: RunRecord) -> dict[str, Any]:
         "result": run.result,
         "failure": run.failure,
         "stuck": run.stuck,
+        # Datetimes as ISO 8601 strings: JSON has no time type.
+        "search_attributes": orjson.loads(orjson.dumps(run.search_attributes)),
     }
 
 
