@@ -23,6 +23,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 from ..errors import TetherError
@@ -30,9 +31,21 @@ from ..policy import Retry
 from ..store import ActivityTask, ClaimLimit, Store, WorkflowTask
 from .settings import NamespaceSettings, parse_settings
 
-__all__ = ["Scheduler"]
+__all__ = ["NO_POLICIES", "NamespacePolicies", "Scheduler"]
 
 log = logging.getLogger("tether.tenancy")
+
+
+@dataclass(frozen=True, slots=True)
+class NamespacePolicies:
+    """What a namespace's settings say about one activity attempt: the retry policy of
+    activities that set none, and the largest result."""
+
+    retry: Retry
+    max_payload: int | None = None
+
+
+NO_POLICIES = NamespacePolicies(Retry())
 
 Kind = Literal["workflow", "activity"]
 
@@ -63,6 +76,7 @@ class Scheduler:
         self.settings: dict[str, NamespaceSettings] = {}
         self._loaded_at = -math.inf
         self._deficit: dict[tuple[Kind, str], float] = {}
+        self._policies: dict[str, tuple[NamespaceSettings, NamespacePolicies]] = {}
 
     # -- settings ---------------------------------------------------------------------
 
@@ -92,15 +106,17 @@ class Scheduler:
             return NamespaceSettings()  # not read yet: serve with defaults
         return self.settings.get(namespace)
 
-    def default_retry(self, namespace: str) -> Retry:
-        """The retry policy of the namespace's activities that do not set one."""
+    def policies(self, namespace: str) -> NamespacePolicies:
+        """What the namespace's settings say about its activities' attempts."""
         s = self._settings(namespace)
-        return s.default_retry.to_retry() if s is not None and s.default_retry else Retry()
-
-    def max_payload(self, namespace: str) -> int | None:
-        """The namespace's payload limit, if it has one."""
-        s = self._settings(namespace)
-        return None if s is None else s.max_payload
+        if s is None or (s.default_retry is None and s.max_payload is None):
+            return NO_POLICIES
+        cached = self._policies.get(namespace)
+        if cached is None or cached[0] is not s:
+            retry = s.default_retry.to_retry() if s.default_retry else Retry()
+            cached = (s, NamespacePolicies(retry, s.max_payload))
+            self._policies[namespace] = cached
+        return cached[1]
 
     def local_activities(self, namespace: str) -> bool:
         """May this worker lease a run's new activities to itself in the same commit

@@ -24,8 +24,9 @@ from ..errors import (
     failure_to_dict,
 )
 from ..history import EventType
-from ..policy import ActivityOptions, Retry
+from ..policy import ActivityOptions
 from ..store import ActivityOutcome, ActivityTask
+from ..tenancy import NO_POLICIES, NamespacePolicies
 from .activity_context import ActivityInfo, bind
 
 __all__ = ["Attempt", "Verdict", "run_attempt"]
@@ -50,8 +51,8 @@ class Attempt:
     # Set (by the worker, which then cancels the attempt's task) when the run asked its
     # activities to stop: the cancellation becomes a final, non-retryable failure.
     stopping: bool = False
-    # The namespace's payload limit on the result, if it has one.
-    max_payload: int | None = None
+    # The namespace's retry policy for activities without one, and payload limit.
+    namespace: NamespacePolicies = NO_POLICIES
 
 
 def _deadline(task: ActivityTask, options: ActivityOptions) -> float | None:
@@ -73,7 +74,7 @@ def judge(attempt: Attempt, exc: BaseException) -> Verdict:
         # ApplicationError, ModelError and BudgetExceeded say so themselves.
         or (isinstance(exc, Failure) and getattr(exc, "non_retryable", False) is True)
     )
-    retry = options.retry or Retry()
+    retry = options.retry or attempt.namespace.retry
     delay = retry.delay(task.attempt)
     # A failure that knows when to try again (a model provider's 429 with Retry-After)
     # sets that time: still a durable wait that holds no worker slot.
@@ -109,7 +110,12 @@ async def run_attempt(
             # The last attempt's worker died or hung past its lease: that attempt
             # timed out, and it counts against the retry policy like any other.
             verdict = judge(
-                Attempt(_replace_attempt(task, task.attempt - 1), options, attempt.info),
+                Attempt(
+                    _replace_attempt(task, task.attempt - 1),
+                    options,
+                    attempt.info,
+                    namespace=attempt.namespace,
+                ),
                 TimeoutFailure(kind="start_to_close"),
             )
             if verdict.outcome is not None:
@@ -137,7 +143,7 @@ async def run_attempt(
         finally:
             attempt.running = False
         what = f"result of activity {task.name}"
-        plain = codec.plain(result, what=what, limit=attempt.max_payload)
+        plain = codec.plain(result, what=what, limit=attempt.namespace.max_payload)
         return Verdict(ActivityOutcome(EventType.ACTIVITY_COMPLETED, result=plain))
     except asyncio.CancelledError:
         if not attempt.stopping:

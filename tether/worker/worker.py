@@ -21,7 +21,6 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import Any
 
 from ..codec import Codec
@@ -445,8 +444,6 @@ class Worker:
         follow_up: WorkflowTask | None = None
         try:
             options = ActivityOptions.from_dict(task.options)
-            if options.retry is None:
-                options = replace(options, retry=self.scheduler.default_retry(task.namespace))
             info = ActivityInfo(
                 namespace=task.namespace,
                 workflow_id=task.workflow_id,
@@ -457,8 +454,9 @@ class Worker:
                 idempotency_key=f"{task.namespace}/{task.run_id}/{task.step}",
                 heartbeat_details=task.heartbeat_details,
             )
-            limit = self.scheduler.max_payload(task.namespace)
-            attempt = Attempt(task, options, info, max_payload=limit)
+            attempt = Attempt(
+                task, options, info, namespace=self.scheduler.policies(task.namespace)
+            )
             beats = Heartbeats(self.store, task, options.heartbeat or self.activity_lease)
             beats.on_lost = lambda: self._cancel_activity(task.task_id)
             beats.on_cancel = lambda: self._stop_activity(attempt)

@@ -64,5 +64,6 @@ BEGIN
 END $$;
 
 CREATE TRIGGER events_search_attributes AFTER INSERT ON tether.events
-    FOR EACH ROW WHEN (NEW.type IN ('WorkflowStarted', 'SearchAttributesUpserted'))
+    FOR EACH ROW WHEN (NEW.type IN ('WorkflowStarted', 'SearchAttributesUpserted')
+                       AND strpos(NEW.attrs::text, '"search_attributes"') > 0)
     EXECUTE FUNCTION tether.apply_search_attributes();

@@ -116,7 +116,8 @@ BEGIN
 END $$;
 
 CREATE TRIGGER events_record_fairness AFTER INSERT ON tether.events
-    FOR EACH ROW WHEN (NEW.type = 'WorkflowStarted') EXECUTE FUNCTION tether.record_fairness();
+    FOR EACH ROW WHEN (NEW.type = 'WorkflowStarted' AND strpos(NEW.attrs::text, '"fairness"') > 0)
+    EXECUTE FUNCTION tether.record_fairness();
 
 -- Claims take a namespace's tasks by priority, then pass, then age.
 CREATE OR REPLACE FUNCTION tether.claim_lane(

@@ -35,8 +35,11 @@ CREATE INDEX runs_by_type_status ON runs (namespace, workflow_type, status, crea
 -- Every path that appends a WorkflowStarted or SearchAttributesUpserted event (start,
 -- signal-with-start, children, continue-as-new, a workflow task's commit) applies its
 -- search_attributes here, in the same transaction. A name mapped to null is removed.
+-- The instr() test is a byte search: most starts carry no attributes, and parsing
+-- their JSON twice for nothing was a measurable share of a start.
 CREATE TRIGGER events_search_attributes AFTER INSERT ON events
 WHEN NEW.type IN ('WorkflowStarted', 'SearchAttributesUpserted')
+    AND instr(CAST(NEW.attrs AS TEXT), '"search_attributes"') > 0
 BEGIN
     DELETE FROM search_attributes
     WHERE namespace = NEW.namespace AND run_id = NEW.run_id

@@ -42,7 +42,7 @@ CREATE TABLE fair_flows (
 ) WITHOUT ROWID;
 
 CREATE TRIGGER run_fairness_from_start AFTER INSERT ON events
-WHEN NEW.type = 'WorkflowStarted'
+WHEN NEW.type = 'WorkflowStarted' AND instr(CAST(NEW.attrs AS TEXT), '"fairness"') > 0
     AND json_extract(CAST(NEW.attrs AS TEXT), '$.fairness') IS NOT NULL
 BEGIN
     INSERT OR REPLACE INTO run_fairness (namespace, run_id, priority, fairness_key, weight)
