@@ -126,6 +126,7 @@ async def phase(
     fair: bool,
     slots: int,
     concurrency: int,
+    pace: float | None,
 ) -> dict[str, Any]:
     await reset(store)
     app = make_app(store)
@@ -138,6 +139,7 @@ async def phase(
             retention_sweep=None,
             max_workflow_tasks=slots,
             max_activities=slots,
+            pace=pace,
         ):
             await app.client.execute("small", 0, namespace="b")  # warm up
             stop = asyncio.Event()
@@ -166,6 +168,9 @@ async def main() -> None:
     parser.add_argument(
         "--flood-concurrency", type=int, default=500, help="A's starts in flight at once"
     )
+    parser.add_argument(
+        "--pace", type=float, default=None, help="worker pacing target in seconds (off: none)"
+    )
     parser.add_argument("--flood-client", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.flood_client:
@@ -180,6 +185,7 @@ async def main() -> None:
             "interval": args.interval,
             "slots": args.slots,
             "concurrency": args.flood_concurrency,
+            "pace": args.pace,
         }
         alone = await phase(store("alone"), n_flood=args.flood, b_runs=0, fair=True, **common)
         idle = await phase(store("idle"), n_flood=0, b_runs=args.idle_runs, fair=True, **common)

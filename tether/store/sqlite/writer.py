@@ -9,6 +9,12 @@ commit (a group in which an operation failed after writing is run again with a
 savepoint around each). Callers are resolved only after COMMIT returns, so no result
 is visible before it is durable.
 
+A group holds at most ``MAX_GROUP`` operations; more wait for the next turn. SQLite has
+one write lock for every process on the file, and a waiting process only polls for it
+(after 1, 2, 5, 10... ms): a long group would hold the lock, and stall the loop, for
+tens of milliseconds, where short ones let a worker's writes through between a busy
+client's.
+
 Why not a writer thread: with the GIL, a thread buys no parallelism for this work,
 and each hand-off (queue, self-pipe, future) cost more CPU than the SQL it carried.
 Statements here are short (WAL, no fsync at ``synchronous=NORMAL``), so running them
@@ -27,6 +33,8 @@ from ...errors import StoreUnavailable, TetherError
 __all__ = ["Noted", "Writer"]
 
 T = TypeVar("T")
+
+MAX_GROUP = 64
 
 
 class Noted(Generic[T]):
@@ -59,8 +67,11 @@ class Writer:
         return future
 
     def _flush(self) -> None:
-        self._scheduled = False
-        batch, self._pending = self._pending, []
+        batch, self._pending = self._pending[:MAX_GROUP], self._pending[MAX_GROUP:]
+        if self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        else:
+            self._scheduled = False
         outcomes, notes = self._run(batch, isolate=False)
         if outcomes is None:
             # An op failed after writing: run the group again, each op in a savepoint,
