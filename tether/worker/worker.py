@@ -64,7 +64,11 @@ _CLOSE_STATUS = {
 
 
 class Worker:
-    """Serves some task queues of some namespaces from one store."""
+    """Serves some task queues of some namespaces from one store.
+
+    ``pace`` (seconds, ``None`` for off) bounds how late the event loop may run before
+    the worker stops claiming new tasks (see ``pacing.py``).
+    """
 
     def __init__(
         self,
@@ -86,7 +90,7 @@ class Worker:
         retention_sweep: float | None = 60.0,
         continue_as_new_after: int = 10_000,
         tune_gc: bool = True,
-        pace: float | None = None,
+        pace: float | None = 0.01,
     ) -> None:
         self.store = store
         self.registry = registry
