@@ -15,8 +15,10 @@ class Gauge:
     def __init__(self) -> None:
         self.now = 0
         self.peak = 0
+        self.busy = asyncio.Event()
 
     async def hold(self, seconds: float) -> None:
+        self.busy.set()
         self.now += 1
         self.peak = max(self.peak, self.now)
         try:
@@ -104,10 +106,10 @@ async def test_a_flood_does_not_starve_a_neighbour(make_app: AppFactory) -> None
         await app.client.namespaces.create("small")
         flood = [await app.client.start("job", 1, 0.02, namespace="flood") for _ in range(300)]
         async with app.worker(namespaces=["flood", "small"], max_activities=4):
-            await asyncio.sleep(0.2)  # the flood is being worked on
-            began = time.monotonic()
+            await gauge.busy.wait()  # the flood is being worked on
             assert await app.client.execute("job", 1, 0.0, namespace="small", timeout=60) == 1
-            waited = time.monotonic() - began
+            # In FIFO order the small run would come after all 300; fairly, it is done
+            # while most of the flood still waits. (How fast is bench/noisy_neighbour.py's.)
             left = (await app.client.namespaces.describe("flood")).stats.runs["running"]
-            assert waited < 1.0 and left > 100, (waited, left)
+            assert left > 100, left
             assert [await h.result(timeout=120) for h in flood] == [1] * 300
