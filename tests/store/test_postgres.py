@@ -90,7 +90,7 @@ async def test_pool_is_bounded(database: str) -> None:
             )
         finally:
             await admin.close()
-        assert count <= 3  # the pool, plus the LISTEN connection
+        assert count <= 4  # the pool, plus the claims connection and the LISTEN one
         tasks = await store.claim_workflow_tasks("w", [NS], [Q], 100, LEASE)
         assert len(tasks) == 20
     finally:

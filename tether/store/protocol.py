@@ -583,6 +583,11 @@ class Store(Protocol):
     async def get_namespace(self, namespace: str) -> NamespaceRecord:
         """The namespace; raises NamespaceNotFound."""
 
+    def queue_delay(self) -> float:
+        """How long an operation waits, lately, before the store starts it (for
+        example for a pooled connection), in seconds: how loaded the store is from
+        this process. Workers pace their claims by it."""
+
     async def update_namespace(
         self, namespace: str, settings: dict[str, Any] | SettingsChange
     ) -> NamespaceRecord:

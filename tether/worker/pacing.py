@@ -7,7 +7,9 @@ milliseconds and a three-step workflow hundreds. Past the point where the loop i
 busy all the time, more tasks in flight add no throughput, only latency.
 
 So the worker claims new tasks only while its loop keeps up: a probe measures how
-late a short timer fires (the loop's lag); above ``target`` the budget of tasks in
+late a short timer fires (the loop's lag), or how long store operations wait for a
+connection, whichever is longer (on PostgreSQL, a step waits in the connection pool's
+queue the way it waits in the loop's on SQLite); above ``target`` the budget of tasks in
 flight drops to three quarters of what is in flight now, and below it the budget
 grows again by an eighth. Work already claimed always goes on; only new claims wait,
 and the fair scheduler still decides whose task comes next when a place frees.
@@ -28,8 +30,16 @@ class Pacer:
     """The number of tasks a worker may have in flight, kept so that its event loop
     lags at most about ``target`` seconds."""
 
-    def __init__(self, in_flight: Callable[[], int], *, target: float, floor: int = 16) -> None:
+    def __init__(
+        self,
+        in_flight: Callable[[], int],
+        *,
+        target: float,
+        floor: int = 16,
+        queue_delay: Callable[[], float] = lambda: 0.0,
+    ) -> None:
         self._in_flight = in_flight
+        self._queue_delay = queue_delay
         self.target = target
         self.floor = floor
         self.budget = math.inf
@@ -54,4 +64,5 @@ class Pacer:
         while True:
             began = loop.time()
             await asyncio.sleep(PROBE)
-            self.observe(max(loop.time() - began - PROBE, 0.0))
+            late = max(loop.time() - began - PROBE, 0.0)
+            self.observe(max(late, self._queue_delay()))

@@ -129,7 +129,11 @@ class Worker:
         self._gc_before: tuple[int, int, int] | None = None
         # Claims wait while the event loop lags more than ``pace`` seconds.
         self.pacer = (
-            Pacer(lambda: self._workflow_slots + self._activity_slots, target=pace)
+            Pacer(
+                lambda: self._workflow_slots + self._activity_slots,
+                target=pace,
+                queue_delay=store.queue_delay,
+            )
             if pace
             else None
         )

@@ -273,7 +273,7 @@ class PostgresStore(PostgresUpdates):
     """A Tether store in a PostgreSQL database (schema ``tether``).
 
     ``pool_size`` bounds the connections this process opens for operations (plus one
-    for LISTEN); ``poll_interval`` bounds how long a wait relies on notifications
+    for claims and timers, and one for LISTEN); ``poll_interval`` bounds how long a wait relies on notifications
     alone.
     """
 
@@ -295,9 +295,13 @@ class PostgresStore(PostgresUpdates):
         self.command_timeout = command_timeout
         self._where = _redact(url)
         self._pool: asyncpg.Pool | None = None
+        # Claims and timers go through a connection of their own: a worker's decision
+        # of what to run next must not wait in the queue of the work it already runs.
+        self._control: asyncpg.Pool | None = None
         self._listener: Listener | None = None
         self._work_waiters: set[tuple[frozenset[str], frozenset[str], asyncio.Future[None]]] = set()
         self._close_waiters: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
+        self._queued = 0.0
 
     # -- connections --------------------------------------------------------------------
 
@@ -310,13 +314,18 @@ class PostgresStore(PostgresUpdates):
         self,
         op: Callable[[Conn], Awaitable[T]],
         on_error: Callable[[asyncpg.PostgresError], TetherError | None] | None = None,
+        *,
+        control: bool = False,
     ) -> T:
-        pool = self._pool
+        pool = self._control if control else self._pool
         if pool is None:
             raise StoreUnavailable("the store is not open", store=self._where)
         for attempt in range(_RETRIES):
             try:
+                asked = time.monotonic()
                 async with pool.acquire(timeout=self.command_timeout) as conn:
+                    # A moving average of the wait for a connection: the load signal.
+                    self._queued += (time.monotonic() - asked - self._queued) * 0.2
                     return await op(conn)
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
                 if attempt + 1 < _RETRIES:
@@ -331,8 +340,14 @@ class PostgresStore(PostgresUpdates):
                 ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def queue_delay(self) -> float:
+        return self._queued
+
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         return await self._call(lambda c: c.fetch(sql, *args))
+
+    async def _fetch_control(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        return await self._call(lambda c: c.fetch(sql, *args), control=True)
 
     async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         return await self._call(lambda c: c.fetchrow(sql, *args))
@@ -356,6 +371,14 @@ class PostgresStore(PostgresUpdates):
                 command_timeout=self.command_timeout,
                 # Pooled connections keep no session state (no LISTEN, no advisory
                 # locks, no SET): skip asyncpg's reset query, a round trip per release.
+                reset=_no_reset,
+            )
+            self._control = await asyncpg.create_pool(
+                self.url,
+                min_size=1,
+                max_size=1,
+                timeout=self.connect_timeout,
+                command_timeout=self.command_timeout,
                 reset=_no_reset,
             )
             self._listener = Listener(
@@ -383,12 +406,13 @@ class PostgresStore(PostgresUpdates):
         if self._listener is not None:
             await self._listener.stop()
             self._listener = None
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            try:
-                await asyncio.wait_for(pool.close(), 10.0)
-            except (Exception, TimeoutError):
-                pool.terminate()
+        for pool in (self._pool, self._control):
+            if pool is not None:
+                try:
+                    await asyncio.wait_for(pool.close(), 10.0)
+                except (Exception, TimeoutError):
+                    pool.terminate()
+        self._pool = self._control = None
         error = StoreUnavailable("the store was closed", store=self._where)
         for *_, future in self._work_waiters:
             if not future.done():
@@ -608,7 +632,7 @@ class PostgresStore(PostgresUpdates):
     async def claim_workflow_tasks(
         self, owner: str, namespaces: Sequence[str], queues: Sequence[str], limit: int, lease: float
     ) -> list[WorkflowTask]:
-        rows = await self._fetch(
+        rows = await self._fetch_control(
             q.CLAIM_WORKFLOW_TASKS, owner, list(namespaces), list(queues), limit, float(lease)
         )
         return [WorkflowTask(*row) for row in rows]
@@ -654,7 +678,7 @@ class PostgresStore(PostgresUpdates):
     async def claim_activity_tasks(
         self, owner: str, namespaces: Sequence[str], queues: Sequence[str], limit: int, lease: float
     ) -> list[ActivityTask]:
-        rows = await self._fetch(
+        rows = await self._fetch_control(
             q.CLAIM_ACTIVITY_TASKS, owner, list(namespaces), list(queues), limit, float(lease)
         )
         return [
@@ -795,12 +819,15 @@ class PostgresStore(PostgresUpdates):
         self, namespaces: Sequence[str], queues: Sequence[str], limit: int
     ) -> int:
         fired = await self._call(
-            lambda c: c.fetchval(q.FIRE_TIMERS, list(namespaces), list(queues), limit)
+            lambda c: c.fetchval(q.FIRE_TIMERS, list(namespaces), list(queues), limit),
+            control=True,
         )
         return int(fired)
 
     async def next_due(self, namespaces: Sequence[str], queues: Sequence[str]) -> float | None:
-        due = await self._call(lambda c: c.fetchval(q.NEXT_DUE, list(namespaces), list(queues)))
+        due = await self._call(
+            lambda c: c.fetchval(q.NEXT_DUE, list(namespaces), list(queues)), control=True
+        )
         return None if due is None else float(due)
 
     async def wait_for_work(
@@ -932,7 +959,7 @@ class PostgresStore(PostgresUpdates):
         lease: float,
     ) -> list[asyncpg.Record]:
         rated = [(lim.namespace, q_, r) for lim in limits for q_, r in lim.queue_rates.items()]
-        return await self._fetch(
+        return await self._fetch_control(
             nq.CLAIM_FAIR,
             kind,
             owner,
