@@ -204,8 +204,12 @@ class App:
         task_queues: Sequence[str] | None = None,
         **options: Any,
     ) -> Worker:
-        """A worker for this app's registry; start it with ``async with`` or ``run()``."""
-        return Worker(
+        """A worker for this app's registry; start it with ``async with`` or ``run()``.
+
+        While it runs, runs this app's client starts on its namespaces and queues go to
+        it in the start's own write (an eager start), when it has room.
+        """
+        worker = Worker(
             self.store,
             self.registry,
             self.codec,
@@ -213,6 +217,8 @@ class App:
             task_queues=task_queues or self._queues(),
             **options,
         )
+        self.client.local_workers.add(worker)
+        return worker
 
     def _queues(self) -> list[str]:
         queues = {self.task_queue}

@@ -10,10 +10,11 @@ import os
 import random
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar, get_args, overload
+from typing import Any, Generic, Literal, Protocol, TypeVar, get_args, overload
 
 from .codec import Codec
 from .definitions import Registry, workflow_name
@@ -42,15 +43,26 @@ from .store import (
     UpdateRecord,
     UpdateStatus,
     UsageRow,
+    WorkflowTask,
     plan_reset,
     reset_point,
 )
 from .store.visibility import attribute_filter
 from .tenancy import Namespaces
 
-__all__ = ["Client", "WorkflowHandle"]
+__all__ = ["Client", "LocalWorker", "WorkflowHandle"]
 
 T = TypeVar("T")
+
+
+class LocalWorker(Protocol):
+    """A worker in the client's process that can run a run it starts at once."""
+
+    def offer(
+        self, namespace: str, task_queue: str, workflow_type: str
+    ) -> tuple[str, float] | None: ...
+
+    def take(self, task: WorkflowTask) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -294,6 +306,9 @@ class Client:
         self.registry = registry or Registry()
         self.namespace = namespace
         self.task_queue = task_queue
+        # Workers of this process that may take runs this client starts (App.worker
+        # adds its workers); weakly held, so a worker dropped is gone from here too.
+        self.local_workers: weakref.WeakSet[LocalWorker] = weakref.WeakSet()
 
     @overload
     async def start(
@@ -356,13 +371,24 @@ class Client:
             await self._check_reuse(run.namespace, run.workflow_id, id_reuse)
         await self.namespaces.admit(run)
         try:
-            record = await self.store.start_run(run)
+            record = await self._start_run(run)
         except WorkflowAlreadyStarted:
             if id_conflict != "use_existing":
                 raise
             existing = await self.store.get_run(run.namespace, run.workflow_id)
             return WorkflowHandle(self, run.namespace, run.workflow_id, existing.run_id)
         return WorkflowHandle(self, run.namespace, run.workflow_id, record.run_id)
+
+    async def _start_run(self, run: NewRun) -> RunRecord:
+        """Store the run; when a worker of this process can run it now, its first
+        workflow task goes to that worker in the same write (an eager start)."""
+        for worker in list(self.local_workers):
+            lease = worker.offer(run.namespace, run.task_queue, run.workflow_type)
+            if lease is not None:
+                record, task = await self.store.start_run_leased(run, *lease)
+                worker.take(task)
+                return record
+        return await self.store.start_run(run)
 
     async def _check_reuse(self, namespace: str, workflow_id: str, policy: IdReuse) -> None:
         try:

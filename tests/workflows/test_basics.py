@@ -267,3 +267,24 @@ async def test_workflow_id_reuse_and_conflict_policies(make_app: AppFactory) -> 
         assert await retry.result(timeout=30) == "ok"
         with pytest.raises(tether.InvalidArgument, match="id_reuse"):
             await app.client.start(maybe, False, id="x", id_reuse="sometimes")  # type: ignore[arg-type]
+
+
+async def test_a_run_started_beside_a_worker_starts_eagerly(make_app: AppFactory) -> None:
+    app = make_app()
+
+    @app.workflow
+    async def quick(ctx: tether.Context, x: int) -> int:
+        return x + 1
+
+    async with app, app.worker() as worker:
+        handle = await app.client.start(quick, 1)
+        # The first workflow task was leased to this worker in the start's own write.
+        assert worker.eager_starts == 1
+        assert await handle.result(timeout=30) == 2
+        elsewhere = await app.client.start(quick, 2, task_queue="elsewhere")
+        assert worker.eager_starts == 1, "a run on a queue it does not serve is not offered"
+        await elsewhere.terminate("not served here")
+        assert worker.offer("default", "default", "quick") is not None
+        assert worker.offer("default", "elsewhere", "quick") is None
+        assert worker.offer("default", "default", "unknown") is None
+    assert worker.offer("default", "default", "quick") is None  # stopped

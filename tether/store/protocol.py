@@ -363,6 +363,13 @@ class Store(Protocol):
         Raises WorkflowAlreadyStarted if an open run of the namespace has the id.
         """
 
+    async def start_run_leased(
+        self, run: NewRun, owner: str, lease: float
+    ) -> tuple[RunRecord, WorkflowTask]:
+        """As :meth:`start_run`, with the first workflow task leased to ``owner`` for
+        ``lease`` seconds in the same transaction (an eager start: a worker in the
+        caller's process runs it at once, with no claim); returns that task too."""
+
     async def get_run(
         self, namespace: str, workflow_id: str, run_id: str | None = None
     ) -> RunRecord:

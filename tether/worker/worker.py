@@ -138,6 +138,7 @@ class Worker:
             else None
         )
         self._pacing: asyncio.Task[None] | None = None
+        self.eager_starts = 0
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -151,6 +152,8 @@ class Worker:
         is put back by :meth:`stop`.
         """
         if self._main is None:
+            # The namespaces' caps and rates before the first task, eager ones included.
+            await self.scheduler.refresh(force=True)
             if self.tune_gc and self._gc_before is None:
                 self._gc_before = gc.get_threshold()
                 gen0, gen1, gen2 = self._gc_before
@@ -255,6 +258,34 @@ class Worker:
                 await asyncio.sleep(1.0)
             finally:
                 wake.cancel()
+
+    # -- eager starts -------------------------------------------------------------------
+
+    def offer(
+        self, namespace: str, task_queue: str, workflow_type: str
+    ) -> tuple[str, float] | None:
+        """Can this worker run a run started in its process at once? Then the owner and
+        lease its first workflow task is stored with (an eager start: no claim, no
+        wake-up). Not when the namespace's caps must count the task in a claim, nor
+        when the worker is full or pacing."""
+        if (
+            self._main is None
+            or self._stopping
+            or namespace not in self.namespaces
+            or task_queue not in self.task_queues
+            or workflow_type not in self.registry.workflows
+            or self._workflow_slots >= self.max_workflow_tasks
+            or self._room() < 1
+            or not self.scheduler.local_workflow_tasks(namespace)
+        ):
+            return None
+        return self.identity, self.workflow_lease
+
+    def take(self, task: WorkflowTask) -> None:
+        """Run a workflow task this worker was given at its run's start."""
+        self.eager_starts += 1
+        self._workflow_slots += 1
+        self._spawn(self._workflow_chain(task))
 
     def _room(self) -> float:
         return math.inf if self.pacer is None else self.pacer.room()

@@ -33,6 +33,7 @@ __all__ = [
     "SIGNAL_WITH_START",
     "START_LINKED_RUNS",
     "START_RUN",
+    "START_RUN_LEASED",
     "TERMINATE_RUN",
 ]
 
@@ -75,6 +76,24 @@ WITH run AS (
     SELECT $1, $2, 'workflow', $5, run.created_at, run.created_at FROM run
 )
 SELECT run.created_at, tether.notify_work($1, $5) FROM run
+"""
+
+START_RUN_LEASED = """
+WITH run AS (
+    INSERT INTO tether.runs (namespace, run_id, workflow_id, workflow_type, task_queue,
+                             status, created_at, last_seq)
+    VALUES ($1, $2, $3, $4, $5, 'running', tether.epoch(), 1)
+    RETURNING created_at
+), started AS (
+    INSERT INTO tether.events (namespace, run_id, seq, type, ts, attrs)
+    SELECT $1, $2, 1, 'WorkflowStarted', run.created_at, $6::json FROM run
+), task AS (
+    INSERT INTO tether.tasks (namespace, run_id, kind, task_queue, visible_at, scheduled_at,
+                              owner, token)
+    SELECT $1, $2, 'workflow', $5, run.created_at + $8, run.created_at, $7, 1 FROM run
+    RETURNING id
+)
+SELECT run.created_at, task.id FROM run, task
 """
 
 GET_RUN = f"SELECT {RUN_COLUMNS} FROM tether.runs r WHERE r.namespace = $1 AND r.run_id = $2"

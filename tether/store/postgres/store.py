@@ -82,6 +82,20 @@ from .updates import COMPLETE_UPDATES, UPDATE_CHANNEL, PostgresUpdates, completi
 
 __all__ = ["PostgresStore"]
 
+
+def _start_refused(run: NewRun) -> Callable[[asyncpg.PostgresError], TetherError | None]:
+    """What a failed start means: no such namespace, or an open run has the id."""
+
+    def refused(exc: asyncpg.PostgresError) -> TetherError | None:
+        if isinstance(exc, asyncpg.ForeignKeyViolationError):
+            return NamespaceNotFound(namespace=run.namespace)
+        if isinstance(exc, asyncpg.UniqueViolationError):
+            return WorkflowAlreadyStarted(namespace=run.namespace, workflow_id=run.workflow_id)
+        return None
+
+    return refused
+
+
 T = TypeVar("T")
 Conn: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 # InternalClientError: a pooled connection the server ended while it sat idle (a fast
@@ -273,8 +287,8 @@ class PostgresStore(PostgresUpdates):
     """A Tether store in a PostgreSQL database (schema ``tether``).
 
     ``pool_size`` bounds the connections this process opens for operations (plus one
-    for claims and timers, and one for LISTEN); ``poll_interval`` bounds how long a wait relies on notifications
-    alone.
+    for claims and timers, and one for LISTEN); ``poll_interval`` bounds how long a
+    wait relies on notifications alone.
     """
 
     def __init__(
@@ -437,13 +451,7 @@ class PostgresStore(PostgresUpdates):
     # -- runs ---------------------------------------------------------------------------
 
     async def start_run(self, run: NewRun) -> RunRecord:
-        def refused(exc: asyncpg.PostgresError) -> TetherError | None:
-            if isinstance(exc, asyncpg.ForeignKeyViolationError):
-                return NamespaceNotFound(namespace=run.namespace)
-            if isinstance(exc, asyncpg.UniqueViolationError):
-                return WorkflowAlreadyStarted(namespace=run.namespace, workflow_id=run.workflow_id)
-            return None
-
+        refused = _start_refused(run)
         created_at = await self._call(
             lambda c: c.fetchval(
                 q.START_RUN,
@@ -460,6 +468,34 @@ class PostgresStore(PostgresUpdates):
             run.namespace, run.workflow_id, run.run_id, run.workflow_type, run.task_queue,
             RunStatus.RUNNING, created_at, None, None, None, 1,
         )  # fmt: skip
+
+    async def start_run_leased(
+        self, run: NewRun, owner: str, lease: float
+    ) -> tuple[RunRecord, WorkflowTask]:
+        row = await self._call(
+            lambda c: c.fetchrow(
+                q.START_RUN_LEASED,
+                run.namespace,
+                run.run_id,
+                run.workflow_id,
+                run.workflow_type,
+                run.task_queue,
+                _dumps(run.started),
+                owner,
+                float(lease),
+            ),
+            _start_refused(run),
+        )
+        assert row is not None
+        record = RunRecord(
+            run.namespace, run.workflow_id, run.run_id, run.workflow_type, run.task_queue,
+            RunStatus.RUNNING, row[0], None, None, None, 1,
+        )  # fmt: skip
+        task = WorkflowTask(
+            row[1], run.namespace, run.run_id, run.workflow_id, run.workflow_type,
+            run.task_queue, 1,
+        )  # fmt: skip
+        return record, task
 
     async def get_run(
         self, namespace: str, workflow_id: str, run_id: str | None = None

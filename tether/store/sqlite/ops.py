@@ -66,7 +66,11 @@ def append_events(
     return int(last)
 
 
-def start_run(conn: sqlite3.Connection, run: NewRun, now: float) -> None:
+def start_run(
+    conn: sqlite3.Connection, run: NewRun, now: float, lease_to: tuple[str, float] | None = None
+) -> int:
+    """Create the run; return its first workflow task's id (leased to ``lease_to``'s
+    owner for its seconds, when given: an eager start)."""
     if conn.execute("SELECT 1 FROM namespaces WHERE name = ?", (run.namespace,)).fetchone() is None:
         raise NamespaceNotFound(namespace=run.namespace)
     try:
@@ -81,11 +85,20 @@ def start_run(conn: sqlite3.Connection, run: NewRun, now: float) -> None:
         "INSERT INTO events (namespace, run_id, seq, type, ts, attrs) VALUES (?, ?, 1, ?, ?, ?)",
         (run.namespace, run.run_id, str(EventType.WORKFLOW_STARTED), now, dumps(run.started)),
     )
-    conn.execute(
-        "INSERT INTO tasks (namespace, run_id, kind, task_queue, visible_at, scheduled_at)"
-        " VALUES (?, ?, 'workflow', ?, ?, ?)",
-        (run.namespace, run.run_id, run.task_queue, now, now),
-    )
+    if lease_to is None:
+        cursor = conn.execute(
+            "INSERT INTO tasks (namespace, run_id, kind, task_queue, visible_at, scheduled_at)"
+            " VALUES (?, ?, 'workflow', ?, ?, ?)",
+            (run.namespace, run.run_id, run.task_queue, now, now),
+        )
+    else:
+        owner, lease = lease_to
+        cursor = conn.execute(
+            "INSERT INTO tasks (namespace, run_id, kind, task_queue, visible_at, scheduled_at,"
+            " owner, token) VALUES (?, ?, 'workflow', ?, ?, ?, ?, 1)",
+            (run.namespace, run.run_id, run.task_queue, now + lease, now, owner),
+        )
+    return int(cursor.lastrowid or 0)
 
 
 def request_workflow_task(conn: sqlite3.Connection, namespace: str, run_id: str, now: float) -> str:

@@ -319,6 +319,24 @@ class SqliteStore:
 
         return await self._write(op)
 
+    async def start_run_leased(
+        self, run: NewRun, owner: str, lease: float
+    ) -> tuple[RunRecord, WorkflowTask]:
+        def op(conn: sqlite3.Connection) -> tuple[RunRecord, WorkflowTask]:
+            now = time.time()
+            task_id = ops.start_run(conn, run, now, (owner, lease))
+            record = RunRecord(
+                run.namespace, run.workflow_id, run.run_id, run.workflow_type, run.task_queue,
+                RunStatus.RUNNING, now, None, None, None, 1,
+            )  # fmt: skip
+            task = WorkflowTask(
+                task_id, run.namespace, run.run_id, run.workflow_id, run.workflow_type,
+                run.task_queue, 1,
+            )  # fmt: skip
+            return record, task
+
+        return await self._write(op)
+
     def queue_delay(self) -> float:
         # Writes run inline on the loop: a backlog shows as the loop's own lag.
         return 0.0
