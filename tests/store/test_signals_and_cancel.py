@@ -59,9 +59,10 @@ async def test_signal_wakes_a_waiting_worker(harness: Harness) -> None:
     run = await start(sender)
     await sender.complete_workflow_task(await claim_one(sender), schedule(1), LEASE)
     wait = asyncio.ensure_future(waiter.wait_for_work([NS], [Q], 30.0))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)  # the waiter registers before its first await
     await sender.signal_run(NS, run.run_id, "go", 1)
-    await asyncio.wait_for(wait, 10.0)
+    # Less than PostgreSQL's fallback poll (5 s): only the notification can wake it.
+    await asyncio.wait_for(wait, 3.0)
     assert (await claim_one(waiter)).run_id == run.run_id
 
 
@@ -159,8 +160,9 @@ async def test_cancel_request_wakes_a_waiting_worker(harness: Harness) -> None:
     run = await start(sender)
     await sender.complete_workflow_task(await claim_one(sender), schedule(1), LEASE)
     wait = asyncio.ensure_future(waiter.wait_for_work([NS], [Q], 30.0))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)  # the waiter registers before its first await
     await sender.request_cancel(NS, run.run_id, reason="", identity="t")
-    await asyncio.wait_for(wait, 10.0)
+    # Less than PostgreSQL's fallback poll (5 s): only the notification can wake it.
+    await asyncio.wait_for(wait, 3.0)
     task = await eventually(lambda: waiter.claim_workflow_tasks(OWNER, [NS], [Q], 1, LEASE))
     assert task[0].run_id == run.run_id

@@ -102,10 +102,9 @@ async def test_wait_for_work_wakes_on_work_from_another_process(harness: Harness
     waiter, writer = await harness.open(), await harness.open()
     waiting = asyncio.ensure_future(waiter.wait_for_work([NS], [Q], 30))
     await asyncio.sleep(0)  # the wait has begun: work from now on must wake it
-    began = time.monotonic()
     await start(writer)
+    # Under PostgreSQL's fallback poll (5 s): only the notification can wake it.
     await asyncio.wait_for(waiting, 4)
-    assert time.monotonic() - began < 4
     assert len(await waiter.claim_workflow_tasks("w", [NS], [Q], 10, LEASE)) == 1
 
 

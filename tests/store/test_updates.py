@@ -149,11 +149,12 @@ async def test_wait_update_wakes_on_outcome_and_on_close(harness: Harness) -> No
         updates=[UpdateOutcome("a", result="ok")],
     )
     await worker.complete_workflow_task(task, commit, LEASE)
-    record = await asyncio.wait_for(waiting_a, 20)
+    # Under PostgreSQL's fallback poll (5 s): the notification must wake the callers.
+    record = await asyncio.wait_for(waiting_a, 3)
     assert (record.status, record.result) == (UpdateStatus.COMPLETED, "ok")
     assert not waiting_b.done()
     await worker.terminate_run(NS, run.run_id, reason="stop", identity="test")
-    still = await asyncio.wait_for(waiting_b, 20)
+    still = await asyncio.wait_for(waiting_b, 3)
     assert still.status == UpdateStatus.ACCEPTED  # the caller sees the run closed first
     timed = await waiter.wait_update(NS, run.run_id, "b", 0.01)
     assert timed.status == UpdateStatus.ACCEPTED

@@ -244,7 +244,7 @@ async def test_workflow_id_reuse_and_conflict_policies(make_app: AppFactory) -> 
     async def maybe(ctx: tether.Context, fail: bool) -> str:
         if fail:
             raise tether.ApplicationError("no")
-        await ctx.sleep(0.05)
+        await ctx.wait_signal("finish")  # open until the test says so
         return "ok"
 
     async with app, app.worker():
@@ -254,6 +254,7 @@ async def test_workflow_id_reuse_and_conflict_policies(make_app: AppFactory) -> 
             await app.client.start(maybe, False, id="job")
         same = await app.client.start(maybe, False, id="job", id_conflict="use_existing")
         assert same.run_id == first.run_id
+        await first.signal("finish")
         assert await first.result(timeout=30) == "ok"
         # Closed and completed: reject and allow_failed_only refuse, allow starts anew.
         for policy in ("reject", "allow_failed_only"):
@@ -264,6 +265,7 @@ async def test_workflow_id_reuse_and_conflict_policies(make_app: AppFactory) -> 
             await failing.result(timeout=30)
         # The last run failed: allow_failed_only lets the id be used again.
         retry = await app.client.start(maybe, False, id="job", id_reuse="allow_failed_only")
+        await retry.signal("finish")
         assert await retry.result(timeout=30) == "ok"
         with pytest.raises(tether.InvalidArgument, match="id_reuse"):
             await app.client.start(maybe, False, id="x", id_reuse="sometimes")  # type: ignore[arg-type]

@@ -104,6 +104,7 @@ async def test_workflow_may_handle_cancellation_and_complete(make_app: AppFactor
 
     @app.workflow
     async def stubborn(ctx: tether.Context) -> str:
+        ctx.side_effect(lambda: "waiting")  # a marker: the wait is about to begin
         try:
             await ctx.wait_signal("never")
         except asyncio.CancelledError:
@@ -112,7 +113,7 @@ async def test_workflow_may_handle_cancellation_and_complete(make_app: AppFactor
 
     async with app, app.worker():
         handle = await app.client.start(stubborn, id="stubborn")
-        await asyncio.sleep(0.1)
+        await eventually(lambda: _has(handle, EventType.MARKER_RECORDED))
         await handle.cancel("stop")
         assert await handle.result(timeout=30) == "cancelled, but finished cleanly"
         assert (await handle.describe()).status == tether.RunStatus.COMPLETED

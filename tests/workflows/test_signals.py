@@ -116,6 +116,7 @@ async def test_parallel_branches_wait_at_once(make_app: AppFactory) -> None:
 
     @app.workflow
     async def branches(ctx: tether.Context) -> list[Any]:
+        ctx.side_effect(lambda: "waiting")  # a marker: the waits are about to begin
         return await ctx.gather(
             ctx.wait_signal("a"),
             ctx.wait_signal("b"),
@@ -125,7 +126,11 @@ async def test_parallel_branches_wait_at_once(make_app: AppFactory) -> None:
 
     async with app, app.worker():
         handle = await app.client.start(branches, id="branches")
-        await asyncio.sleep(0.1)
+
+        async def waiting() -> bool:
+            return any(e.type == EventType.MARKER_RECORDED for e in await handle.history())
+
+        await eventually(waiting)
         for name, payload in [("c", "c1"), ("b", "b1"), ("c", "c2"), ("a", "a1")]:
             await handle.signal(name, payload)
         assert await handle.result(timeout=30) == ["a1", "b1", "c1", "c2"]
