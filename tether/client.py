@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Literal, Protocol, TypeVar, get_args, overload
+from typing import Any, Generic, Literal, Protocol, TypeVar, get_args
 
 from .codec import Codec
 from .definitions import Registry, workflow_name
@@ -309,34 +309,6 @@ class Client:
         # Workers of this process that may take runs this client starts (App.worker
         # adds its workers); weakly held, so a worker dropped is gone from here too.
         self.local_workers: weakref.WeakSet[LocalWorker] = weakref.WeakSet()
-
-    @overload
-    async def start(
-        self,
-        workflow: Callable[..., Any],
-        *args: Any,
-        id: str | None = ...,
-        task_queue: str | None = ...,
-        namespace: str | None = ...,
-        id_reuse: IdReuse = ...,
-        id_conflict: IdConflict = ...,
-        priority: Priority | None = ...,
-        search_attributes: Mapping[str, Any] | None = ...,
-    ) -> WorkflowHandle[Any]: ...
-
-    @overload
-    async def start(
-        self,
-        workflow: str,
-        *args: Any,
-        id: str | None = ...,
-        task_queue: str | None = ...,
-        namespace: str | None = ...,
-        id_reuse: IdReuse = ...,
-        id_conflict: IdConflict = ...,
-        priority: Priority | None = ...,
-        search_attributes: Mapping[str, Any] | None = ...,
-    ) -> WorkflowHandle[Any]: ...
 
     async def start(
         self,

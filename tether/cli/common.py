@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from ..app import App
-from ..errors import Failure, TetherError, UsageError
+from ..errors import TetherError, UsageError
 from .output import fail
 
 __all__ = ["AppOpt", "DbOpt", "JsonOpt", "NsOpt", "load_app", "make_app", "run"]
@@ -53,7 +53,7 @@ def load_app(spec: str) -> App:
     app = getattr(module, attr, None)
     if not isinstance(app, App):
         fail(f"{spec} is not a tether.App (got {type(app).__name__})")
-    return app  # type: ignore[return-value]
+    return app
 
 
 def make_app(db: str | None, namespace: str, app_spec: str | None = None) -> App:
@@ -79,11 +79,8 @@ def run(app: App, body: Callable[[App], Awaitable[T]]) -> T:
         return asyncio.run(main())
     except UsageError as exc:
         fail(f"{exc} [{exc.code}]", 2)
-    except Failure as exc:
-        fail(f"{exc} [{exc.code}]", 1)
     except TetherError as exc:
         fail(f"{exc} [{exc.code}]", 1)
-    raise AssertionError("unreachable")
 
 
 def parse_json_args(values: list[str]) -> list[Any]:

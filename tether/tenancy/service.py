@@ -152,14 +152,8 @@ class Namespaces:
                 f" (allowed: {', '.join(settings.task_queues) or 'none'})",
                 namespace=run.namespace,
             )
-        if settings.max_payload is not None:
-            size = len(orjson.dumps(run.started.get("args")))
-            if size > settings.max_payload:
-                raise PayloadTooLarge(
-                    f"arguments of workflow {run.workflow_type} are {size} bytes, over the"
-                    f" namespace's limit of {settings.max_payload} bytes",
-                    namespace=run.namespace,
-                )
+        what = f"arguments of workflow {run.workflow_type}"
+        await self.check_payload(run.namespace, run.started.get("args"), what)
         limits = run_limits(settings)
         if limits:
             run.started["limits"] = limits

@@ -601,7 +601,7 @@ class Worker:
             running = [
                 task
                 for task, _ in self._running_activities.values()
-                if not ActivityOptions.from_dict(task.options).heartbeat
+                if not task.options.get("heartbeat")
             ]
             if not running:
                 continue

@@ -77,23 +77,11 @@ from . import usage
 from .listener import Listener
 from .migrate import current_version, latest_version
 from .migrate import migrate as apply_migrations
+from .refusals import input_refused, lease_lost, start_refused
 from .reset import reset_run
 from .updates import COMPLETE_UPDATES, UPDATE_CHANNEL, PostgresUpdates, completions
 
 __all__ = ["PostgresStore"]
-
-
-def _start_refused(run: NewRun) -> Callable[[asyncpg.PostgresError], TetherError | None]:
-    """What a failed start means: no such namespace, or an open run has the id."""
-
-    def refused(exc: asyncpg.PostgresError) -> TetherError | None:
-        if isinstance(exc, asyncpg.ForeignKeyViolationError):
-            return NamespaceNotFound(namespace=run.namespace)
-        if isinstance(exc, asyncpg.UniqueViolationError):
-            return WorkflowAlreadyStarted(namespace=run.namespace, workflow_id=run.workflow_id)
-        return None
-
-    return refused
 
 
 T = TypeVar("T")
@@ -276,13 +264,6 @@ async def _commit(
         return row
 
 
-def _lease_lost(task_id: int) -> Callable[[asyncpg.PostgresError], TetherError | None]:
-    def refused(exc: asyncpg.PostgresError) -> TetherError | None:
-        return LeaseLost(task_id=task_id) if exc.sqlstate == q.LEASE_LOST else None
-
-    return refused
-
-
 class PostgresStore(PostgresUpdates):
     """A Tether store in a PostgreSQL database (schema ``tether``).
 
@@ -451,7 +432,7 @@ class PostgresStore(PostgresUpdates):
     # -- runs ---------------------------------------------------------------------------
 
     async def start_run(self, run: NewRun) -> RunRecord:
-        refused = _start_refused(run)
+        refused = start_refused(run)
         created_at = await self._call(
             lambda c: c.fetchval(
                 q.START_RUN,
@@ -484,7 +465,7 @@ class PostgresStore(PostgresUpdates):
                 owner,
                 float(lease),
             ),
-            _start_refused(run),
+            start_refused(run),
         )
         assert row is not None
         record = RunRecord(
@@ -581,15 +562,9 @@ class PostgresStore(PostgresUpdates):
     async def terminate_run(
         self, namespace: str, run_id: str, *, reason: str, identity: str
     ) -> RunRecord:
-        def refused(exc: asyncpg.PostgresError) -> TetherError | None:
-            if exc.sqlstate == q.RUN_NOT_FOUND:
-                return WorkflowNotFound(namespace=namespace, run_id=run_id)
-            if exc.sqlstate == q.RUN_CLOSED:
-                return InvalidArgument(exc.message, namespace=namespace, run_id=run_id)
-            return None
-
         row = await self._call(
-            lambda c: c.fetchrow(q.TERMINATE_RUN, namespace, run_id, reason, identity), refused
+            lambda c: c.fetchrow(q.TERMINATE_RUN, namespace, run_id, reason, identity),
+            input_refused(namespace, run_id),
         )
         assert row is not None
         return _run_record(row)
@@ -609,24 +584,12 @@ class PostgresStore(PostgresUpdates):
 
     # -- signals and cancellation -------------------------------------------------------
 
-    def _refused_input(
-        self, namespace: str, run_id: str
-    ) -> Callable[[asyncpg.PostgresError], TetherError | None]:
-        def refused(exc: asyncpg.PostgresError) -> TetherError | None:
-            if exc.sqlstate == q.RUN_NOT_FOUND:
-                return WorkflowNotFound(namespace=namespace, run_id=run_id)
-            if exc.sqlstate == q.RUN_CLOSED:
-                return InvalidArgument(exc.message, namespace=namespace, run_id=run_id)
-            return None
-
-        return refused
-
     async def signal_run(self, namespace: str, run_id: str, name: str, payload: Any) -> int:
         signal = _dumps({"name": name, "payload": payload})
         action = f"signal {name!r} to"
         seq = await self._call(
             lambda c: c.fetchval(q.SIGNAL_RUN, namespace, run_id, signal, action),
-            self._refused_input(namespace, run_id),
+            input_refused(namespace, run_id),
         )
         return int(seq)
 
@@ -634,7 +597,7 @@ class PostgresStore(PostgresUpdates):
         def refused(exc: asyncpg.PostgresError) -> TetherError | None:
             if isinstance(exc, asyncpg.ForeignKeyViolationError):
                 return NamespaceNotFound(namespace=run.namespace)
-            return self._refused_input(run.namespace, run.run_id)(exc)
+            return input_refused(run.namespace, run.run_id)(exc)
 
         signal = _dumps({"name": name, "payload": payload})
         run_id = await self._call(
@@ -658,7 +621,7 @@ class PostgresStore(PostgresUpdates):
     ) -> RunRecord:
         row = await self._call(
             lambda c: c.fetchrow(q.REQUEST_CANCEL, namespace, run_id, reason, identity),
-            self._refused_input(namespace, run_id),
+            input_refused(namespace, run_id),
         )
         assert row is not None
         return _run_record(row)
@@ -688,7 +651,7 @@ class PostgresStore(PostgresUpdates):
         )
         row = await self._call(
             lambda c: _commit(c, q.COMPLETE_WORKFLOW_TASK, args, task.run_id, commit),
-            _lease_lost(task.task_id),
+            lease_lost(task.task_id),
         )
         assert row is not None
         now, steps, ids, next_token, last_seq = row
@@ -802,7 +765,7 @@ class PostgresStore(PostgresUpdates):
         )
         row = await self._call(
             lambda c: _commit(c, q.ADVANCE_AFTER_ACTIVITY, args, task.run_id, commit, applied=0),
-            _lease_lost(task.task_id),
+            lease_lost(task.task_id),
         )
         assert row is not None
         applied, now, steps, ids, last_seq = row
@@ -835,7 +798,7 @@ class PostgresStore(PostgresUpdates):
             float(lease),
         )
         row = await self._call(
-            lambda c: c.fetchrow(q.FINISH_ACTIVITY, *args), _lease_lost(task.task_id)
+            lambda c: c.fetchrow(q.FINISH_ACTIVITY, *args), lease_lost(task.task_id)
         )
         if row is None or row[0] is None:
             return None

@@ -16,24 +16,19 @@ import asyncpg
 import orjson
 
 from ...errors import (
-    InvalidArgument,
-    LeaseLost,
-    NamespaceNotFound,
     TetherError,
     UpdateNotFound,
-    WorkflowAlreadyStarted,
-    WorkflowNotFound,
 )
 from ...history import Event
 from ..protocol import NewRun, RunRecord, RunStatus, WorkflowCommit, WorkflowTask
 from ..updates import UpdateRecord, UpdateStatus
+from .refusals import input_refused, lease_lost, start_refused
 
 __all__ = ["COMPLETE_UPDATES", "UPDATE_CHANNEL", "PostgresUpdates", "completions"]
 
 T = TypeVar("T")
 
 UPDATE_CHANNEL = "tether_update"
-_LEASE_LOST, _RUN_NOT_FOUND, _RUN_CLOSED = "TT001", "TT002", "TT003"
 
 REQUEST_UPDATE = "SELECT * FROM tether.request_update($1, $2, $3, $4, $5)"
 
@@ -105,36 +100,19 @@ class PostgresUpdates:
             self, namespace: str, workflow_id: str, run_id: str | None = None
         ) -> RunRecord: ...
 
-    def _refused(
-        self, namespace: str, run_id: str
-    ) -> Callable[[asyncpg.PostgresError], TetherError | None]:
-        def refused(exc: asyncpg.PostgresError) -> TetherError | None:
-            if exc.sqlstate == _RUN_NOT_FOUND:
-                return WorkflowNotFound(namespace=namespace, run_id=run_id)
-            if exc.sqlstate == _RUN_CLOSED:
-                return InvalidArgument(exc.message, namespace=namespace, run_id=run_id)
-            return None
-
-        return refused
-
     async def request_update(
         self, namespace: str, run_id: str, update_id: str, name: str, args: list[Any]
     ) -> UpdateRecord:
         row = await self._call(
             lambda c: c.fetchrow(REQUEST_UPDATE, namespace, run_id, update_id, name, _dumps(args)),
-            self._refused(namespace, run_id),
+            input_refused(namespace, run_id),
         )
         return _record(row)
 
     async def update_with_start(
         self, run: NewRun, update_id: str, name: str, args: list[Any], *, use_existing: bool
     ) -> UpdateRecord:
-        def refused(exc: asyncpg.PostgresError) -> TetherError | None:
-            if isinstance(exc, asyncpg.ForeignKeyViolationError):
-                return NamespaceNotFound(namespace=run.namespace)
-            if isinstance(exc, asyncpg.UniqueViolationError):
-                return WorkflowAlreadyStarted(namespace=run.namespace, workflow_id=run.workflow_id)
-            return self._refused(run.namespace, run.run_id)(exc)
+        refused = start_refused(run, then=input_refused(run.namespace, run.run_id))
 
         row = await self._call(
             lambda c: c.fetchrow(
@@ -213,8 +191,7 @@ class PostgresUpdates:
         accepted: Sequence[UpdateRecord],
         rejected: Sequence[tuple[str, dict[str, Any]]],
     ) -> None:
-        def refused(exc: asyncpg.PostgresError) -> TetherError | None:
-            return LeaseLost(task_id=task.task_id) if exc.sqlstate == _LEASE_LOST else None
+        refused = lease_lost(task.task_id)
 
         events = [
             _dumps({"name": u.name, "update_id": u.update_id, "args": u.args}) for u in accepted

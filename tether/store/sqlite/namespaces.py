@@ -19,6 +19,7 @@ import orjson
 
 from ...errors import NamespaceAlreadyExists, NamespaceNotFound, WorkflowNotFound
 from ..protocol import ClaimLimit, NamespaceRecord, NamespaceStats, QueueBacklog, SettingsChange
+from .ops import _in
 
 __all__ = [
     "claim_fair",
@@ -39,10 +40,6 @@ CLAIMED_COLUMNS = (
     " t.step, t.name, t.args, t.options, t.attempt, t.scheduled_at, t.heartbeat,"
     " t.last_failure"
 )
-
-
-def _in(values: Sequence[Any]) -> str:
-    return ",".join("?" * len(values))
 
 
 def _record(row: Sequence[Any]) -> NamespaceRecord:

@@ -356,7 +356,7 @@ class SqliteStore:
                     " AND r.workflow_id = ? ORDER BY r.created_at DESC LIMIT 1",
                     (namespace, workflow_id),
                 ).fetchone()
-            if row is None:
+            if row is None or (workflow_id and row[1] != workflow_id):
                 return None, {}
             return row, _search_attributes(conn, namespace, [row[2]])
 
