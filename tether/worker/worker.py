@@ -55,6 +55,9 @@ __all__ = ["Worker"]
 
 log = logging.getLogger("tether.worker")
 
+# How often a full worker looks at due timers: a free slot or new work wakes it sooner.
+FULL_POLL = 0.05
+
 _CLOSE_STATUS = {
     EventType.WORKFLOW_COMPLETED: RunStatus.COMPLETED,
     EventType.WORKFLOW_FAILED: RunStatus.FAILED,
@@ -234,11 +237,16 @@ class Worker:
                 claimed = await self._claim()
                 if self._stopping or (claimed and claimed >= wanted):
                     continue  # every free slot got work: more may be waiting
-                # Fewer tasks than free slots: the queues are drained, so wait for news
-                # (registered above) instead of asking again at once.
-                due = await store.next_due(ns, queues)
-                timers_due = due if due is not None else float("inf")
-                wait = min(max(timers_due - time.time(), 0.0), 5.0)
+                if wanted > 0:
+                    # Fewer tasks than free slots: the queues are drained, so wait for
+                    # news (registered above) instead of asking again at once.
+                    due = await store.next_due(ns, queues)
+                    timers_due = due if due is not None else float("inf")
+                    wait = min(max(timers_due - time.time(), 0.0), 5.0)
+                else:
+                    # Full: ready work waits for a free slot, so whatever is due now
+                    # must not make this loop spin; timers still fire at a bounded pace.
+                    wait = min(max(timers_due - time.time(), FULL_POLL), 5.0)
                 if wait > 0:
                     # A freed slot matters only if none was free when we looked.
                     waits: set[asyncio.Future[Any]] = {wake}

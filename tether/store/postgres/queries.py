@@ -96,10 +96,22 @@ WITH run AS (
 SELECT run.created_at, task.id FROM run, task
 """
 
-GET_RUN = f"SELECT {RUN_COLUMNS} FROM tether.runs r WHERE r.namespace = $1 AND r.run_id = $2"
+# One run with its search attributes in the same statement (one round trip), as rows
+# of SEARCH_ATTRIBUTES in a JSON array.
+_RUN_ATTRIBUTES = """(
+    SELECT json_agg(json_build_array(s.run_id, s.name, s.idx, s.type, s.str_value,
+                                     s.int_value, s.float_value) ORDER BY s.name, s.idx)
+    FROM tether.search_attributes s WHERE s.namespace = r.namespace AND s.run_id = r.run_id
+)::text AS attributes"""
+
+GET_RUN = f"""
+SELECT {RUN_COLUMNS}, {_RUN_ATTRIBUTES}
+FROM tether.runs r WHERE r.namespace = $1 AND r.run_id = $2
+"""
 
 GET_RUN_BY_WORKFLOW_ID = f"""
-SELECT {RUN_COLUMNS} FROM tether.runs r WHERE r.namespace = $1 AND r.workflow_id = $2
+SELECT {RUN_COLUMNS}, {_RUN_ATTRIBUTES}
+FROM tether.runs r WHERE r.namespace = $1 AND r.workflow_id = $2
 ORDER BY r.created_at DESC LIMIT 1
 """
 

@@ -488,7 +488,7 @@ class PostgresStore(PostgresUpdates):
                 row = await conn.fetchrow(q.GET_RUN_BY_WORKFLOW_ID, namespace, workflow_id)
             if row is None or (workflow_id and row[1] != workflow_id):
                 return None
-            attrs = await _search_attributes(conn, namespace, [row[2]])
+            attrs = search_attribute_rows(_loads(row[12]) or ())
             return _run_record(row, attrs.get(row[2]))
 
         record = await self._call(read)
@@ -655,6 +655,8 @@ class PostgresStore(PostgresUpdates):
         )
         assert row is not None
         now, steps, ids, next_token, last_seq = row
+        if commit.close is not None:
+            self._wake_closed(task.namespace, task.run_id)
         claimed = _claimed(task.namespace, task.run_id, task.workflow_id, commit, owners,
                            steps, ids, now)  # fmt: skip
         next_task = None
@@ -771,6 +773,8 @@ class PostgresStore(PostgresUpdates):
         applied, now, steps, ids, last_seq = row
         if not applied:
             return None
+        if commit.close is not None:
+            self._wake_closed(task.namespace, task.run_id)
         claimed = _claimed(task.namespace, task.run_id, task.workflow_id, commit, owners,
                            steps, ids, now)  # fmt: skip
         return CommitResult(claimed, None, last_seq)
@@ -859,6 +863,11 @@ class PostgresStore(PostgresUpdates):
         except (orjson.JSONDecodeError, ValueError, TypeError):
             self._wake_everyone()
             return
+        self._wake_closed(namespace, run_id)
+
+    def _wake_closed(self, namespace: str, run_id: str) -> None:
+        """Wake the waiters of a run that closed; a close committed by this process
+        wakes them at once, before its notification comes back from the server."""
         for future in self._close_waiters.get((namespace, run_id), ()):
             if not future.done():
                 future.set_result(None)
