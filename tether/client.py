@@ -43,7 +43,6 @@ from .store import (
     UpdateRecord,
     UpdateStatus,
     UsageRow,
-    WorkflowTask,
     plan_reset,
     reset_point,
 )
@@ -58,11 +57,11 @@ T = TypeVar("T")
 class LocalWorker(Protocol):
     """A worker in the client's process that can run a run it starts at once."""
 
-    def offer(
-        self, namespace: str, task_queue: str, workflow_type: str
-    ) -> tuple[str, float] | None: ...
+    def offer(self, namespace: str, task_queue: str, workflow_type: str) -> bool:
+        """Hold a place for the run if this worker can run it now."""
 
-    def take(self, task: WorkflowTask) -> None: ...
+    async def start_here(self, run: NewRun) -> RunRecord:
+        """Start the run offered for, running its first task here."""
 
 
 @dataclass(frozen=True)
@@ -352,14 +351,12 @@ class Client:
         return WorkflowHandle(self, run.namespace, run.workflow_id, record.run_id)
 
     async def _start_run(self, run: NewRun) -> RunRecord:
-        """Store the run; when a worker of this process can run it now, its first
-        workflow task goes to that worker in the same write (an eager start)."""
+        """Store the run; when a worker of this process can run it now, that worker
+        runs its first workflow task and stores the start with the task's outcome
+        (eager execution, see Worker.start_here)."""
         for worker in list(self.local_workers):
-            lease = worker.offer(run.namespace, run.task_queue, run.workflow_type)
-            if lease is not None:
-                record, task = await self.store.start_run_leased(run, *lease)
-                worker.take(task)
-                return record
+            if worker.offer(run.namespace, run.task_queue, run.workflow_type):
+                return await worker.start_here(run)
         return await self.store.start_run(run)
 
     async def _check_reuse(self, namespace: str, workflow_id: str, policy: IdReuse) -> None:

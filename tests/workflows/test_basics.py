@@ -280,13 +280,16 @@ async def test_a_run_started_beside_a_worker_starts_eagerly(make_app: AppFactory
 
     async with app, app.worker() as worker:
         handle = await app.client.start(quick, 1)
-        # The first workflow task was leased to this worker in the start's own write.
+        # This worker ran the first workflow task before the start was stored, and
+        # the start's write recorded its outcome: the run is complete already.
         assert worker.eager_starts == 1
+        assert (await handle.describe()).status == tether.RunStatus.COMPLETED
+        assert [e.type for e in await handle.history()] == ["WorkflowStarted", "WorkflowCompleted"]
         assert await handle.result(timeout=30) == 2
         elsewhere = await app.client.start(quick, 2, task_queue="elsewhere")
         assert worker.eager_starts == 1, "a run on a queue it does not serve is not offered"
+        assert (await elsewhere.describe()).status == tether.RunStatus.RUNNING
         await elsewhere.terminate("not served here")
-        assert worker.offer("default", "default", "quick") is not None
-        assert worker.offer("default", "elsewhere", "quick") is None
-        assert worker.offer("default", "default", "unknown") is None
-    assert worker.offer("default", "default", "quick") is None  # stopped
+        assert not worker.offer("default", "elsewhere", "quick")
+        assert not worker.offer("default", "default", "unknown")
+    assert not worker.offer("default", "default", "quick")  # stopped

@@ -370,6 +370,16 @@ class Store(Protocol):
         ``lease`` seconds in the same transaction (an eager start: a worker in the
         caller's process runs it at once, with no claim); returns that task too."""
 
+    async def start_run_executed(
+        self, run: NewRun, created_at: float, owner: str, lease: float, commit: WorkflowCommit
+    ) -> tuple[RunRecord, CommitResult]:
+        """Start a run whose first workflow task ``owner`` has already run: ``commit``
+        is that task's outcome, applied in the start's own transaction (eager
+        execution: one commit instead of two). ``created_at`` is the time the task
+        saw, the run's creation and WorkflowStarted time. Refusals are
+        :meth:`start_run`'s; activities of ``commit`` may be leased to ``owner`` as
+        in :meth:`complete_workflow_task`, whose result this returns too."""
+
     async def get_run(
         self, namespace: str, workflow_id: str, run_id: str | None = None
     ) -> RunRecord:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import math
@@ -22,6 +23,8 @@ import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import orjson
 
 from ..codec import Codec
 from ..definitions import Registry
@@ -34,7 +37,9 @@ from ..store import (
     ActivityTask,
     CommitResult,
     NewActivity,
+    NewRun,
     RunClose,
+    RunRecord,
     RunStatus,
     Store,
     UpdateOutcome,
@@ -54,6 +59,9 @@ from .pacing import Pacer
 __all__ = ["Worker"]
 
 log = logging.getLogger("tether.worker")
+
+# Commands whose commit does more than a workflow task's completion: it starts runs.
+_LINKED = frozenset({EventType.CHILD_WORKFLOW_STARTED, EventType.WORKFLOW_CONTINUED_AS_NEW})
 
 # How often a full worker looks at due timers: a free slot or new work wakes it sooner.
 FULL_POLL = 0.05
@@ -116,6 +124,8 @@ class Worker:
         # Runs whose instance a coroutine of this worker is driving right now; the
         # future resolves when it is done, so a workflow task can wait its turn.
         self._busy: dict[str, asyncio.Future[None]] = {}
+        # The first event of runs started here and taken at once (see take).
+        self._first_events: dict[str, list[Event]] = {}
         self._slot_freed = asyncio.Event()
         self._stopping = False
         self._main: asyncio.Task[None] | None = None
@@ -269,13 +279,11 @@ class Worker:
 
     # -- eager starts -------------------------------------------------------------------
 
-    def offer(
-        self, namespace: str, task_queue: str, workflow_type: str
-    ) -> tuple[str, float] | None:
-        """Can this worker run a run started in its process at once? Then the owner and
-        lease its first workflow task is stored with (an eager start: no claim, no
-        wake-up). Not when the namespace's caps must count the task in a claim, nor
-        when the worker is full or pacing."""
+    def offer(self, namespace: str, task_queue: str, workflow_type: str) -> bool:
+        """Can this worker run a run started in its process at once? Then it holds a
+        place for it (many starts may be offered before one is stored), and
+        :meth:`start_here` must follow. Not when the namespace's caps must count the
+        task in a claim, nor when the worker is full or pacing."""
         if (
             self._main is None
             or self._stopping
@@ -286,14 +294,73 @@ class Worker:
             or self._room() < 1
             or not self.scheduler.local_workflow_tasks(namespace)
         ):
-            return None
-        return self.identity, self.workflow_lease
-
-    def take(self, task: WorkflowTask) -> None:
-        """Run a workflow task this worker was given at its run's start."""
-        self.eager_starts += 1
+            return False
         self._workflow_slots += 1
-        self._spawn(self._workflow_chain(task))
+        return True
+
+    async def start_here(self, run: NewRun) -> RunRecord:
+        """Start ``run`` (offered) with its first workflow task run here, before the
+        start is stored: the start and that task's outcome are one write (eager
+        execution), and no worker claims the task or reads the history back. Should
+        the first activation not produce a plain commit, the task is leased here in
+        the start's write instead and runs as usual."""
+        self.eager_starts += 1
+        running = False
+        try:
+            created_at = time.time()
+            # As a store gives it back: JSON types only (tuples become lists).
+            attrs = orjson.loads(orjson.dumps(run.started))
+            started = Event(1, EventType.WORKFLOW_STARTED, created_at, attrs)
+            instance, commit = self._first_activation(run, started)
+            if commit is None:
+                record, task = await self.store.start_run_leased(
+                    run, self.identity, self.workflow_lease
+                )
+                self._first_events[run.run_id] = [
+                    dataclasses.replace(started, ts=record.created_at)
+                ]
+                self._spawn(self._workflow_chain(task))
+                running = True
+                return record
+            try:
+                record, result = await self.store.start_run_executed(
+                    run, created_at, self.identity, self.workflow_lease, commit
+                )
+            except BaseException:
+                self._unreserve(commit, 0)
+                raise
+            self.cache.put(run.run_id, instance)
+            self._committed(instance, commit, result)
+            if result.next_task is not None:
+                self._spawn(self._workflow_chain(result.next_task))
+                running = True
+            return record
+        finally:
+            if not running:
+                self._workflow_slots -= 1
+                self._slot_freed.set()
+
+    def _first_activation(
+        self, run: NewRun, started: Event
+    ) -> tuple[WorkflowInstance, WorkflowCommit | None]:
+        """The run's instance after its first activation, and that task's commit; None
+        when the commit must go the usual way (it starts runs, or the activation
+        failed: the worker's chain then deals with it as with any task)."""
+        definition = self.registry.workflows[run.workflow_type]
+        info = RunInfo(run.namespace, run.workflow_id, run.run_id, run.workflow_type,
+                       run.task_queue)  # fmt: skip
+        instance = WorkflowInstance(definition, info, self.codec)
+        instance.history_limit = self.continue_as_new_after
+        try:
+            activation = instance.activate([started])
+        except Exception:
+            log.exception("first activation of %s failed; running it as a task", run.workflow_id)
+            return instance, None
+        if activation.nondeterminism is not None or any(
+            c.type in _LINKED for c in activation.commands
+        ):
+            return instance, None
+        return instance, self._commit_for(activation, run.namespace)
 
     def _room(self) -> float:
         return math.inf if self.pacer is None else self.pacer.room()
@@ -301,15 +368,27 @@ class Worker:
     async def _claim(self) -> int:
         """Claim what free slots allow; return how many tasks were claimed."""
         claimed = 0
+        # The places are held while a claim is out: commits finishing meanwhile lease
+        # activities to this worker too, and together they must stay within the caps.
         free = int(min(self.max_workflow_tasks - self._workflow_slots, self._room()))
         if free > 0:
-            for wtask in await self.scheduler.claim_workflow_tasks(free, self.workflow_lease):
+            self._workflow_slots += free
+            try:
+                wtasks = await self.scheduler.claim_workflow_tasks(free, self.workflow_lease)
+            finally:
+                self._workflow_slots -= free
+            for wtask in wtasks:
                 claimed += 1
                 self._workflow_slots += 1
                 self._spawn(self._workflow_chain(wtask))
         free = int(min(self.max_activities - self._activity_slots, self._room()))
         if free > 0:
-            for atask in await self.scheduler.claim_activity_tasks(free, self.activity_lease):
+            self._activity_slots += free
+            try:
+                atasks = await self.scheduler.claim_activity_tasks(free, self.activity_lease)
+            finally:
+                self._activity_slots -= free
+            for atask in atasks:
                 claimed += 1
                 self._start_activity(atask)
         return claimed
@@ -318,12 +397,15 @@ class Worker:
 
     async def _workflow_chain(self, task: WorkflowTask | None) -> None:
         """Advance a run for as long as the store hands its next task straight back."""
+        run_id = None if task is None else task.run_id
         try:
             while task is not None and not self._stopping:
                 task = await self._advance(task)
         except Exception:
             log.exception("workflow task failed unexpectedly")
         finally:
+            if run_id is not None:
+                self._first_events.pop(run_id, None)
             self._workflow_slots -= 1
             self._slot_freed.set()
 
@@ -370,7 +452,12 @@ class Worker:
                 )
                 instance = WorkflowInstance(definition, info, self.codec)
                 instance.history_limit = self.continue_as_new_after
-                events, pending = await self.store.read_for_task(task.namespace, task.run_id, 0)
+                first = self._first_events.pop(task.run_id, None)
+                if first is not None:
+                    # Updates sent since the start mark the task dirty: the next one reads them.
+                    events, pending = first, []
+                else:
+                    events, pending = await self.store.read_for_task(task.namespace, task.run_id, 0)
             activation = instance.activate(events)
             if pending and activation.nondeterminism is None and not instance.closed:
                 activation = await self._take_updates(task, instance, activation, pending)

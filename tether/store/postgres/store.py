@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeAlias, TypeVar
@@ -74,10 +75,11 @@ from ..visibility import (
 from . import namespaces as nq
 from . import queries as q
 from . import usage
+from .commits import ADVANCE, COMPLETE, FINISH, START, GroupCommit, Kind, refusal
 from .listener import Listener
 from .migrate import current_version, latest_version
 from .migrate import migrate as apply_migrations
-from .refusals import input_refused, lease_lost, start_refused
+from .refusals import Refusal, input_refused, lease_lost, start_refused
 from .reset import reset_run
 from .updates import COMPLETE_UPDATES, UPDATE_CHANNEL, PostgresUpdates, completions
 
@@ -240,6 +242,37 @@ def _linked_runs(commit: WorkflowCommit) -> tuple[str | None, str | None]:
     return (_dumps(children) if children else None), (None if follow is None else _dumps(follow))
 
 
+def _linked(commit: WorkflowCommit) -> bool:
+    """Does the commit start runs or finish updates (more than its batch function does)?"""
+    return bool(commit.children) or commit.continue_as_new is not None or bool(commit.updates)
+
+
+_NOT_EXECUTED = (False, *(None,) * 14)
+
+
+def _start_op(
+    run: NewRun,
+    owner: str | None,
+    lease: float,
+    created_at: float | None = None,
+    executed: tuple[Any, ...] = _NOT_EXECUTED,
+) -> tuple[Any, ...]:
+    """A ``tether.start_op``: the run, its first task's owner if it is leased, and
+    (``executed``: True, then complete_workflow_task's events and commands) the
+    outcome of that task if the owner already ran it."""
+    return (
+        run.namespace, run.run_id, run.workflow_id, run.workflow_type, run.task_queue,
+        _dumps(run.started), owner, float(lease), created_at, *executed,
+    )  # fmt: skip
+
+
+def _new_run_record(run: NewRun, created_at: float) -> RunRecord:
+    return RunRecord(
+        run.namespace, run.workflow_id, run.run_id, run.workflow_type, run.task_queue,
+        RunStatus.RUNNING, created_at, None, None, None, 1,
+    )  # fmt: skip
+
+
 async def _commit(
     conn: Conn,
     sql: str,
@@ -248,12 +281,10 @@ async def _commit(
     commit: WorkflowCommit,
     applied: int | None = None,
 ) -> asyncpg.Record | None:
-    """Run a commit statement; with child runs or continue-as-new, start those runs in
-    the same transaction, and with update outcomes store them there (a second
-    statement, only for such commits)."""
+    """Run a commit statement that starts child runs or continues as new (start those
+    runs) or finishes updates (store their outcomes), all in one transaction. Other
+    commits go through the group commit."""
     linked = bool(commit.children) or commit.continue_as_new is not None
-    if not linked and not commit.updates:
-        return await conn.fetchrow(sql, *args)
     async with conn.transaction():
         row = await conn.fetchrow(sql, *args)
         if row is not None and (applied is None or row[applied]):
@@ -297,6 +328,8 @@ class PostgresStore(PostgresUpdates):
         self._work_waiters: set[tuple[frozenset[str], frozenset[str], asyncio.Future[None]]] = set()
         self._close_waiters: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
         self._queued = 0.0
+        # One connection stays free for reads while batches are out.
+        self._commits = GroupCommit(self._send_batch, max_in_flight=max(pool_size - 1, 1))
 
     # -- connections --------------------------------------------------------------------
 
@@ -308,20 +341,28 @@ class PostgresStore(PostgresUpdates):
     async def _call(
         self,
         op: Callable[[Conn], Awaitable[T]],
-        on_error: Callable[[asyncpg.PostgresError], TetherError | None] | None = None,
+        on_error: Refusal | None = None,
         *,
         control: bool = False,
     ) -> T:
         pool = self._control if control else self._pool
         if pool is None:
             raise StoreUnavailable("the store is not open", store=self._where)
+        return await self._guarded(lambda: self._on(pool, op), on_error)
+
+    async def _on(self, pool: asyncpg.Pool, op: Callable[[Conn], Awaitable[T]]) -> T:
+        asked = time.monotonic()
+        async with pool.acquire(timeout=self.command_timeout) as conn:
+            # A moving average of the wait for a connection: the load signal.
+            self._queued += (time.monotonic() - asked - self._queued) * 0.2
+            return await op(conn)
+
+    async def _guarded(self, run: Callable[[], Awaitable[T]], on_error: Refusal | None) -> T:
+        """``run()``, retried on deadlocks and serialization failures (which roll back
+        cleanly), with PostgreSQL's errors as Tether's."""
         for attempt in range(_RETRIES):
             try:
-                asked = time.monotonic()
-                async with pool.acquire(timeout=self.command_timeout) as conn:
-                    # A moving average of the wait for a connection: the load signal.
-                    self._queued += (time.monotonic() - asked - self._queued) * 0.2
-                    return await op(conn)
+                return await run()
             except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError) as exc:
                 if attempt + 1 < _RETRIES:
                     continue
@@ -334,6 +375,18 @@ class PostgresStore(PostgresUpdates):
                     f"PostgreSQL unreachable: {exc or type(exc).__name__}", store=self._where
                 ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _write(self, kind: Kind, args: tuple[Any, ...], on_error: Refusal) -> asyncpg.Record:
+        """One operation of a group commit (``commits.py``): its batch function's row."""
+        if self._pool is None:
+            raise StoreUnavailable("the store is not open", store=self._where)
+        return await self._guarded(lambda: self._commits.submit(kind, args), on_error)
+
+    async def _send_batch(self, sql: str, ops: list[tuple[Any, ...]]) -> list[asyncpg.Record]:
+        pool = self._pool
+        if pool is None:
+            raise StoreUnavailable("the store is not open", store=self._where)
+        return await self._on(pool, lambda c: c.fetch(sql, ops))
 
     def queue_delay(self) -> float:
         return self._queued
@@ -398,6 +451,7 @@ class PostgresStore(PostgresUpdates):
         await self.ensure_namespace("default")
 
     async def close(self) -> None:
+        await self._commits.close()
         if self._listener is not None:
             await self._listener.stop()
             self._listener = None
@@ -432,51 +486,63 @@ class PostgresStore(PostgresUpdates):
     # -- runs ---------------------------------------------------------------------------
 
     async def start_run(self, run: NewRun) -> RunRecord:
-        refused = start_refused(run)
-        created_at = await self._call(
-            lambda c: c.fetchval(
-                q.START_RUN,
-                run.namespace,
-                run.run_id,
-                run.workflow_id,
-                run.workflow_type,
-                run.task_queue,
-                _dumps(run.started),
-            ),
-            refused,
-        )
-        return RunRecord(
-            run.namespace, run.workflow_id, run.run_id, run.workflow_type, run.task_queue,
-            RunStatus.RUNNING, created_at, None, None, None, 1,
-        )  # fmt: skip
+        row = await self._write(START, _start_op(run, None, 0.0), start_refused(run))
+        return _new_run_record(run, row[3])
 
     async def start_run_leased(
         self, run: NewRun, owner: str, lease: float
     ) -> tuple[RunRecord, WorkflowTask]:
-        row = await self._call(
-            lambda c: c.fetchrow(
-                q.START_RUN_LEASED,
-                run.namespace,
-                run.run_id,
-                run.workflow_id,
-                run.workflow_type,
-                run.task_queue,
-                _dumps(run.started),
-                owner,
-                float(lease),
-            ),
-            start_refused(run),
-        )
-        assert row is not None
-        record = RunRecord(
-            run.namespace, run.workflow_id, run.run_id, run.workflow_type, run.task_queue,
-            RunStatus.RUNNING, row[0], None, None, None, 1,
-        )  # fmt: skip
+        row = await self._write(START, _start_op(run, owner, lease), start_refused(run))
         task = WorkflowTask(
-            row[1], run.namespace, run.run_id, run.workflow_id, run.workflow_type,
+            row[4], run.namespace, run.run_id, run.workflow_id, run.workflow_type,
             run.task_queue, 1,
         )  # fmt: skip
-        return record, task
+        return _new_run_record(run, row[3]), task
+
+    async def start_run_executed(
+        self, run: NewRun, created_at: float, owner: str, lease: float, commit: WorkflowCommit
+    ) -> tuple[RunRecord, CommitResult]:
+        owners, commands = _commands(commit)
+        outcome = (*_events(commit.events), *commands)
+        refused = start_refused(run, then=lease_lost(0))
+        if not _linked(commit):
+            op = _start_op(run, owner, lease, float(created_at), (True, *outcome))
+            row = (await self._write(START, op, refused))[3:]
+        else:
+            # Child runs or continue-as-new: the start, then the commit's own path, in
+            # one transaction.
+            async def both(conn: Conn) -> tuple[Any, ...]:
+                async with conn.transaction():
+                    (started,) = await conn.fetch(
+                        START.sql, [_start_op(run, owner, lease, float(created_at))]
+                    )
+                    if started[0] is not None:
+                        raise refusal(started)
+                    args = (run.namespace, run.run_id, started[4], 1, float(lease), *outcome)
+                    done = await _commit(conn, q.COMPLETE_WORKFLOW_TASK, args, run.run_id, commit)
+                    assert done is not None
+                    return (started[3], started[4], *done)
+
+            row = await self._call(both, refused)
+        created, _, now, steps, ids, next_token, last_seq = row
+        claimed = _claimed(run.namespace, run.run_id, run.workflow_id, commit, owners,
+                           steps, ids, now)  # fmt: skip
+        next_task = None
+        if next_token is not None:
+            next_task = WorkflowTask(
+                row[1], run.namespace, run.run_id, run.workflow_id, run.workflow_type,
+                run.task_queue, next_token,
+            )  # fmt: skip
+        record = _new_run_record(run, created)
+        if commit.close is not None:
+            self._wake_closed(run.namespace, run.run_id)
+            record = dataclasses.replace(
+                record, status=commit.close.status, closed_at=now,
+                result=commit.close.result, failure=commit.close.failure,
+            )  # fmt: skip
+        return dataclasses.replace(record, history_length=last_seq), CommitResult(
+            claimed, next_task, last_seq
+        )
 
     async def get_run(
         self, namespace: str, workflow_id: str, run_id: str | None = None
@@ -649,11 +715,15 @@ class PostgresStore(PostgresUpdates):
             *_events(commit.events),
             *commands,
         )
-        row = await self._call(
-            lambda c: _commit(c, q.COMPLETE_WORKFLOW_TASK, args, task.run_id, commit),
-            lease_lost(task.task_id),
-        )
-        assert row is not None
+        if _linked(commit):
+            linked = await self._call(
+                lambda c: _commit(c, q.COMPLETE_WORKFLOW_TASK, args, task.run_id, commit),
+                lease_lost(task.task_id),
+            )
+            assert linked is not None
+            row: Sequence[Any] = tuple(linked)
+        else:
+            row = (await self._write(COMPLETE, args, lease_lost(task.task_id)))[3:]
         now, steps, ids, next_token, last_seq = row
         if commit.close is not None:
             self._wake_closed(task.namespace, task.run_id)
@@ -765,11 +835,15 @@ class PostgresStore(PostgresUpdates):
             *_events([*outcome_events(task, outcome), *commit.events]),
             *commands,
         )
-        row = await self._call(
-            lambda c: _commit(c, q.ADVANCE_AFTER_ACTIVITY, args, task.run_id, commit, applied=0),
-            lease_lost(task.task_id),
-        )
-        assert row is not None
+        if _linked(commit):
+            linked = await self._call(
+                lambda c: _commit(c, q.ADVANCE_AFTER_ACTIVITY, args, task.run_id, commit, 0),
+                lease_lost(task.task_id),
+            )
+            assert linked is not None
+            row: Sequence[Any] = tuple(linked)
+        else:
+            row = (await self._write(ADVANCE, args, lease_lost(task.task_id)))[3:]
         applied, now, steps, ids, last_seq = row
         if not applied:
             return None
@@ -801,10 +875,8 @@ class PostgresStore(PostgresUpdates):
             list(local_queues),
             float(lease),
         )
-        row = await self._call(
-            lambda c: c.fetchrow(q.FINISH_ACTIVITY, *args), lease_lost(task.task_id)
-        )
-        if row is None or row[0] is None:
+        row = (await self._write(FINISH, args, lease_lost(task.task_id)))[3:]
+        if row[0] is None:
             return None
         task_id, token, queue, workflow_id, workflow_type = row
         return WorkflowTask(

@@ -337,6 +337,31 @@ class SqliteStore:
 
         return await self._write(op)
 
+    async def start_run_executed(
+        self, run: NewRun, created_at: float, owner: str, lease: float, commit: WorkflowCommit
+    ) -> tuple[RunRecord, CommitResult]:
+        Done = tuple[RunRecord, CommitResult]
+
+        def op(conn: sqlite3.Connection) -> Done | Noted[Done]:
+            now = time.time()
+            task_id = ops.start_run(conn, run, created_at, (owner, now - created_at + lease))
+            task = WorkflowTask(
+                task_id, run.namespace, run.run_id, run.workflow_id, run.workflow_type,
+                run.task_queue, 1,
+            )  # fmt: skip
+            result, notes = ops.complete_workflow_task(conn, task, commit, lease, now)
+            record = RunRecord(
+                run.namespace, run.workflow_id, run.run_id, run.workflow_type, run.task_queue,
+                RunStatus.RUNNING if commit.close is None else commit.close.status,
+                created_at, None if commit.close is None else now,
+                None if commit.close is None else commit.close.result,
+                None if commit.close is None else commit.close.failure,
+                result.last_seq,
+            )  # fmt: skip
+            return Noted((record, result), notes) if notes else (record, result)
+
+        return await self._write(op)
+
     def queue_delay(self) -> float:
         # Writes run inline on the loop: a backlog shows as the loop's own lag.
         return 0.0

@@ -1,0 +1,163 @@
+"""Writes issued together (in one turn of the event loop) are committed together on
+every store: each one is applied or refused on its own, as if it had been alone.
+
+On PostgreSQL they travel as one batch (``store/postgres/commits.py``); on SQLite the
+writer thread groups them into one transaction. Either way a refused write (a lease
+lost, a duplicate workflow id, an unknown namespace) must not take the others down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+from tether.errors import LeaseLost, NamespaceNotFound, WorkflowAlreadyStarted, WorkflowNotFound
+from tether.store import (
+    ActivityOutcome,
+    ActivityTask,
+    NewRun,
+    RunClose,
+    RunStatus,
+    Store,
+    WorkflowCommit,
+    WorkflowTask,
+)
+
+from .conftest import Harness
+from .helpers import LEASE, NS, OWNER, Q, schedule, start, types, until_expired
+
+DONE = ActivityOutcome("ActivityCompleted", result=7)
+N = 25
+
+
+def new_run(workflow_id: str, namespace: str = NS) -> NewRun:
+    return NewRun(
+        namespace=namespace,
+        workflow_id=workflow_id,
+        run_id=uuid.uuid4().hex,
+        workflow_type="flow",
+        task_queue=Q,
+        started={"workflow_type": "flow", "args": [], "task_queue": Q},
+    )
+
+
+async def claimed_runs(store: Store, n: int, prefix: str) -> list[WorkflowTask]:
+    """Start ``n`` runs and claim their first workflow tasks."""
+    for i in range(n):
+        await start(store, f"{prefix}-{i}")
+    tasks = await store.claim_workflow_tasks(OWNER, [NS], [Q], n, LEASE)
+    assert len(tasks) == n
+    return tasks
+
+
+async def claimed_activities(
+    store: Store, n: int, prefix: str, lease: float = LEASE
+) -> list[ActivityTask]:
+    """Start ``n`` runs, each scheduling one activity (step 1), and claim those."""
+    for task in await claimed_runs(store, n, prefix):
+        await store.complete_workflow_task(task, schedule(1), LEASE)
+    claimed = await store.claim_activity_tasks(OWNER, [NS], [Q], n, lease)
+    assert len(claimed) == n
+    return claimed
+
+
+async def test_starts_together_are_refused_one_by_one(store: Store) -> None:
+    await start(store, "taken")
+    runs = [new_run(f"new-{i}") for i in range(N)]
+    runs.insert(7, new_run("taken"))
+    runs.insert(15, new_run("lost", namespace="no-such-namespace"))
+    outcomes = await asyncio.gather(*(store.start_run(r) for r in runs), return_exceptions=True)
+    assert isinstance(outcomes[7], WorkflowAlreadyStarted)
+    assert isinstance(outcomes[15], NamespaceNotFound)
+    fine = [o for i, o in enumerate(outcomes) if i not in (7, 15)]
+    assert all(not isinstance(o, BaseException) for o in fine), fine
+    for run in runs[:7]:
+        events = await store.read_history(NS, run.run_id)
+        assert types(events) == ["WorkflowStarted"]
+    claimed = await store.claim_workflow_tasks(OWNER, [NS], [Q], 100, LEASE)
+    assert len(claimed) == N + 1  # the new runs and the run that had the id first
+
+
+async def test_completions_together_fence_only_the_stale_one(store: Store) -> None:
+    (stale,) = await claimed_runs(store, 1, "stale")
+    others = await claimed_runs(store, N, "other")
+    # The first task goes back and another worker takes it: its old token is stale.
+    await store.release_workflow_task(stale, delay=0, error="")
+    (fresh,) = await store.claim_workflow_tasks("b", [NS], [Q], 5, LEASE)
+    assert fresh.run_id == stale.run_id
+    close = WorkflowCommit(
+        events=[("WorkflowCompleted", {"result": 1})], close=RunClose(RunStatus.COMPLETED, 1)
+    )
+    outcomes = await asyncio.gather(
+        *(store.complete_workflow_task(t, close, LEASE) for t in [*others, stale]),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[-1], LeaseLost)
+    assert all(not isinstance(o, BaseException) for o in outcomes[:-1]), outcomes
+    for t in others:
+        assert (await store.get_run(NS, "", t.run_id)).status == RunStatus.COMPLETED
+    assert (await store.get_run(NS, "", stale.run_id)).status == RunStatus.RUNNING
+    assert types(await store.read_history(NS, stale.run_id)) == ["WorkflowStarted"]
+    await store.complete_workflow_task(fresh, close, LEASE)
+
+
+async def test_activity_outcomes_together_fence_only_the_expired_one(store: Store) -> None:
+    acts = await claimed_activities(store, N, "other")
+    (expired,) = await claimed_activities(store, 1, "expired", lease=0.2)
+    await until_expired(store)  # the earliest lease is the short one
+    close = WorkflowCommit(
+        events=[("WorkflowCompleted", {"result": 7})], close=RunClose(RunStatus.COMPLETED, 7)
+    )
+    half = N // 2
+    outcomes = await asyncio.gather(
+        *(
+            store.advance_after_activity(
+                a, DONE, expected_seq=2, ts=time.time(), commit=close, lease=LEASE
+            )
+            for a in acts[:half]
+        ),
+        *(
+            store.finish_activity(a, DONE, claim_for=None, local_queues=(), lease=LEASE)
+            for a in acts[half:]
+        ),
+        store.advance_after_activity(
+            expired, DONE, expected_seq=2, ts=time.time(), commit=close, lease=LEASE
+        ),
+        store.finish_activity(expired, DONE, claim_for=None, local_queues=(), lease=LEASE),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[-1], LeaseLost) and isinstance(outcomes[-2], LeaseLost)
+    assert all(not isinstance(o, BaseException) for o in outcomes[:-2]), outcomes
+    for a in acts[:half]:
+        assert (await store.get_run(NS, "", a.run_id)).status == RunStatus.COMPLETED
+    for a in acts[half:]:
+        events = await store.read_history(NS, a.run_id, after_seq=2)
+        assert types(events) == ["ActivityStarted", "ActivityCompleted"]
+    assert types(await store.read_history(NS, expired.run_id, after_seq=2)) == []
+
+
+@pytest.mark.parametrize("harness", ["postgres"], indirect=True)
+async def test_postgres_sends_writes_of_one_turn_as_one_batch(harness: Harness) -> None:
+    store = await harness.open()
+    sent: list[int] = []
+    send = store._commits._send  # type: ignore[attr-defined]
+
+    async def counting(sql: str, ops: list[tuple[object, ...]]) -> object:
+        sent.append(len(ops))
+        return await send(sql, ops)
+
+    store._commits._send = counting  # type: ignore[attr-defined]
+    await asyncio.gather(*(store.start_run(new_run(f"b-{i}")) for i in range(50)))
+    assert sent == [50]
+    # A write cancelled before its batch left is not written.
+    run = new_run("cancelled")
+    pending = asyncio.ensure_future(store.start_run(run))
+    await asyncio.sleep(0)  # it is queued for the next batch
+    pending.cancel()
+    await asyncio.gather(store.start_run(new_run("after")))
+    assert sent == [50, 1]
+    with pytest.raises(WorkflowNotFound):
+        await store.get_run(NS, "cancelled")

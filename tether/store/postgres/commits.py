@@ -1,0 +1,127 @@
+"""Group commit: the writes that many workflows make in one turn of the event loop
+reach PostgreSQL as one statement, in one round trip and one transaction.
+
+A worker running hundreds of workflows completes hundreds of tasks a second. One
+transaction each costs a round trip, a parse of twenty parameters and a WAL flush
+apiece, on both sides of the socket. Here each kind of write (a start, a workflow task
+completion, an activity outcome) waits for the end of the loop's turn; then everything
+gathered goes as one array to the migration's batch function (``0011_group_commit.sql``),
+which runs each operation in a subtransaction and returns one row per operation.
+
+Alone, an operation is sent at once, on the next turn: an idle worker's latency does
+not change. Under load, while ``max_in_flight`` batches are out, new operations gather
+for the next one. A refused operation gets its own error back (as the
+``asyncpg.PostgresError`` a single statement would have raised); a batch that fails
+as a whole (the connection dropped) fails each of its operations with that error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+__all__ = ["ADVANCE", "COMPLETE", "FINISH", "START", "GroupCommit", "Kind", "refusal"]
+
+# Under PostgreSQL's 64 cached subtransaction ids per backend (see the migration).
+MAX_OPS = 60
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One batched write: the batch function's statement, whose first three columns are
+    the SQLSTATE, message and constraint of a refused operation."""
+
+    name: str
+    sql: str
+
+
+START = Kind("start", "SELECT * FROM tether.start_runs($1::tether.start_op[])")
+COMPLETE = Kind(
+    "complete", "SELECT * FROM tether.complete_workflow_tasks($1::tether.complete_op[])"
+)
+ADVANCE = Kind("advance", "SELECT * FROM tether.advance_after_activities($1::tether.advance_op[])")
+FINISH = Kind("finish", "SELECT * FROM tether.finish_activities($1::tether.finish_op[])")
+
+Op = tuple[tuple[Any, ...], "asyncio.Future[asyncpg.Record]"]
+Send = Callable[[str, list[tuple[Any, ...]]], Awaitable[Sequence[asyncpg.Record]]]
+
+
+def refusal(row: asyncpg.Record) -> asyncpg.PostgresError:
+    """The error a single statement would have raised for this operation."""
+    fields = {"C": row[0], "M": row[1] or ""}
+    if row[2]:
+        fields["n"] = row[2]
+    return asyncpg.PostgresError.new(fields)
+
+
+class GroupCommit:
+    """Gathers operations per kind and sends them in batches through ``send``
+    (``send(sql, ops)`` runs the statement on a pooled connection)."""
+
+    def __init__(self, send: Send, *, max_in_flight: int, max_ops: int = MAX_OPS) -> None:
+        self._send = send
+        self.max_in_flight = max_in_flight
+        self.max_ops = max_ops
+        self._pending: dict[Kind, list[Op]] = {}
+        self._in_flight = 0
+        self._scheduled = False
+        self._batches: set[asyncio.Task[None]] = set()
+
+    async def submit(self, kind: Kind, args: tuple[Any, ...]) -> asyncpg.Record:
+        """Write one operation; return its result row (the batch function's row: the
+        operation's own columns follow the three refusal columns). ``args`` start with
+        the namespace and run id: the batch's lock order."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[asyncpg.Record] = loop.create_future()
+        self._pending.setdefault(kind, []).append((args, future))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        for kind, pending in self._pending.items():
+            while pending and self._in_flight < self.max_in_flight:
+                ops = pending[: self.max_ops]
+                del pending[: self.max_ops]
+                self._in_flight += 1
+                batch = asyncio.create_task(self._run(kind, ops))
+                self._batches.add(batch)
+                batch.add_done_callback(self._batches.discard)
+
+    async def _run(self, kind: Kind, ops: list[Op]) -> None:
+        # An operation whose caller gave up before it was sent is not written.
+        ops = sorted((op for op in ops if not op[1].done()), key=lambda op: op[0][:2])
+        try:
+            rows = await self._send(kind.sql, [args for args, _ in ops]) if ops else []
+        except Exception as exc:
+            for _, future in ops:
+                if not future.done():
+                    future.set_exception(exc)
+        except BaseException:
+            for _, future in ops:
+                future.cancel()
+            raise
+        else:
+            for (_, future), row in zip(ops, rows, strict=True):
+                if future.done():
+                    continue  # its caller was cancelled meanwhile; the write stands
+                if row[0] is not None:
+                    future.set_exception(refusal(row))
+                else:
+                    future.set_result(row)
+        finally:
+            self._in_flight -= 1
+            if any(self._pending.values()) and not self._scheduled:
+                self._scheduled = True
+                asyncio.get_running_loop().call_soon(self._flush)
+
+    async def close(self) -> None:
+        """Wait for the batches in flight (their operations are on the wire)."""
+        if self._batches:
+            await asyncio.wait(set(self._batches))
