@@ -54,7 +54,8 @@ async def test_sigkill_never_loses_or_repeats_an_upsert(store_url: str, tmp_path
 
                 async def reached(target: int = target) -> bool:
                     page = await app.client.list(search_attributes={"batch": "crash"})
-                    return sum(r.search_attributes["progress"] for r in page.runs) >= target
+                    upserted: int = sum(r.search_attributes["progress"] for r in page.runs)
+                    return upserted >= target
 
                 await eventually(reached, timeout=60)
                 worker.send_signal(signal.SIGKILL)
