@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.crash import children_app
+from tests.store.helpers import eventually
 from tether.history import EventType
 from tether.store import RunStatus
 
@@ -63,9 +64,17 @@ async def test_sigkill_during_children_and_continue_as_new(store_url: str, tmp_p
             for i in range(WORKFLOWS)
         ]
         worker = _spawn(store_url, effects, log)
+        children = WORKFLOWS * (LAST + 1) * children_app.CHILDREN
         try:
             for kill in range(KILLS):
-                await asyncio.sleep(0.6 + 0.3 * kill)
+                # Kill at points spread over the whole run, by the children whose step
+                # began: the newest of them is still in its step (it lasts 0.2 s).
+                target = children * (kill + 1) // (KILLS + 1)
+
+                async def reached(target: int = target) -> bool:
+                    return len(_attempts(effects)) >= target
+
+                await eventually(reached, timeout=60)
                 worker.send_signal(signal.SIGKILL)
                 worker.wait()
                 worker = _spawn(store_url, effects, log)
@@ -98,9 +107,8 @@ async def test_sigkill_during_children_and_continue_as_new(store_url: str, tmp_p
         assert kinds.count(EventType.CHILD_WORKFLOW_STARTED) == children_app.CHILDREN
         assert kinds.count(EventType.CHILD_WORKFLOW_COMPLETED) == children_app.CHILDREN
     # Each child exactly once, completed; its recorded step never ran after that.
-    expected_children = WORKFLOWS * (LAST + 1) * children_app.CHILDREN
-    assert len(leaves) == expected_children
-    assert len({r.workflow_id for r in leaves}) == expected_children
+    assert len(leaves) == children
+    assert len({r.workflow_id for r in leaves}) == children
     assert all(r.status == RunStatus.COMPLETED for r in leaves)
     attempts = _attempts(effects)
     assert any(max(a) > 1 for a in attempts.values()), "no kill interrupted a running step"

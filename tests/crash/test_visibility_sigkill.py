@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.crash import visibility_app
+from tests.store.helpers import eventually
 from tether.history import EventType
 from tether.search_attributes import decode, merge
 
@@ -47,8 +48,16 @@ async def test_sigkill_never_loses_or_repeats_an_upsert(store_url: str, tmp_path
         worker = _spawn(store_url, log)
         try:
             for kill in range(KILLS):
-                # Kill at moments spread over the runs (timing a kill, not waiting on one).
-                await asyncio.sleep(0.5 + 0.3 * kill)
+                # Kill at points spread over the runs, by the progress they upserted;
+                # most runs are in their next step (0.3 s long) when it is seen.
+                target = WORKFLOWS * steps * (kill + 1) // (KILLS + 1)
+
+                async def reached(target: int = target) -> bool:
+                    page = await app.client.list(search_attributes={"batch": "crash"})
+                    upserted: int = sum(r.search_attributes["progress"] for r in page.runs)
+                    return upserted >= target
+
+                await eventually(reached, timeout=60)
                 worker.send_signal(signal.SIGKILL)
                 worker.wait()
                 worker = _spawn(store_url, log)

@@ -31,7 +31,7 @@ async def test_reply_is_recorded_and_replay_never_calls_the_model(
     @app.workflow
     async def ask(ctx: tether.Context, question: str) -> str:
         first = await ctx.llm("fast", question, system="Be brief.")
-        await ctx.sleep(0.5)  # the worker is replaced while the run sleeps
+        await ctx.wait_signal("go on")  # the worker is replaced while the run waits
         second = await ctx.llm("oa:m-two", f"Go on from: {first.text}")
         return second.text
 
@@ -43,7 +43,9 @@ async def test_reply_is_recorded_and_replay_never_calls_the_model(
                 return len(llm_results(await handle.history())) == 1
 
             await until(first_recorded, "the first reply")
-        # A new worker has no cached state: it replays the run from its history.
+        # Only now may the run go on, and only a new worker is there to run it: it has
+        # no cached state, so it replays the run, first reply included, from history.
+        await handle.signal("go on")
         async with app.worker():
             text = await handle.result(timeout=30)
         history = await handle.history()

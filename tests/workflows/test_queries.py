@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -99,20 +98,36 @@ async def test_query_errors_are_clear(make_app: AppFactory, store_url: str) -> N
 async def test_query_rebuilds_state_that_depends_on_signals(make_app: AppFactory) -> None:
     app = make_app()
 
+    @app.activity
+    async def shout(text: str) -> str:
+        return text.upper()
+
     @app.workflow
     async def chat(ctx: tether.Context) -> None:
-        messages: list[str] = []
-        ctx.set_query_handler("messages", lambda: messages)
+        said: list[str] = []
+        answered: list[str] = []  # filled by activity results: only a worker runs them
+        ctx.set_query_handler("chat", lambda: {"said": said, "answered": sorted(answered)})
         while True:
-            messages.append(await ctx.wait_signal("say"))
+            text = await ctx.wait_signal("say")
+            said.append(text)
+            answer = ctx.activity(shout, text)
+            answer.add_done_callback(lambda done: answered.append(done.result()))
 
     async with app:
         handle = await app.client.start(chat, id="chat")
-        # No worker runs: the query still sees every recorded signal.
+        # No worker runs: the query still sees every recorded signal, and no answer.
         for text in ["hi", "there"]:
             await handle.signal("say", text)
-        assert await handle.query("messages") == ["hi", "there"]
+        assert await handle.query("chat") == {"said": ["hi", "there"], "answered": []}
         async with app.worker():
             await handle.signal("say", "again")
-            await asyncio.sleep(0.1)
-            assert await handle.query("messages") == ["hi", "there", "again"]
+
+            async def answered_all() -> bool:
+                history = await handle.history()
+                return sum(e.type == EventType.ACTIVITY_COMPLETED for e in history) == 3
+
+            await eventually(answered_all)
+            assert await handle.query("chat") == {
+                "said": ["hi", "there", "again"],
+                "answered": ["AGAIN", "HI", "THERE"],
+            }

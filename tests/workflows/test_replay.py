@@ -7,6 +7,7 @@ import logging
 import pytest
 
 import tether
+import tether.testing
 from tests.conftest import AppFactory
 from tether.history import EventType
 
@@ -73,6 +74,9 @@ async def test_changed_code_waits_for_a_fix_instead_of_failing(make_app: AppFact
 
 async def test_every_step_replayed_from_scratch_gives_the_same_run(make_app: AppFactory) -> None:
     app = make_app()
+    # The values each execution of the code drew, one list per execution: outside the
+    # workflow on purpose, to see what replays compute, not only what the run returned.
+    drawn: list[list[object]] = []
 
     @app.activity
     async def inc(x: int) -> int:
@@ -80,22 +84,43 @@ async def test_every_step_replayed_from_scratch_gives_the_same_run(make_app: App
 
     @app.workflow
     async def counter(ctx: tether.Context, n: int) -> list[object]:
+        values: list[object] = []
+        drawn.append(values)
         trail: list[object] = []
         for _ in range(n):
             trail.append(await ctx.activity(inc, len(trail)))
-            trail.append(round(ctx.random(), 6))
+            values.append(round(ctx.random(), 6))
+            trail.append(values[-1])
         await ctx.sleep(0.01)
-        trail.append(str(ctx.uuid()))
+        values.append(str(ctx.uuid()))
+        trail.append(values[-1])
         return trail
+
+    def draws(trail: list[object]) -> list[object]:
+        return [*trail[1::2][:4], trail[-1]]
 
     async with app:
         async with app.worker():
             cached = await app.client.execute(counter, 4, id="c1")
+            history = await app.client.get_handle("c1").history()
+        assert drawn == [draws(cached)], "a cached run executes its code once"
+        drawn.clear()
+        tether.testing.replay(counter, history)
+        assert drawn == [draws(cached)], "replaying the history draws the original values"
+
+        drawn.clear()
         async with app.worker(cache_size=0):
             uncached = await app.client.execute(counter, 4, id="c1")
-    # Same code, same seed recorded in each run's history: only the seed differs
-    # between the two runs, so compare the shape and the activity results.
+    # Without a cache every workflow task runs the code again from the first event:
+    # each of those replays drew what the first execution drew, up to where it got.
+    final = drawn[-1]
+    assert final == draws(uncached)
+    assert {len(values) for values in drawn} == {0, 1, 2, 3, 4, 5}, "every step replayed"
+    for values in drawn:
+        assert values == final[: len(values)], (values, final)
+    # Each run draws from its own seed; the activity results do not depend on it.
     assert cached[0::2][:4] == uncached[0::2][:4] == [1, 3, 5, 7]
+    assert draws(cached) != draws(uncached)
 
 
 async def test_workflow_logger_is_silent_during_replay(
