@@ -3,7 +3,6 @@ reset and end them."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, cast
 
 import typer
@@ -33,24 +32,15 @@ AttrOpt = Annotated[
 ]
 
 
+# The CLI names a run's times for people: when it started and when it closed.
+_TIMES = {"created_at": "started", "closed_at": "closed"}
+
+
 def _run_dict(run: RunRecord) -> dict[str, Any]:
+    """The run as ``RunRecord.to_dict`` has it, its times formatted and named for people."""
     return {
-        "namespace": run.namespace,
-        "workflow_id": run.workflow_id,
-        "run_id": run.run_id,
-        "type": run.workflow_type,
-        "task_queue": run.task_queue,
-        "status": str(run.status),
-        "started": when(run.created_at),
-        "closed": when(run.closed_at),
-        "history_length": run.history_length,
-        "result": run.result,
-        "failure": run.failure,
-        "stuck": run.stuck,
-        "search_attributes": {
-            k: v.isoformat() if isinstance(v, datetime) else v
-            for k, v in run.search_attributes.items()
-        },
+        _TIMES.get(key, key): when(value) if key in _TIMES else value
+        for key, value in run.to_dict().items()
     }
 
 
