@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tether.errors import WorkflowNotFound
+from tether.errors import InvalidArgument, WorkflowNotFound
 from tether.store import (
     NewActivity,
     ResetRun,
@@ -124,6 +124,14 @@ async def test_reset_stays_in_its_namespace(store: Store) -> None:
     assert (await store.get_run(NS, "wf")).run_id == mine.run_id
     assert (await store.get_run(NS, "wf")).status == RunStatus.RUNNING
     assert (await store.get_run("other", "wf")).history_length == 1
+
+
+async def test_a_point_past_the_history_is_refused_in_the_transaction(store: Store) -> None:
+    run = await start(store, "wf")
+    with pytest.raises(InvalidArgument, match=r"event 9 is not in its history \(1\.\.1\)"):
+        await store.reset_run(reset_of(run.run_id, 9))
+    assert (await store.get_run(NS, "wf")).run_id == run.run_id
+    assert (await store.get_run(NS, "wf")).status == RunStatus.RUNNING
 
 
 async def test_a_reset_child_keeps_its_parent_which_sees_one_child(store: Store) -> None:

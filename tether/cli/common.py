@@ -15,7 +15,20 @@ from ..app import App
 from ..errors import TetherError, UsageError
 from .output import fail
 
-__all__ = ["AppOpt", "DbOpt", "JsonOpt", "NsOpt", "load_app", "make_app", "run"]
+__all__ = [
+    "AppOpt",
+    "ArgsOpt",
+    "DbOpt",
+    "JsonOpt",
+    "NsOpt",
+    "YesOpt",
+    "confirm",
+    "load_app",
+    "make_app",
+    "parse_json_arg",
+    "parse_json_args",
+    "run",
+]
 
 T = TypeVar("T")
 
@@ -29,6 +42,10 @@ DbOpt = Annotated[
 ]
 NsOpt = Annotated[str, typer.Option("--namespace", "-n", help="Namespace (tenant).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ArgsOpt = Annotated[
+    list[str] | None, typer.Option("--arg", "-a", help="An argument as JSON (repeatable).")
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 AppOpt = Annotated[
     str | None,
     typer.Option(
@@ -37,6 +54,12 @@ AppOpt = Annotated[
         help="MODULE:APP whose workflows are checked before starting (optional).",
     ),
 ]
+
+
+def confirm(question: str, *, yes: bool) -> None:
+    """Ask ``question`` and abort on no, unless ``--yes`` answered it already."""
+    if not yes:
+        typer.confirm(question, abort=True)
 
 
 def load_app(spec: str) -> App:
@@ -94,3 +117,8 @@ def parse_json_args(values: list[str]) -> list[Any]:
         except orjson.JSONDecodeError:
             out.append(raw)
     return out
+
+
+def parse_json_arg(raw: str | None) -> Any:
+    """One optional JSON value, as :func:`parse_json_args` reads it (absent: None)."""
+    return None if raw is None else parse_json_args([raw])[0]

@@ -9,7 +9,7 @@ import typer
 
 from ..app import App
 from ..tenancy import NamespaceInfo
-from .common import DbOpt, JsonOpt, make_app, run
+from .common import DbOpt, JsonOpt, YesOpt, confirm, make_app, run
 from .output import emit, fail, when
 
 cli = typer.Typer(
@@ -24,7 +24,6 @@ SetOpt = Annotated[
         help="A setting as KEY=VALUE; VALUE is JSON or a bare word (repeatable).",
     ),
 ]
-YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
 def _settings(pairs: list[str] | None) -> dict[str, Any]:
@@ -100,8 +99,7 @@ def list_namespaces(db: DbOpt = None, as_json: JsonOpt = False) -> None:
 @cli.command()
 def delete(name: str, yes: YesOpt = False, db: DbOpt = None, as_json: JsonOpt = False) -> None:
     """Delete NAME and every byte of its data (runs, histories, payloads, tasks)."""
-    if not yes:
-        typer.confirm(f"Delete namespace {name!r} and all of its data?", abort=True)
+    confirm(f"Delete namespace {name!r} and all of its data?", yes=yes)
 
     async def body(app: App) -> dict[str, Any]:
         await app.client.namespaces.delete(name)

@@ -3,7 +3,7 @@ reset and end them."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, cast
 
 import typer
@@ -14,7 +14,19 @@ from ..history import describe_event
 from ..policy import Priority
 from ..store import RunRecord
 from .attrs import parse_attrs, parse_filters, parse_time
-from .common import AppOpt, DbOpt, JsonOpt, NsOpt, make_app, parse_json_args, run
+from .common import (
+    AppOpt,
+    ArgsOpt,
+    DbOpt,
+    JsonOpt,
+    NsOpt,
+    YesOpt,
+    confirm,
+    make_app,
+    parse_json_arg,
+    parse_json_args,
+    run,
+)
 from .output import emit, fail, when
 
 cli = typer.Typer(
@@ -23,6 +35,7 @@ cli = typer.Typer(
 )
 
 RunIdOpt = Annotated[str | None, typer.Option("--run-id", help="A specific run (default: newest).")]
+ReasonOpt = Annotated[str, typer.Option(help="Why; recorded in history.")]
 AttrOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -33,33 +46,29 @@ AttrOpt = Annotated[
 ]
 
 
+# The CLI names a run's times for people: when it started and when it closed.
+_TIMES = {"created_at": "started", "closed_at": "closed"}
+
+
 def _run_dict(run: RunRecord) -> dict[str, Any]:
+    """The run as ``RunRecord.to_dict`` has it, its times formatted and named for people."""
     return {
-        "namespace": run.namespace,
-        "workflow_id": run.workflow_id,
-        "run_id": run.run_id,
-        "type": run.workflow_type,
-        "task_queue": run.task_queue,
-        "status": str(run.status),
-        "started": when(run.created_at),
-        "closed": when(run.closed_at),
-        "history_length": run.history_length,
-        "result": run.result,
-        "failure": run.failure,
-        "stuck": run.stuck,
-        "search_attributes": {
-            k: v.isoformat() if isinstance(v, datetime) else v
-            for k, v in run.search_attributes.items()
-        },
+        _TIMES.get(key, key): when(value) if key in _TIMES else value
+        for key, value in run.to_dict().items()
     }
+
+
+def _show_run(
+    db: str | None, namespace: str, body: Callable[[App], Awaitable[RunRecord]], *, as_json: bool
+) -> None:
+    """Run ``body`` on the store and print the run it returns."""
+    emit(_run_dict(run(make_app(db, namespace), body)), as_json=as_json)
 
 
 @cli.command()
 def start(
     workflow_type: Annotated[str, typer.Argument(help="The workflow's registered name.")],
-    arg: Annotated[
-        list[str] | None, typer.Option("--arg", "-a", help="An argument as JSON (repeatable).")
-    ] = None,
+    arg: ArgsOpt = None,
     workflow_id: Annotated[str | None, typer.Option("--id", help="Workflow id.")] = None,
     task_queue: Annotated[str | None, typer.Option("--task-queue", "-q")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the result.")] = False,
@@ -99,7 +108,7 @@ def start(
     attributes = parse_attrs(attr or [])
     if signal is not None and not workflow_id:
         fail("--signal needs --id: the workflow id to signal or start", 2)
-    payload = parse_json_args([signal_arg])[0] if signal_arg is not None else None
+    payload = parse_json_arg(signal_arg)
 
     async def body(app: App) -> dict[str, Any]:
         place = Priority(priority, fairness_key, fairness_weight)
@@ -137,7 +146,7 @@ def describe(
     async def body(app: App) -> RunRecord:
         return await app.client.get_handle(workflow_id, run_id).describe()
 
-    emit(_run_dict(run(make_app(db, namespace), body)), as_json=as_json)
+    _show_run(db, namespace, body, as_json=as_json)
 
 
 @cli.command()
@@ -242,7 +251,7 @@ def list_runs(
 @cli.command()
 def terminate(
     workflow_id: str,
-    reason: Annotated[str, typer.Option(help="Why; recorded in history.")] = "",
+    reason: ReasonOpt = "",
     run_id: RunIdOpt = None,
     namespace: NsOpt = "default",
     db: DbOpt = None,
@@ -253,7 +262,7 @@ def terminate(
     async def body(app: App) -> RunRecord:
         return await app.client.get_handle(workflow_id, run_id).terminate(reason, identity="cli")
 
-    emit(_run_dict(run(make_app(db, namespace), body)), as_json=as_json)
+    _show_run(db, namespace, body, as_json=as_json)
 
 
 @cli.command()
@@ -289,7 +298,7 @@ def reset(
         )
         return await app.client.get_handle(workflow_id, new_id).describe()
 
-    emit(_run_dict(run(make_app(db, namespace), body)), as_json=as_json)
+    _show_run(db, namespace, body, as_json=as_json)
 
 
 @cli.command()
@@ -305,7 +314,7 @@ def signal(
     as_json: JsonOpt = False,
 ) -> None:
     """Send signal NAME to a run; it is recorded at once and never lost."""
-    payload = parse_json_args([arg])[0] if arg is not None else None
+    payload = parse_json_arg(arg)
 
     async def body(app: App) -> dict[str, Any]:
         handle = app.client.get_handle(workflow_id, run_id)
@@ -327,9 +336,7 @@ def query(
             help="MODULE:APP with the workflow's code: the run is replayed here to answer.",
         ),
     ],
-    arg: Annotated[
-        list[str] | None, typer.Option("--arg", "-a", help="An argument as JSON (repeatable).")
-    ] = None,
+    arg: ArgsOpt = None,
     run_id: RunIdOpt = None,
     namespace: NsOpt = "default",
     db: DbOpt = None,
@@ -410,7 +417,7 @@ def update(
 @cli.command()
 def cancel(
     workflow_id: str,
-    reason: Annotated[str, typer.Option(help="Why; recorded in history.")] = "",
+    reason: ReasonOpt = "",
     run_id: RunIdOpt = None,
     namespace: NsOpt = "default",
     db: DbOpt = None,
@@ -421,21 +428,20 @@ def cancel(
     async def body(app: App) -> RunRecord:
         return await app.client.get_handle(workflow_id, run_id).cancel(reason, identity="cli")
 
-    emit(_run_dict(run(make_app(db, namespace), body)), as_json=as_json)
+    _show_run(db, namespace, body, as_json=as_json)
 
 
 @cli.command()
 def delete(
     workflow_id: str,
     run_id: RunIdOpt = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    yes: YesOpt = False,
     namespace: NsOpt = "default",
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Delete a run and every byte of it: history, payloads, tasks (a GDPR erasure)."""
-    if not yes:
-        typer.confirm(f"Delete run {workflow_id!r} and all of its data?", abort=True)
+    confirm(f"Delete run {workflow_id!r} and all of its data?", yes=yes)
 
     async def body(app: App) -> dict[str, Any]:
         await app.client.delete_run(workflow_id, run_id)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 
 import pydantic
 
-from ..chat import ChatResult, Message, Tool, ToolCall
+from ..chat import ChatRequest, ChatResult, Message, Tool, ToolCall
 from ..definitions import activity_name
 from ..errors import InvalidArgument
 from ..policy import ActivityOptions, Retry, seconds
@@ -187,8 +187,7 @@ class Context:
         in ``.parsed``. The reply is recorded; replay never calls the model again.
         Routing, fallbacks, rate limits and budgets come from the app's LLM settings.
         """
-        return schedule_llm(
-            self._instance,
+        request = ChatRequest.build(
             model,
             prompt,
             system=system,
@@ -196,6 +195,11 @@ class Context:
             output=output,
             temperature=temperature,
             max_tokens=max_tokens,
+        )
+        return schedule_llm(
+            self._instance,
+            request,
+            output,
             task_queue=task_queue,
             retry=retry,
             start_to_close=start_to_close,

@@ -217,16 +217,16 @@ class WorkflowInstance:
             self._apply(event)
             self.loop.run_until_idle()
         self.replaying = False
-        if self._nd is None:
-            unmatched = [e for k, e in self._recorded.items() if k not in self._matched]
-            if unmatched:
-                first = min(unmatched, key=lambda e: e.seq)
-                self._nd = NonDeterminismError(
-                    f"history has {first.type} for step {first.attrs.get('step', '-')}"
-                    f" (event {first.seq}) but the code no longer issues it",
-                    workflow_id=self.info.workflow_id,
-                    run_id=self.info.run_id,
-                )
+        # What is left in _recorded the code has not issued: a recorded command is kept
+        # only while its key is unmatched, and matching one takes it out.
+        if self._nd is None and self._recorded:
+            first = min(self._recorded.values(), key=lambda e: e.seq)
+            self._nd = NonDeterminismError(
+                f"history has {first.type} for step {first.attrs.get('step', '-')}"
+                f" (event {first.seq}) but the code no longer issues it",
+                workflow_id=self.info.workflow_id,
+                run_id=self.info.run_id,
+            )
         new, self._new = self._new, []
         return Activation(new, self._nd)
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pydantic
 
-from ..chat import LLM_STEP, ChatRequest, ChatResult, Message, Tool, ToolCall
+from ..chat import LLM_STEP, ChatRequest, ChatResult, Message, ToolCall
 from ..definitions import ActivityDefinition, activity_name
 from ..errors import ActivityError, InvalidArgument
 from ..policy import ActivityOptions, Retry
@@ -43,28 +43,17 @@ _NEVER_RETRY = ("BudgetExceeded",)
 
 def schedule_llm(
     instance: WorkflowInstance,
-    model: str,
-    prompt: str | Sequence[Message | dict[str, Any]],
+    request: ChatRequest,
+    output: type[pydantic.BaseModel] | None,
     *,
-    system: str | None = None,
-    tools: Sequence[Tool | dict[str, Any] | Callable[..., Any]] | None = None,
-    output: type[pydantic.BaseModel] | None = None,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
     task_queue: str | None = None,
     retry: Retry | None = None,
     start_to_close: timedelta | float | None = None,
     schedule_to_close: timedelta | float | None = None,
 ) -> asyncio.Future[ChatResult]:
-    request = ChatRequest.build(
-        model,
-        prompt,
-        system=system,
-        tools=tools,
-        output=output,
-        temperature=temperature,
-        max_tokens=max_tokens,
-    )
+    """Schedule the LLM step for ``request`` (built by ``ChatRequest.build``); the
+    reply's ``parsed`` is validated as ``output``, the model the request was built for."""
+    model = request.model
     definition = instance.definition.activities.get(LLM_STEP)
     base = definition.options if definition is not None else DEFAULT_LLM_OPTIONS
     options = base.merged(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -85,6 +86,29 @@ class RunRecord:
     stuck: str | None = None
     # Filled by get_run and list_runs (other operations leave it empty).
     search_attributes: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as a JSON-ready dict: times as Unix seconds, nothing formatted for
+        people (the HTTP API's shape; the CLI renames and formats the times)."""
+        return {
+            "namespace": self.namespace,
+            "workflow_id": self.workflow_id,
+            "run_id": self.run_id,
+            "type": self.workflow_type,
+            "task_queue": self.task_queue,
+            "status": str(self.status),
+            "created_at": self.created_at,
+            "closed_at": self.closed_at,
+            "history_length": self.history_length,
+            "result": self.result,
+            "failure": self.failure,
+            "stuck": self.stuck,
+            # Datetimes as ISO 8601 strings: JSON has no time type.
+            "search_attributes": {
+                k: v.isoformat() if isinstance(v, datetime) else v
+                for k, v in self.search_attributes.items()
+            },
+        }
 
 
 @dataclass(frozen=True, slots=True)

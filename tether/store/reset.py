@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InvalidArgument
+from ..errors import InvalidArgument, WorkflowNotFound
 from ..history import Event, EventType
 from .protocol import NewActivity
 
@@ -79,6 +79,23 @@ class ResetRun:
     activities: list[NewActivity] = field(default_factory=list)
     timers: list[tuple[int, float]] = field(default_factory=list)
     cancel_requested: bool = False
+
+    def check_base(self, row: Sequence[Any] | None) -> tuple[str, str, str]:
+        """The base run's workflow id, type and task queue, from its row as the store
+        reads it in the reset's transaction (workflow_id, workflow_type, task_queue,
+        last_seq). Raises :class:`WorkflowNotFound` if there is none (deleted since the
+        plan), :class:`InvalidArgument` if its history no longer reaches ``seq``."""
+        if row is None:
+            raise WorkflowNotFound(namespace=self.namespace, run_id=self.base_run_id)
+        workflow_id, workflow_type, queue, length = row
+        if length < self.seq:
+            raise InvalidArgument(
+                f"cannot reset run {self.base_run_id}: event {self.seq} is not in its history"
+                f" (1..{length})",
+                namespace=self.namespace,
+                run_id=self.base_run_id,
+            )
+        return workflow_id, workflow_type, queue
 
     def marker(self, terminated_run_id: str | None, signals: int) -> dict[str, Any]:
         """The attrs of the new run's ``WorkflowReset`` event."""

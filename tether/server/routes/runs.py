@@ -12,7 +12,6 @@ from starlette.routing import Route
 
 from ...client import WorkflowHandle
 from ...errors import UnknownWorkflowType, WorkflowFailed
-from ..convert import run_dict
 from ..errors import QueryUnavailable
 from ..state import Server, server_of
 from ..wire import Body, json_response
@@ -50,7 +49,7 @@ def handle_of(request: Request) -> tuple[Server, WorkflowHandle[Any]]:
 
 async def describe(request: Request) -> Response:
     _, handle = handle_of(request)
-    return json_response(run_dict(await handle.describe()))
+    return json_response((await handle.describe()).to_dict())
 
 
 async def result(request: Request) -> Response:
@@ -114,14 +113,14 @@ async def cancel(request: Request) -> Response:
     server, handle = handle_of(request)
     body = await server.read(request, ReasonBody, handle.namespace)
     run = await handle.cancel(body.reason, identity=server.identity)
-    return json_response(run_dict(run), 202)
+    return json_response(run.to_dict(), 202)
 
 
 async def terminate(request: Request) -> Response:
     server, handle = handle_of(request)
     body = await server.read(request, ReasonBody, handle.namespace)
     run = await handle.terminate(body.reason, identity=server.identity)
-    return json_response(run_dict(run))
+    return json_response(run.to_dict())
 
 
 async def delete(request: Request) -> Response:

@@ -13,7 +13,6 @@ from ...client import IdConflict, IdReuse
 from ...errors import InvalidArgument
 from ...policy import Priority
 from ...search_attributes import Range
-from ..convert import run_dict
 from ..state import server_of
 from ..wire import Body, json_response
 from .params import maybe_number, number, optional
@@ -130,7 +129,7 @@ async def list_runs(request: Request) -> Response:
         cursor=optional(request, "cursor"),
     )
     return json_response(
-        {"runs": [run_dict(r) for r in page.runs], "next_cursor": page.next_cursor}
+        {"runs": [r.to_dict() for r in page.runs], "next_cursor": page.next_cursor}
     )
 
 

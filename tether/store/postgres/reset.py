@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 
-from ...errors import InvalidArgument, WorkflowNotFound
 from ..reset import ResetRun
 
 __all__ = ["reset_run"]
@@ -113,15 +112,7 @@ async def reset_run(conn: Any, reset: ResetRun) -> None:
     ns, base, new = reset.namespace, reset.base_run_id, reset.new_run_id
     async with conn.transaction():
         row = await conn.fetchrow(_BASE, ns, base)
-        if row is None:
-            raise WorkflowNotFound(namespace=ns, run_id=base)
-        workflow_id, workflow_type, queue, length = row
-        if length < reset.seq:
-            raise InvalidArgument(
-                f"cannot reset run {base}: event {reset.seq} is not in its history (1..{length})",
-                namespace=ns,
-                run_id=base,
-            )
+        workflow_id, workflow_type, queue = reset.check_base(row)
         now = (await conn.fetchrow(_TAKE_TURN, ns, workflow_id))[1]
         parent: tuple[Any, ...] = (None, None, None)
         open_run = await conn.fetchrow(_OPEN, ns, workflow_id)

@@ -11,11 +11,11 @@ import orjson
 
 from ...history import EventType
 from ..protocol import ContinueAsNew, NewChild, RunStatus, child_failure, child_refused
+from .columns import loads_or_none
 
 __all__ = ["on_run_closed", "start_children", "start_continued"]
 
 dumps = orjson.dumps
-loads = orjson.loads
 
 
 def _insert_run(
@@ -121,10 +121,10 @@ def on_run_closed(conn: sqlite3.Connection, namespace: str, run_id: str, now: fl
         ).fetchone()
         if parent is not None and parent[0] == RunStatus.RUNNING:
             if status == RunStatus.COMPLETED:
-                attrs = {"step": step, "result": loads(result) if result is not None else None}
+                attrs = {"step": step, "result": loads_or_none(result)}
                 event = (EventType.CHILD_WORKFLOW_COMPLETED, attrs)
             else:
-                cause = loads(failure) if failure is not None else None
+                cause = loads_or_none(failure)
                 info = child_failure(status, workflow_id, workflow_type, run_id, cause)
                 event = (EventType.CHILD_WORKFLOW_FAILED, {"step": step, "failure": info})
             append_events(conn, namespace, parent_id, [event], now)

@@ -30,6 +30,7 @@ from ..protocol import (
 )
 from ..updates import UpdateOutcome, UpdateStatus
 from .children import on_run_closed, start_children, start_continued
+from .columns import loads_or_none
 
 dumps = orjson.dumps
 loads = orjson.loads
@@ -430,8 +431,8 @@ def claim_activity_tasks(
                 attempt=attempt,
                 scheduled_at=row[10],
                 token=token,
-                heartbeat_details=loads(row[11]) if row[11] is not None else None,
-                last_failure=loads(row[12]) if row[12] is not None else None,
+                heartbeat_details=loads_or_none(row[11]),
+                last_failure=loads_or_none(row[12]),
                 previous_lost=lost,
             )
         )

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from ...errors import InvalidArgument, WorkflowAlreadyStarted, WorkflowNotFound
+from ...errors import WorkflowAlreadyStarted
 from ...history import EventType
 from ..reset import ResetRun
 from .children import on_run_closed
@@ -53,15 +53,7 @@ def reset_run(conn: sqlite3.Connection, reset: ResetRun, now: float) -> list[Any
         " WHERE namespace = ? AND run_id = ?",
         (ns, base),
     ).fetchone()
-    if row is None:
-        raise WorkflowNotFound(namespace=ns, run_id=base)
-    workflow_id, workflow_type, queue, length = row
-    if length < reset.seq:
-        raise InvalidArgument(
-            f"cannot reset run {base}: event {reset.seq} is not in its history (1..{length})",
-            namespace=ns,
-            run_id=base,
-        )
+    workflow_id, workflow_type, queue = reset.check_base(row)
     notes: list[Any] = [WORK]
     parent: tuple[Any, ...] = (None, None, None)
     open_run = conn.execute(

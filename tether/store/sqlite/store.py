@@ -63,6 +63,7 @@ from ..visibility import (
 from . import llm_limits as limitops
 from . import namespaces as nsops
 from . import ops, updates, usage
+from .columns import loads_or_none
 from .reset import reset_run
 from .writer import Noted, Writer
 
@@ -130,8 +131,8 @@ def _run_record(row: Sequence[Any], attrs: dict[str, Any] | None = None) -> RunR
         status=RunStatus(row[5]),
         created_at=row[6],
         closed_at=row[7],
-        result=orjson.loads(row[8]) if row[8] is not None else None,
-        failure=orjson.loads(row[9]) if row[9] is not None else None,
+        result=loads_or_none(row[8]),
+        failure=loads_or_none(row[9]),
         history_length=row[10],
         stuck=row[11],
         search_attributes=attrs or {},
@@ -856,8 +857,8 @@ class SqliteStore:
                 attempt=r[11],
                 scheduled_at=r[12],
                 token=r[6],
-                heartbeat_details=orjson.loads(r[13]) if r[13] is not None else None,
-                last_failure=orjson.loads(r[14]) if r[14] is not None else None,
+                heartbeat_details=loads_or_none(r[13]),
+                last_failure=loads_or_none(r[14]),
                 previous_lost=r[15],
             )
             for r in rows

@@ -14,6 +14,7 @@ from ...history import EventType
 from ..protocol import NewRun, WorkflowTask
 from ..updates import UpdateRecord, UpdateStatus
 from . import ops
+from .columns import loads_or_none
 
 __all__ = [
     "accept_updates",
@@ -35,8 +36,8 @@ def _record(row: Sequence[Any]) -> UpdateRecord:
         name=row[3],
         args=orjson.loads(row[4]),
         status=UpdateStatus(row[5]),
-        result=orjson.loads(row[6]) if row[6] is not None else None,
-        failure=orjson.loads(row[7]) if row[7] is not None else None,
+        result=loads_or_none(row[6]),
+        failure=loads_or_none(row[7]),
         created_at=row[8],
     )
 
