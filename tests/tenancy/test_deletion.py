@@ -1,18 +1,26 @@
-"""Deleting a namespace or a run leaves no byte of it in the database files; the
-retention sweeper removes closed runs past their namespace's retention."""
+"""Deleting a namespace or a run leaves no byte of it in the database files, also when
+the deletion (in batches) was killed midway and then finished; other namespaces work
+on meanwhile; the retention sweeper removes closed runs past their namespace's
+retention."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sqlite3
+import sys
 import uuid
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 import tether
 from tests.conftest import AppFactory
 from tests.store.helpers import eventually
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _app(make_app: AppFactory) -> tether.App:
@@ -157,3 +165,87 @@ async def test_the_sweeper_removes_runs_past_retention(make_app: AppFactory) -> 
             # runs of the namespace whose retention has not passed, and the open run.
             assert len((await app.client.list(namespace="long")).runs) == 3
             assert (await open_run.describe()).status == tether.RunStatus.RUNNING
+
+
+# -- deletion in batches ----------------------------------------------------------------
+
+# Deletes the namespace a few rows at a time, saying so after each batch, until killed.
+_SLOW_DELETER = """
+import asyncio, sys
+from tether.store import open_store
+
+async def main() -> None:
+    store = open_store(sys.argv[1])
+    await store.open()
+    await store.begin_namespace_deletion("doomed")
+    while not await store.delete_namespace_batch("doomed", 3):
+        print("batch", flush=True)
+        await asyncio.sleep(0.05)
+    print("done", flush=True)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_deletion_killed_midway_leaves_the_namespace_unusable_and_is_finished(
+    make_app: AppFactory, store_url: str
+) -> None:
+    marker = f"GDPR-KILL-{uuid.uuid4().hex}"
+    app = _app(make_app)
+    async with app:
+        await app.client.namespaces.create("doomed")
+        async with app.worker(namespaces=["doomed"]):
+            for i in range(6):
+                await app.client.execute(
+                    "keep", f"{marker}-{i}", namespace="doomed", id=f"k{i}", timeout=30
+                )
+        deleter = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _SLOW_DELETER, store_url,
+            stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        assert deleter.stdout is not None
+        for _ in range(2):
+            assert await asyncio.wait_for(deleter.stdout.readline(), 30) == b"batch\n"
+        deleter.send_signal(signal.SIGKILL)
+        await deleter.wait()
+        # Marked, part deleted: invisible and refusing work, its data partly there.
+        with pytest.raises(tether.NamespaceNotFound):
+            await app.client.namespaces.get("doomed")
+        assert "doomed" not in [ns.name for ns in await app.client.namespaces.list()]
+        with pytest.raises(tether.NamespaceNotFound):
+            await app.client.start("keep", "x", namespace="doomed")
+        assert any((await _found(store_url, marker.encode())).values())
+        await app.client.namespaces.delete("doomed")  # a second delete finishes it
+        with pytest.raises(tether.NamespaceNotFound):
+            await app.client.namespaces.delete("doomed")
+    found = await _gone(store_url, marker.encode())
+    assert found and not any(found.values()), found
+
+
+async def test_a_live_namespace_works_on_while_another_is_deleted(make_app: AppFactory) -> None:
+    app = make_app()
+    ran: list[str] = []
+
+    @app.workflow
+    async def note(ctx: tether.Context, tag: str) -> str:
+        ran.append(tag)
+        return tag
+
+    async with app:
+        for ns in ("doomed", "live"):
+            await app.client.namespaces.create(ns)
+        for i in range(150):
+            await app.client.start("note", "doomed", namespace="doomed", id=f"d{i}")
+        # One row per batch: hundreds of transactions, with the live work between them.
+        deletion = asyncio.create_task(app.client.namespaces.delete("doomed", batch=1))
+        await eventually(lambda: app.store.deleting_namespaces())
+        async with app.worker(namespaces=["doomed", "live"]):
+            for i in range(3):
+                assert await app.client.execute("note", f"live-{i}", namespace="live") == (
+                    f"live-{i}"
+                )
+            assert not deletion.done()
+            await asyncio.wait_for(deletion, 60)
+        assert ran == ["live-0", "live-1", "live-2"]  # no task of the doomed one ran
+        assert await app.store.deleting_namespaces() == []
+        assert [ns.name for ns in await app.client.namespaces.list()] == ["default", "live"]

@@ -6,6 +6,7 @@ import os
 
 from .llm_limits import LimitState
 from .protocol import (
+    DELETE_BATCH,
     ActivityOutcome,
     ActivityTask,
     ClaimLimit,
@@ -34,6 +35,7 @@ from .usage import USAGE_GROUPS, UsageRecord, UsageRow
 from .visibility import AttributeFilter, RunFilter
 
 __all__ = [
+    "DELETE_BATCH",
     "NAMED_POINTS",
     "USAGE_GROUPS",
     "ActivityOutcome",

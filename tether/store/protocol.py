@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .reset import ResetRun
 
 __all__ = [
+    "DELETE_BATCH",
     "ActivityOutcome",
     "ActivityTask",
     "ClaimLimit",
@@ -53,6 +54,9 @@ __all__ = [
     "outcome_events",
 ]
 
+
+# Rows a namespace's deletion removes per transaction, unless told otherwise.
+DELETE_BATCH = 2000
 
 # A change of a namespace's settings: the new settings from the current ones.
 SettingsChange = Callable[[dict[str, Any]], dict[str, Any]]
@@ -638,16 +642,53 @@ class Store(Protocol):
 
     async def list_namespace_records(self) -> list[NamespaceRecord]: ...
 
-    async def delete_namespace(self, namespace: str) -> None:
+    async def delete_namespace(self, namespace: str, *, batch: int = DELETE_BATCH) -> None:
         """Remove the namespace and every record of it (runs, histories, payloads, tasks,
         timers, settings, and rows of any table that names the namespace), overwriting
-        the freed space where the store can; raises NamespaceNotFound."""
+        the freed space where the store can; raises NamespaceNotFound.
+
+        Not one transaction: :meth:`begin_namespace_deletion`, then
+        :meth:`delete_namespace_batch` of ``batch`` rows until it is done, so other
+        namespaces' work goes on between the batches. If the caller dies midway the
+        namespace stays marked (invisible, refusing input, its tasks unclaimed); calling
+        this again, or any worker's retention sweeper, finishes the job."""
+
+    async def begin_namespace_deletion(self, namespace: str) -> None:
+        """Mark the namespace as being deleted, in one short transaction (again is
+        harmless); raises NamespaceNotFound if there is no such namespace.
+
+        From then on it is as if gone for every other operation: ``get_namespace``,
+        ``update_namespace`` and ``namespace_stats`` raise NamespaceNotFound, the
+        listings omit it, a start, signal, cancel, termination, update or reset in it
+        raises NamespaceNotFound, ``create_namespace`` of its name raises
+        NamespaceAlreadyExists (saying why), and claims, timers and ``next_due`` skip
+        its tasks. A worker holding one of its tasks loses the lease once the task's
+        run is removed."""
+
+    async def delete_namespace_batch(self, namespace: str, limit: int) -> bool:
+        """Remove at most ``limit`` rows of a namespace being deleted, in one
+        transaction: its runs first (nothing more can be written for a removed run),
+        then the other rows; a call that finds nothing left removes the namespace
+        itself. Returns True once the namespace is gone (also if it was gone already);
+        raises InvalidArgument if it exists and is not being deleted. Several callers
+        at once each remove different rows."""
+
+    async def deleting_namespaces(self) -> list[str]:
+        """The namespaces marked as being deleted whose deletion has not finished."""
 
     async def delete_run(self, namespace: str, run_id: str) -> None:
         """Remove one run and every record of it, open or closed; raises WorkflowNotFound."""
 
     async def purge_closed_runs(self, namespace: str, closed_before: float, limit: int) -> int:
         """Remove at most ``limit`` runs closed before ``closed_before``; return how many."""
+
+    async def sweep_fair_flows(self, namespace: str, limit: int) -> int:
+        """Remove at most ``limit`` rows of idle fairness flows of the namespace; return
+        how many. A fairness key's flow (per task queue, kind and priority) is idle when
+        no workflow or activity task of a run with that key is queued, delayed or
+        running there; its next task then restarts from the queue's virtual clock, as
+        a new key's would (it competes with no one meanwhile, so this is fair). A
+        queue's clock goes once no key and no keyed task of it is left."""
 
     async def namespace_stats(self, namespace: str) -> NamespaceStats:
         """Counts of runs by status and task backlog per queue; raises NamespaceNotFound."""

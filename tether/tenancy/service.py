@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from ..errors import InvalidArgument, PayloadTooLarge
-from ..store import NamespaceRecord, NamespaceStats, NewRun, Store
+from ..store import DELETE_BATCH, NamespaceRecord, NamespaceStats, NewRun, Store
 from .settings import NamespaceSettings, check_name, parse_settings
 
 __all__ = ["NamespaceDescription", "NamespaceInfo", "Namespaces"]
@@ -113,11 +113,21 @@ class Namespaces:
     async def list(self) -> list[NamespaceInfo]:
         return [NamespaceInfo.from_record(r) for r in await self.store.list_namespace_records()]
 
-    async def delete(self, name: str) -> None:
+    async def delete(self, name: str, *, batch: int = DELETE_BATCH) -> None:
         """Delete a namespace and every byte of its data: runs, histories, payloads,
-        tasks, timers, limits and settings. Workers holding its tasks lose their leases."""
-        await self.store.delete_namespace(name)
+        tasks, timers, limits and settings. Workers holding its tasks lose their leases.
+
+        It is first marked as being deleted, in one short transaction: from then on it
+        is invisible, refuses starts, signals and other input (``NamespaceNotFound``),
+        and workers claim none of its tasks. Its rows then go ``batch`` at a time, each
+        batch its own transaction, so other namespaces' work goes on meanwhile. If this
+        process dies midway, deleting the namespace again, or the retention sweeper of
+        any worker, finishes the job."""
         self._cache.pop(name, None)
+        try:
+            await self.store.delete_namespace(name, batch=batch)
+        finally:
+            self._cache.pop(name, None)
 
     async def settings(self, name: str) -> NamespaceSettings:
         """The namespace's settings, read at most ``max_age`` seconds ago."""

@@ -3,7 +3,10 @@
 Each write is one statement, so one round trip and one transaction; the larger writes
 call the functions that the migrations define (``migrations/*.sql``). Errors
 raised by those functions carry SQLSTATE ``TT001`` (lease lost), ``TT002`` (run not
-found) or ``TT003`` (run already closed).
+found), ``TT003`` (run already closed) or ``TT004`` (namespace being deleted: input to
+its runs is refused, and claims, timers and ``NEXT_DUE`` skip it; see
+``migrations/0012_batched_deletion.sql``). The served namespaces are filtered in a
+scalar sub-select, so the filter runs once per statement, not once per task row.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ __all__ = [
 LEASE_LOST = "TT001"
 RUN_NOT_FOUND = "TT002"
 RUN_CLOSED = "TT003"
+NAMESPACE_DELETING = "TT004"
 
 WORK_CHANNEL = "tether_work"
 CLOSED_CHANNEL = "tether_closed"
@@ -58,7 +62,9 @@ INSERT INTO tether.namespaces (name, created_at) VALUES ($1, tether.epoch())
 ON CONFLICT DO NOTHING
 """
 
-LIST_NAMESPACES = "SELECT name FROM tether.namespaces ORDER BY name"
+LIST_NAMESPACES = """
+SELECT name FROM tether.namespaces WHERE deleting_since IS NULL ORDER BY name
+"""
 
 # -- runs and histories ---------------------------------------------------------------
 
@@ -130,16 +136,20 @@ WHERE namespace = $1 AND run_id = $2 AND seq > $3 ORDER BY seq
 
 TERMINATE_RUN = f"""
 SELECT {RUN_COLUMNS} FROM tether.terminate_run($1, $2, $3, $4) r
+WHERE tether.usable_namespace($1)
 """
 
 # -- signals and cancellation (migrations/0002_signals_cancel.sql) ---------------------
 
-SIGNAL_RUN = "SELECT tether.signal_run($1, $2, $3, $4)"
+SIGNAL_RUN = "SELECT tether.signal_run($1, $2, $3, $4) WHERE tether.usable_namespace($1)"
 
-SIGNAL_WITH_START = "SELECT tether.signal_with_start($1, $2, $3, $4, $5, $6, $7, $8)"
+SIGNAL_WITH_START = """
+SELECT tether.signal_with_start($1, $2, $3, $4, $5, $6, $7, $8) WHERE tether.usable_namespace($1)
+"""
 
 REQUEST_CANCEL = f"""
 SELECT {RUN_COLUMNS} FROM tether.request_cancel($1, $2, $3, $4) r
+WHERE tether.usable_namespace($1)
 """
 
 # -- workflow tasks -------------------------------------------------------------------
@@ -147,7 +157,9 @@ SELECT {RUN_COLUMNS} FROM tether.request_cancel($1, $2, $3, $4) r
 CLAIM_WORKFLOW_TASKS = """
 WITH picked AS (
     SELECT id FROM tether.tasks
-    WHERE kind = 'workflow' AND namespace = ANY ($2::text[]) AND task_queue = ANY ($3::text[])
+    WHERE kind = 'workflow'
+      AND namespace = ANY ((SELECT tether.usable_namespaces($2::text[]))::text[])
+      AND task_queue = ANY ($3::text[])
       AND visible_at <= tether.epoch()
     ORDER BY priority, pass, visible_at LIMIT $4
     FOR UPDATE SKIP LOCKED
@@ -176,7 +188,9 @@ RETURNING tether.notify_work(namespace, task_queue)
 CLAIM_ACTIVITY_TASKS = """
 WITH picked AS (
     SELECT id, owner IS NOT NULL AS lost FROM tether.tasks
-    WHERE kind = 'activity' AND namespace = ANY ($2::text[]) AND task_queue = ANY ($3::text[])
+    WHERE kind = 'activity'
+      AND namespace = ANY ((SELECT tether.usable_namespaces($2::text[]))::text[])
+      AND task_queue = ANY ($3::text[])
       AND visible_at <= tether.epoch()
     ORDER BY priority, pass, visible_at LIMIT $4
     FOR UPDATE SKIP LOCKED
@@ -233,11 +247,12 @@ FROM tether.finish_activity($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 
 # -- timers and waking up -------------------------------------------------------------
 
-FIRE_TIMERS = "SELECT tether.fire_timers($1::text[], $2::text[], $3)"
+FIRE_TIMERS = "SELECT tether.fire_timers(tether.usable_namespaces($1::text[]), $2::text[], $3)"
 
 NEXT_DUE = """
 SELECT min(visible_at) FROM tether.tasks
-WHERE namespace = ANY ($1::text[]) AND task_queue = ANY ($2::text[])
+WHERE namespace = ANY ((SELECT tether.usable_namespaces($1::text[]))::text[])
+  AND task_queue = ANY ($2::text[])
 """
 
 # -- child runs and continue-as-new (migrations/0005_children.sql) -------------------

@@ -14,7 +14,7 @@ __all__ = ["reset_run"]
 
 _BASE = """
 SELECT workflow_id, workflow_type, task_queue, last_seq FROM tether.runs
-WHERE namespace = $1 AND run_id = $2
+WHERE namespace = $1 AND run_id = $2 AND tether.usable_namespace($1)
 """
 
 # Resets of one workflow id take turns, so each one's next statement sees the run the

@@ -45,6 +45,7 @@ from ...errors import (
 from ...history import Event
 from ..llm_limits import Admission, CallStart, LimitState
 from ..protocol import (
+    DELETE_BATCH,
     ActivityOutcome,
     ActivityTask,
     ClaimLimit,
@@ -79,7 +80,7 @@ from .commits import ADVANCE, COMPLETE, FINISH, START, GroupCommit, Kind, refusa
 from .listener import Listener
 from .migrate import current_version, latest_version
 from .migrate import migrate as apply_migrations
-from .refusals import Refusal, input_refused, lease_lost, start_refused
+from .refusals import Refusal, being_deleted, input_refused, lease_lost, start_refused
 from .reset import reset_run
 from .updates import COMPLETE_UPDATES, UPDATE_CHANNEL, PostgresUpdates, completions
 
@@ -643,7 +644,7 @@ class PostgresStore(PostgresUpdates):
                     " was being reset; try again",
                     namespace=reset.namespace,
                 )
-            return None
+            return being_deleted(reset.namespace)(exc)
 
         await self._call(lambda c: reset_run(c, reset), refused)
         return await self.get_run(reset.namespace, "", reset.new_run_id)
@@ -959,6 +960,12 @@ class PostgresStore(PostgresUpdates):
     async def create_namespace(self, namespace: str, settings: dict[str, Any]) -> NamespaceRecord:
         row = await self._fetchrow(nq.CREATE_NAMESPACE, namespace, _dumps(settings))
         if row is None:
+            if await self._call(lambda c: c.fetchval(nq.DELETING, namespace)):
+                raise NamespaceAlreadyExists(
+                    f"namespace {namespace!r} is being deleted; create it again once that"
+                    " has finished",
+                    namespace=namespace,
+                )
             raise NamespaceAlreadyExists(namespace=namespace)
         return _namespace_record(row)
 
@@ -991,9 +998,29 @@ class PostgresStore(PostgresUpdates):
     async def list_namespace_records(self) -> list[NamespaceRecord]:
         return [_namespace_record(r) for r in await self._fetch(nq.LIST_NAMESPACE_RECORDS)]
 
-    async def delete_namespace(self, namespace: str) -> None:
-        if not await self._call(lambda c: c.fetchval(nq.DELETE_NAMESPACE, namespace)):
+    async def delete_namespace(self, namespace: str, *, batch: int = DELETE_BATCH) -> None:
+        await self.begin_namespace_deletion(namespace)
+        done = False
+        while not done:  # each batch its own transaction: other work goes between them
+            done = await self.delete_namespace_batch(namespace, batch)
+
+    async def begin_namespace_deletion(self, namespace: str) -> None:
+        if not await self._call(lambda c: c.fetchval(nq.BEGIN_DELETION, namespace)):
             raise NamespaceNotFound(namespace=namespace)
+
+    async def delete_namespace_batch(self, namespace: str, limit: int) -> bool:
+        done = await self._call(lambda c: c.fetchval(nq.DELETE_BATCH, namespace, limit))
+        if done is None:
+            raise InvalidArgument(
+                f"namespace {namespace!r} is not being deleted", namespace=namespace
+            )
+        return bool(done)
+
+    async def deleting_namespaces(self) -> list[str]:
+        return [r[0] for r in await self._fetch(nq.DELETING_NAMESPACES)]
+
+    async def sweep_fair_flows(self, namespace: str, limit: int) -> int:
+        return int(await self._call(lambda c: c.fetchval(nq.SWEEP_FAIR_FLOWS, namespace, limit)))
 
     async def delete_run(self, namespace: str, run_id: str) -> None:
         if not await self._call(lambda c: c.fetchval(nq.DELETE_RUN, namespace, run_id)):

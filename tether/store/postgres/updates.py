@@ -30,10 +30,13 @@ T = TypeVar("T")
 
 UPDATE_CHANNEL = "tether_update"
 
-REQUEST_UPDATE = "SELECT * FROM tether.request_update($1, $2, $3, $4, $5)"
+REQUEST_UPDATE = """
+SELECT * FROM tether.request_update($1, $2, $3, $4, $5) WHERE tether.usable_namespace($1)
+"""
 
 UPDATE_WITH_START = """
 SELECT * FROM tether.update_with_start($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+WHERE tether.usable_namespace($1)
 """
 
 GET_UPDATE = """

@@ -2,9 +2,13 @@
 retention and deletion. Write operations run in the writer's group transaction (see
 ``writer.py``); the logic mirrors ``store/postgres/migrations/0004_tenancy.sql``.
 
-Deletion overwrites what it frees (``PRAGMA secure_delete``), and the store then
-truncates the write-ahead log, so deleted payloads leave neither the database file
-nor the log (see ``SqliteStore.delete_namespace``).
+A namespace is deleted in bounded batches (``delete_namespace_batch``, each one op of
+the writer, so other work commits between them) after being marked as being deleted
+(``begin_namespace_deletion``; ``store/postgres/migrations/0012_batched_deletion.sql``
+explains both). Deletion overwrites what it frees (``PRAGMA secure_delete``), and the
+store then truncates the write-ahead log, so deleted payloads leave neither the
+database file nor the log (see ``SqliteStore.delete_namespace_batch``). Idle fairness
+flows are swept here too (``sweep_fair_flows``).
 """
 
 from __future__ import annotations
@@ -17,20 +21,28 @@ from typing import Any
 
 import orjson
 
-from ...errors import NamespaceAlreadyExists, NamespaceNotFound, WorkflowNotFound
+from ...errors import (
+    InvalidArgument,
+    NamespaceAlreadyExists,
+    NamespaceNotFound,
+    WorkflowNotFound,
+)
 from ..protocol import ClaimLimit, NamespaceRecord, NamespaceStats, QueueBacklog, SettingsChange
-from .ops import _in
+from .ops import _in, usable
 
 __all__ = [
+    "begin_namespace_deletion",
     "claim_fair",
     "create_namespace",
-    "delete_namespace",
+    "delete_namespace_batch",
     "delete_runs",
+    "deleting_namespaces",
     "get_namespace",
     "list_namespace_records",
     "namespace_stats",
     "purge_closed_runs",
     "reserve_start",
+    "sweep_fair_flows",
     "update_namespace",
 ]
 
@@ -58,13 +70,27 @@ def create_namespace(
         (namespace, now, orjson.dumps(settings).decode()),
     ).fetchone()
     if row is None:
+        if _deleting(conn, namespace):
+            raise NamespaceAlreadyExists(
+                f"namespace {namespace!r} is being deleted; create it again once that has finished",
+                namespace=namespace,
+            )
         raise NamespaceAlreadyExists(namespace=namespace)
     return _record(row)
 
 
+def _deleting(conn: sqlite3.Connection, namespace: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM namespaces WHERE name = ? AND deleting_since IS NOT NULL", (namespace,)
+    ).fetchone()
+    return row is not None
+
+
 def get_namespace(conn: sqlite3.Connection, namespace: str) -> NamespaceRecord:
     row = conn.execute(
-        "SELECT name, created_at, settings FROM namespaces WHERE name = ?", (namespace,)
+        "SELECT name, created_at, settings FROM namespaces"
+        " WHERE name = ? AND deleting_since IS NULL",
+        (namespace,),
     ).fetchone()
     if row is None:
         raise NamespaceNotFound(namespace=namespace)
@@ -78,7 +104,8 @@ def update_namespace(
         # The writer runs this inside its transaction: no other write comes between.
         settings = settings(get_namespace(conn, namespace).settings)
     row = conn.execute(
-        "UPDATE namespaces SET settings = ? WHERE name = ? RETURNING name, created_at, settings",
+        "UPDATE namespaces SET settings = ? WHERE name = ? AND deleting_since IS NULL"
+        " RETURNING name, created_at, settings",
         (orjson.dumps(settings).decode(), namespace),
     ).fetchone()
     if row is None:
@@ -87,7 +114,10 @@ def update_namespace(
 
 
 def list_namespace_records(conn: sqlite3.Connection) -> list[NamespaceRecord]:
-    rows = conn.execute("SELECT name, created_at, settings FROM namespaces ORDER BY name")
+    rows = conn.execute(
+        "SELECT name, created_at, settings FROM namespaces WHERE deleting_since IS NULL"
+        " ORDER BY name"
+    )
     return [_record(r) for r in rows.fetchall()]
 
 
@@ -144,12 +174,61 @@ def _overwriting(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute("PRAGMA secure_delete = OFF")
 
 
-def delete_namespace(conn: sqlite3.Connection, namespace: str) -> None:
-    get_namespace(conn, namespace)
+def begin_namespace_deletion(conn: sqlite3.Connection, namespace: str, now: float) -> None:
+    """Mark the namespace as being deleted (again is harmless): from this commit on it
+    is invisible, refuses input, and its tasks are not claimed."""
+    row = conn.execute(
+        "UPDATE namespaces SET deleting_since = coalesce(deleting_since, ?) WHERE name = ?"
+        " RETURNING name",
+        (now, namespace),
+    ).fetchone()
+    if row is None:
+        raise NamespaceNotFound(namespace=namespace)
+
+
+def deleting_namespaces(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute(
+        "SELECT name FROM namespaces WHERE deleting_since IS NOT NULL ORDER BY name"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _batch_tables(conn: sqlite3.Connection) -> list[tuple[str, list[str]]]:
+    """The tables naming a namespace, runs first, each with the columns of its key."""
+    found = []
+    for table in _namespaced_tables(conn, run_rows=False):
+        info = conn.execute(f'PRAGMA table_info("{table}")').fetchall()
+        key = [row[1] for row in sorted(info, key=lambda r: r[5]) if row[5] > 0]
+        found.append((table, key or ["rowid"]))
+    return sorted(found, key=lambda t: (t[0] != "runs", t[0]))
+
+
+def delete_namespace_batch(conn: sqlite3.Connection, namespace: str, limit: int) -> bool:
+    """Remove at most ``limit`` rows of a namespace being deleted, runs first (a run's
+    other rows, if any are left, can no longer be reached); when nothing is left,
+    remove the namespace itself. True once it is gone."""
+    row = conn.execute(
+        "SELECT deleting_since FROM namespaces WHERE name = ?", (namespace,)
+    ).fetchone()
+    if row is None:
+        return True
+    if row[0] is None:
+        raise InvalidArgument(f"namespace {namespace!r} is not being deleted", namespace=namespace)
+    left = limit
     with _overwriting(conn):
-        for table in _namespaced_tables(conn, run_rows=False):
-            conn.execute(f'DELETE FROM "{table}" WHERE namespace = ?', (namespace,))
+        for table, key in _batch_tables(conn):
+            if left <= 0:
+                break
+            cols = ", ".join(f'"{c}"' for c in key)
+            left -= conn.execute(
+                f'DELETE FROM "{table}" WHERE ({cols}) IN'
+                f' (SELECT {cols} FROM "{table}" WHERE namespace = ? LIMIT ?)',
+                (namespace, left),
+            ).rowcount
+        if left < limit:
+            return False
         conn.execute("DELETE FROM namespaces WHERE name = ?", (namespace,))
+    return True
 
 
 def delete_runs(conn: sqlite3.Connection, namespace: str, run_ids: Sequence[str]) -> int:
@@ -314,6 +393,8 @@ def claim_fair(
 ) -> list[tuple[Any, ...]]:
     """Each namespace takes up to its share, in order; then what is left of ``total``
     goes to those that used all of theirs. Rows as ``CLAIMED_COLUMNS`` + ``lost``."""
+    live = set(usable(conn, [limit.namespace for limit in limits]))
+    limits = [limit for limit in limits if limit.namespace in live]
     left, full, out = total, [False] * len(limits), []
     for first in (True, False):
         for i, limit in enumerate(limits):
@@ -365,3 +446,42 @@ def reserve_start(
             (at, 1 / r, 1 if at > now else 0, namespace, q),
         )
     return at - now
+
+
+# -- sweeps -----------------------------------------------------------------------------
+
+
+def sweep_fair_flows(conn: sqlite3.Connection, namespace: str, limit: int) -> int:
+    """Remove at most ``limit`` idle rows of ``fair_flows`` (see
+    ``store/postgres/migrations/0012_batched_deletion.sql``): keys with no workflow or
+    activity task of their (queue, kind, priority), then queue clocks with no key and
+    no keyed task left. Returns how many."""
+    busy = (
+        "SELECT DISTINCT t.task_queue, t.kind, t.priority, f.fairness_key FROM tasks t"
+        " JOIN run_fairness f ON f.namespace = t.namespace AND f.run_id = t.run_id"
+        " WHERE t.namespace = :ns AND t.kind <> 'timer' AND f.fairness_key IS NOT NULL"
+    )
+    # rowcount does not count what a statement starting with WITH changed: total_changes does.
+    changes = conn.total_changes
+    conn.execute(
+        f"WITH busy AS MATERIALIZED ({busy})"
+        " DELETE FROM fair_flows WHERE (namespace, task_queue, kind, priority, fairness_key) IN ("
+        " SELECT k.namespace, k.task_queue, k.kind, k.priority, k.fairness_key FROM fair_flows k"
+        " WHERE k.namespace = :ns AND k.fairness_key <> '' AND NOT EXISTS (SELECT 1 FROM busy b"
+        " WHERE b.task_queue = k.task_queue AND b.kind = k.kind AND b.priority = k.priority"
+        " AND b.fairness_key = k.fairness_key) LIMIT :limit)",
+        {"ns": namespace, "limit": limit},
+    )
+    keys = conn.total_changes - changes
+    clocks = conn.execute(
+        "DELETE FROM fair_flows WHERE (namespace, task_queue, kind, priority, fairness_key) IN ("
+        " SELECT c.namespace, c.task_queue, c.kind, c.priority, c.fairness_key FROM fair_flows c"
+        " WHERE c.namespace = :ns AND c.fairness_key = '' AND NOT EXISTS (SELECT 1 FROM"
+        " fair_flows k WHERE k.namespace = c.namespace AND k.task_queue = c.task_queue"
+        " AND k.kind = c.kind AND k.priority = c.priority AND k.fairness_key <> '')"
+        " AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.kind = c.kind"
+        " AND t.namespace = c.namespace AND t.task_queue = c.task_queue"
+        " AND t.priority = c.priority AND t.pass > 0) LIMIT :limit)",
+        {"ns": namespace, "limit": max(limit - keys, 0)},
+    ).rowcount
+    return int(keys + clocks)

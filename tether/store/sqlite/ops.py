@@ -43,6 +43,32 @@ def _in(values: Sequence[str]) -> str:
     return ",".join("?" * len(values))
 
 
+def being_deleted(namespace: str) -> NamespaceNotFound:
+    """The refusal of input to a namespace whose deletion has begun."""
+    return NamespaceNotFound(f"namespace {namespace!r} is being deleted", namespace=namespace)
+
+
+def check_namespace(conn: sqlite3.Connection, namespace: str, *, missing_ok: bool = False) -> None:
+    """Raise NamespaceNotFound if the namespace is being deleted, or (unless
+    ``missing_ok``) does not exist."""
+    row = conn.execute(
+        "SELECT deleting_since FROM namespaces WHERE name = ?", (namespace,)
+    ).fetchone()
+    if row is None:
+        if missing_ok:
+            return
+        raise NamespaceNotFound(namespace=namespace)
+    if row[0] is not None:
+        raise being_deleted(namespace)
+
+
+def usable(conn: sqlite3.Connection, namespaces: Sequence[str]) -> Sequence[str]:
+    """``namespaces`` without those being deleted: their tasks are not claimed."""
+    doomed = conn.execute("SELECT name FROM namespaces WHERE deleting_since IS NOT NULL")
+    gone = {name for (name,) in doomed.fetchall()}
+    return [n for n in namespaces if n not in gone] if gone else namespaces
+
+
 def append_events(
     conn: sqlite3.Connection,
     namespace: str,
@@ -72,8 +98,7 @@ def start_run(
 ) -> int:
     """Create the run; return its first workflow task's id (leased to ``lease_to``'s
     owner for its seconds, when given: an eager start)."""
-    if conn.execute("SELECT 1 FROM namespaces WHERE name = ?", (run.namespace,)).fetchone() is None:
-        raise NamespaceNotFound(namespace=run.namespace)
+    check_namespace(conn, run.namespace)
     try:
         conn.execute(
             "INSERT INTO runs (namespace, run_id, workflow_id, workflow_type, task_queue, status,"
@@ -155,6 +180,9 @@ def claim_workflow_tasks(
     lease: float,
     now: float,
 ) -> list[WorkflowTask]:
+    namespaces = usable(conn, namespaces)
+    if not namespaces:
+        return []
     rows = conn.execute(
         "SELECT t.id, t.namespace, t.run_id, t.task_queue, r.workflow_id, r.workflow_type"
         " FROM tasks t JOIN runs r ON r.namespace = t.namespace AND r.run_id = t.run_id"
@@ -400,6 +428,9 @@ def claim_activity_tasks(
     lease: float,
     now: float,
 ) -> list[ActivityTask]:
+    namespaces = usable(conn, namespaces)
+    if not namespaces:
+        return []
     rows = conn.execute(
         "SELECT t.id, t.namespace, t.run_id, r.workflow_id, t.step, t.name, t.task_queue, t.args,"
         " t.options, t.attempt, t.scheduled_at, t.heartbeat, t.last_failure, t.owner"
@@ -511,6 +542,9 @@ def fire_timers(
     limit: int,
     now: float,
 ) -> tuple[int, list[Any]]:
+    namespaces = usable(conn, namespaces)
+    if not namespaces:
+        return 0, []
     rows = conn.execute(
         "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks"
         f" WHERE kind = 'timer' AND namespace IN ({_in(namespaces)})"
@@ -525,12 +559,18 @@ def fire_timers(
 
 
 def check_run(conn: sqlite3.Connection, namespace: str, run_id: str) -> str:
-    """The run's status; raise WorkflowNotFound if the namespace has no such run."""
+    """The run's status; raise WorkflowNotFound if the namespace has no such run, and
+    NamespaceNotFound if the namespace is being deleted."""
     row = conn.execute(
-        "SELECT status FROM runs WHERE namespace = ? AND run_id = ?", (namespace, run_id)
+        "SELECT r.status, n.deleting_since FROM runs r"
+        " LEFT JOIN namespaces n ON n.name = r.namespace WHERE r.namespace = ? AND r.run_id = ?",
+        (namespace, run_id),
     ).fetchone()
     if row is None:
+        check_namespace(conn, namespace, missing_ok=True)
         raise WorkflowNotFound(namespace=namespace, run_id=run_id)
+    if row[1] is not None:
+        raise being_deleted(namespace)
     return str(row[0])
 
 

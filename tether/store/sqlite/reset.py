@@ -45,9 +45,10 @@ def _terminate(
 
 def reset_run(conn: sqlite3.Connection, reset: ResetRun, now: float) -> list[Any]:
     """Write ``reset``; return notes for ``store.py``."""
-    from .ops import WORK
+    from .ops import WORK, check_run
 
     ns, base = reset.namespace, reset.base_run_id
+    check_run(conn, ns, base)  # the run, in a namespace not being deleted
     row = conn.execute(
         "SELECT workflow_id, workflow_type, task_queue, last_seq FROM runs"
         " WHERE namespace = ? AND run_id = ?",

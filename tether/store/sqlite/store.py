@@ -35,6 +35,7 @@ from ...errors import IncompatibleStore, StoreUnavailable, WorkflowNotFound
 from ...history import Event
 from ..llm_limits import Admission, CallStart, LimitState
 from ..protocol import (
+    DELETE_BATCH,
     ActivityOutcome,
     ActivityTask,
     ClaimLimit,
@@ -293,7 +294,9 @@ class SqliteStore:
 
     async def list_namespaces(self) -> list[str]:
         rows = await self._read(
-            lambda c: c.execute("SELECT name FROM namespaces ORDER BY name").fetchall()
+            lambda c: c.execute(
+                "SELECT name FROM namespaces WHERE deleting_since IS NULL ORDER BY name"
+            ).fetchall()
         )
         return [r[0] for r in rows]
 
@@ -682,15 +685,15 @@ class SqliteStore:
         return await self._write(op)
 
     async def next_due(self, namespaces: Sequence[str], queues: Sequence[str]) -> float | None:
-        marks = ",".join("?" * len(namespaces))
-        qmarks = ",".join("?" * len(queues))
-        row = await self._read(
-            lambda c: c.execute(
-                f"SELECT min(visible_at) FROM tasks WHERE kind IN ('workflow', 'activity', 'timer')"
-                f" AND namespace IN ({marks}) AND task_queue IN ({qmarks})",
-                (*namespaces, *queues),
+        def read(conn: sqlite3.Connection) -> Any:
+            served = ops.usable(conn, namespaces)
+            return conn.execute(
+                "SELECT min(visible_at) FROM tasks WHERE kind IN ('workflow', 'activity', 'timer')"
+                f" AND namespace IN ({ops._in(served)}) AND task_queue IN ({ops._in(queues)})",
+                (*served, *queues),
             ).fetchone()
-        )
+
+        row = await self._read(read)
         return row[0] if row else None
 
     async def wait_for_work(
@@ -786,9 +789,27 @@ class SqliteStore:
     async def list_namespace_records(self) -> list[NamespaceRecord]:
         return await self._read(nsops.list_namespace_records)
 
-    async def delete_namespace(self, namespace: str) -> None:
-        await self._write(lambda c: nsops.delete_namespace(c, namespace))
-        await self._truncate_log()
+    async def delete_namespace(self, namespace: str, *, batch: int = DELETE_BATCH) -> None:
+        await self.begin_namespace_deletion(namespace)
+        done = False
+        while not done:  # each batch its own transaction: other work goes between them
+            done = await self.delete_namespace_batch(namespace, batch)
+
+    async def begin_namespace_deletion(self, namespace: str) -> None:
+        now = time.time()
+        await self._write(lambda c: nsops.begin_namespace_deletion(c, namespace, now))
+
+    async def delete_namespace_batch(self, namespace: str, limit: int) -> bool:
+        done = await self._write(lambda c: nsops.delete_namespace_batch(c, namespace, limit))
+        if done:
+            await self._truncate_log()
+        return done
+
+    async def deleting_namespaces(self) -> list[str]:
+        return await self._read(nsops.deleting_namespaces)
+
+    async def sweep_fair_flows(self, namespace: str, limit: int) -> int:
+        return await self._write(lambda c: nsops.sweep_fair_flows(c, namespace, limit))
 
     async def delete_run(self, namespace: str, run_id: str) -> None:
         await self._write(lambda c: nsops.delete_run(c, namespace, run_id))
