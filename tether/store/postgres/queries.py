@@ -211,13 +211,7 @@ WHERE id = $1 AND namespace = $2 AND kind = 'activity' AND token = $3 AND owner 
 RETURNING cancel_requested
 """
 
-EXTEND_LEASES = """
-UPDATE tether.tasks t SET visible_at = tether.epoch() + $4
-FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS x (id, namespace, token)
-WHERE t.id = x.id AND t.namespace = x.namespace AND t.kind = 'activity' AND t.token = x.token
-  AND t.owner IS NOT NULL AND t.visible_at > tether.epoch()
-RETURNING t.id, t.token
-"""
+EXTEND_LEASES = "SELECT o_id, o_token FROM tether.extend_leases($1, $2, $3, $4)"
 
 RETRY_ACTIVITY = """
 UPDATE tether.tasks

@@ -348,3 +348,24 @@ BEGIN
             p_close_status, p_close_result, p_close_failure) AS c;
     o_applied := true;
 END $$;
+
+-- Renew the leases of running activities. Lock order: the runs first, sorted, then
+-- their tasks, as every batch above takes them (a batch's operations are sorted by
+-- run, and each locks its run before its tasks); renewing the tasks alone, in another
+-- order, would deadlock with a batch finishing some of them.
+CREATE FUNCTION tether.extend_leases(
+    p_ids bigint[], p_namespaces text[], p_tokens bigint[], p_lease float8
+) RETURNS TABLE (o_id bigint, o_token bigint) LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM tether.runs r
+        WHERE (r.namespace, r.run_id) IN (
+            SELECT t.namespace, t.run_id FROM tether.tasks t WHERE t.id = ANY (p_ids))
+        ORDER BY r.namespace, r.run_id
+        FOR UPDATE OF r;
+    RETURN QUERY
+        UPDATE tether.tasks t SET visible_at = tether.epoch() + p_lease
+        FROM unnest(p_ids, p_namespaces, p_tokens) AS x (id, namespace, token)
+        WHERE t.id = x.id AND t.namespace = x.namespace AND t.kind = 'activity'
+          AND t.token = x.token AND t.owner IS NOT NULL AND t.visible_at > tether.epoch()
+        RETURNING t.id, t.token;
+END $$;
