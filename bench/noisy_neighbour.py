@@ -128,6 +128,8 @@ async def phase(
     concurrency: int,
     pace: float | None,
 ) -> dict[str, Any]:
+    # None: the worker's default pacing; 0: no pacing.
+    pacing: dict[str, Any] = {} if pace is None else {"pace": pace or None}
     await reset(store)
     app = make_app(store)
     async with app:
@@ -139,7 +141,7 @@ async def phase(
             retention_sweep=None,
             max_workflow_tasks=slots,
             max_activities=slots,
-            pace=pace,
+            **pacing,
         ):
             await app.client.execute("small", 0, namespace="b")  # warm up
             stop = asyncio.Event()
@@ -169,7 +171,10 @@ async def main() -> None:
         "--flood-concurrency", type=int, default=500, help="A's starts in flight at once"
     )
     parser.add_argument(
-        "--pace", type=float, default=None, help="worker pacing target in seconds (off: none)"
+        "--pace",
+        type=float,
+        default=None,
+        help="worker pacing target in seconds (default: the worker's; 0: off)",
     )
     parser.add_argument("--flood-client", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -37,9 +37,12 @@ class Pacer:
         target: float,
         floor: int = 16,
         queue_delay: Callable[[], float] = lambda: 0.0,
+        on_room: Callable[[], None] = lambda: None,
     ) -> None:
         self._in_flight = in_flight
         self._queue_delay = queue_delay
+        # Called when the budget grows: a worker waiting for room claims again at once.
+        self._on_room = on_room
         self.target = target
         self.floor = floor
         self.budget = math.inf
@@ -58,6 +61,7 @@ class Pacer:
             grown = self.budget + max(1, int(self.budget / 8))
             # Far above what is in flight, the budget says nothing: lift it.
             self.budget = math.inf if grown > 4 * max(busy, self.floor) else grown
+            self._on_room()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

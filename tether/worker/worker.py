@@ -101,7 +101,7 @@ class Worker:
         retention_sweep: float | None = 60.0,
         continue_as_new_after: int = 10_000,
         tune_gc: bool = True,
-        pace: float | None = 0.01,
+        pace: float | None = 0.002,
     ) -> None:
         self.store = store
         self.registry = registry

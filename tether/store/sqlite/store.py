@@ -185,10 +185,13 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"SQLite read failed: {exc}") from exc
 
-    async def _write(self, op: Callable[[sqlite3.Connection], T | Noted[T]]) -> T:
+    async def _write(
+        self, op: Callable[[sqlite3.Connection], T | Noted[T]], namespace: str | None = None
+    ) -> T:
+        """Run ``op`` in the next group commit, in its namespace's lane (writer.py)."""
         if self._writer is None:
             raise StoreUnavailable("the store is not open", store=self.url)
-        return await self._writer.submit(op)
+        return await self._writer.submit(op, namespace)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -321,7 +324,7 @@ class SqliteStore:
             )
             return Noted(record, ops.WORK)
 
-        return await self._write(op)
+        return await self._write(op, run.namespace)
 
     async def start_run_leased(
         self, run: NewRun, owner: str, lease: float
@@ -339,7 +342,7 @@ class SqliteStore:
             )  # fmt: skip
             return record, task
 
-        return await self._write(op)
+        return await self._write(op, run.namespace)
 
     async def start_run_executed(
         self, run: NewRun, created_at: float, owner: str, lease: float, commit: WorkflowCommit
@@ -364,7 +367,7 @@ class SqliteStore:
             )  # fmt: skip
             return Noted((record, result), notes) if notes else (record, result)
 
-        return await self._write(op)
+        return await self._write(op, run.namespace)
 
     def queue_delay(self) -> float:
         # Writes run inline on the loop: a backlog shows as the loop's own lag.
@@ -594,7 +597,7 @@ class SqliteStore:
             result, notes = ops.complete_workflow_task(conn, task, commit, lease, time.time())
             return Noted(result, notes) if notes else result
 
-        return await self._write(op)
+        return await self._write(op, task.namespace)
 
     async def release_workflow_task(self, task: WorkflowTask, *, delay: float, error: str) -> None:
         def op(conn: sqlite3.Connection) -> Noted[None] | None:
@@ -646,7 +649,7 @@ class SqliteStore:
             )
             return Noted(claimed, notes) if notes else claimed
 
-        return await self._write(op)
+        return await self._write(op, task.namespace)
 
     async def advance_after_activity(
         self,
@@ -664,7 +667,7 @@ class SqliteStore:
             )
             return Noted(result, notes) if notes else result
 
-        return await self._write(op)
+        return await self._write(op, task.namespace)
 
     async def release_activity(self, task: ActivityTask) -> None:
         def op(conn: sqlite3.Connection) -> Noted[None] | None:
