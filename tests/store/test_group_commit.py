@@ -25,6 +25,7 @@ from tether.store import (
     WorkflowCommit,
     WorkflowTask,
 )
+from tether.store.postgres.commits import START, GroupCommit
 
 from .conftest import Harness
 from .helpers import LEASE, NS, OWNER, Q, schedule, start, types, until_expired
@@ -161,3 +162,30 @@ async def test_postgres_sends_writes_of_one_turn_as_one_batch(harness: Harness) 
     assert sent == [50, 1]
     with pytest.raises(WorkflowNotFound):
         await store.get_run(NS, "cancelled")
+
+
+async def test_postgres_batches_take_from_each_namespace_in_turn() -> None:
+    """The batching policy alone (no server: ``send`` is where the batch would go)."""
+    sent: list[list[str]] = []
+    out, release = asyncio.Event(), asyncio.Event()
+
+    async def send(sql: str, ops: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+        sent.append([f"{op[0]}:{op[1]}" for op in ops])
+        out.set()
+        await release.wait()
+        return [(None, None, None, op[1]) for op in ops]
+
+    commits = GroupCommit(send, max_in_flight=1, max_ops=10)
+    first = asyncio.ensure_future(commits.submit(START, ("a", "00")))
+    await out.wait()  # the first batch leaves alone, at once
+    backlog = [asyncio.ensure_future(commits.submit(START, ("a", f"{i:02}"))) for i in range(1, 31)]
+    late = asyncio.ensure_future(commits.submit(START, ("b", "0")))
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(first, *backlog, late)
+    assert sent[0] == ["a:00"]
+    assert "b:0" in sent[1], sent  # not behind the thirty writes of a
+    assert [op for batch in sent for op in batch if op.startswith("a")] == [
+        f"a:{i:02}" for i in range(31)
+    ]
+    assert (await late)[3] == "0"

@@ -10,14 +10,19 @@ which runs each operation in a subtransaction and returns one row per operation.
 
 Alone, an operation is sent at once, on the next turn: an idle worker's latency does
 not change. Under load, while ``max_in_flight`` batches are out, new operations gather
-for the next one. A refused operation gets its own error back (as the
-``asyncpg.PostgresError`` a single statement would have raised); a batch that fails
-as a whole (the connection dropped) fails each of its operations with that error.
+for the next one, in one lane per namespace: a batch takes one operation from each
+lane in turn, so a tenant with hundreds of writes waiting does not put another
+tenant's next step behind all of them (within a lane, order is kept).
+
+A refused operation gets its own error back (as the ``asyncpg.PostgresError`` a single
+statement would have raised); a batch that fails as a whole (the connection dropped)
+fails each of its operations with that error.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +55,19 @@ Op = tuple[tuple[Any, ...], "asyncio.Future[asyncpg.Record]"]
 Send = Callable[[str, list[tuple[Any, ...]]], Awaitable[Sequence[asyncpg.Record]]]
 
 
+def _take(lanes: dict[str, deque[Op]], most: int) -> list[Op]:
+    """Up to ``most`` operations, one from each lane in turn."""
+    ops: list[Op] = []
+    while lanes and len(ops) < most:
+        for name, lane in list(lanes.items()):
+            ops.append(lane.popleft())
+            if not lane:
+                del lanes[name]
+            if len(ops) == most:
+                break
+    return ops
+
+
 def refusal(row: asyncpg.Record) -> asyncpg.PostgresError:
     """The error a single statement would have raised for this operation."""
     fields = {"C": row[0], "M": row[1] or ""}
@@ -66,7 +84,7 @@ class GroupCommit:
         self._send = send
         self.max_in_flight = max_in_flight
         self.max_ops = max_ops
-        self._pending: dict[Kind, list[Op]] = {}
+        self._pending: dict[Kind, dict[str, deque[Op]]] = {}
         self._in_flight = 0
         self._scheduled = False
         self._batches: set[asyncio.Task[None]] = set()
@@ -77,7 +95,11 @@ class GroupCommit:
         the namespace and run id: the batch's lock order."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[asyncpg.Record] = loop.create_future()
-        self._pending.setdefault(kind, []).append((args, future))
+        lanes = self._pending.setdefault(kind, {})
+        lane = lanes.get(args[0])
+        if lane is None:
+            lane = lanes[args[0]] = deque()
+        lane.append((args, future))
         if not self._scheduled:
             self._scheduled = True
             loop.call_soon(self._flush)
@@ -85,10 +107,9 @@ class GroupCommit:
 
     def _flush(self) -> None:
         self._scheduled = False
-        for kind, pending in self._pending.items():
-            while pending and self._in_flight < self.max_in_flight:
-                ops = pending[: self.max_ops]
-                del pending[: self.max_ops]
+        for kind, lanes in self._pending.items():
+            while lanes and self._in_flight < self.max_in_flight:
+                ops = _take(lanes, self.max_ops)
                 self._in_flight += 1
                 batch = asyncio.create_task(self._run(kind, ops))
                 self._batches.add(batch)
