@@ -25,6 +25,18 @@ OWNER = "worker-a"
 LEASE = 30.0
 
 
+def new_run(workflow_id: str, *, namespace: str = NS) -> NewRun:
+    """A run of type "flow" on queue Q, to hand to a start."""
+    return NewRun(
+        namespace=namespace,
+        workflow_id=workflow_id,
+        run_id=uuid.uuid4().hex,
+        workflow_type="flow",
+        task_queue=Q,
+        started={"workflow_type": "flow", "args": [], "task_queue": Q},
+    )
+
+
 async def start(
     store: Store,
     workflow_id: str | None = None,

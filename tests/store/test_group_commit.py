@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
 import pytest
 
@@ -18,7 +17,6 @@ from tether.errors import LeaseLost, NamespaceNotFound, WorkflowAlreadyStarted, 
 from tether.store import (
     ActivityOutcome,
     ActivityTask,
-    NewRun,
     RunClose,
     RunStatus,
     Store,
@@ -28,21 +26,10 @@ from tether.store import (
 from tether.store.postgres.commits import START, GroupCommit
 
 from .conftest import Harness
-from .helpers import LEASE, NS, OWNER, Q, schedule, start, types, until_expired
+from .helpers import LEASE, NS, OWNER, Q, new_run, schedule, start, types, until_expired
 
 DONE = ActivityOutcome("ActivityCompleted", result=7)
 N = 25
-
-
-def new_run(workflow_id: str, namespace: str = NS) -> NewRun:
-    return NewRun(
-        namespace=namespace,
-        workflow_id=workflow_id,
-        run_id=uuid.uuid4().hex,
-        workflow_type="flow",
-        task_queue=Q,
-        started={"workflow_type": "flow", "args": [], "task_queue": Q},
-    )
 
 
 async def claimed_runs(store: Store, n: int, prefix: str) -> list[WorkflowTask]:

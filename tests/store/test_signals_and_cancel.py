@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
 
 from tether.errors import InvalidArgument, NamespaceNotFound, WorkflowNotFound
-from tether.store import NewRun, RunStatus, Store
+from tether.store import RunStatus, Store
 
 from .conftest import Harness
-from .helpers import LEASE, NS, OWNER, Q, claim_one, eventually, schedule, start, types
+from .helpers import LEASE, NS, OWNER, Q, claim_one, eventually, new_run, schedule, start, types
 from .test_runs import close_run
-
-
-def new_run(workflow_id: str, *, namespace: str = NS) -> NewRun:
-    return NewRun(
-        namespace=namespace,
-        workflow_id=workflow_id,
-        run_id=uuid.uuid4().hex,
-        workflow_type="flow",
-        task_queue=Q,
-        started={"workflow_type": "flow", "args": [], "task_queue": Q},
-    )
 
 
 async def test_signal_is_recorded_and_requests_a_workflow_task(store: Store) -> None:

@@ -29,6 +29,8 @@ from typing import Any
 
 import asyncpg
 
+from ..lanes import take_in_turn
+
 __all__ = ["ADVANCE", "COMPLETE", "FINISH", "START", "GroupCommit", "Kind", "refusal"]
 
 # Under PostgreSQL's 64 cached subtransaction ids per backend (see the migration).
@@ -55,19 +57,6 @@ Op = tuple[tuple[Any, ...], "asyncio.Future[asyncpg.Record]"]
 Send = Callable[[str, list[tuple[Any, ...]]], Awaitable[Sequence[asyncpg.Record]]]
 
 
-def _take(lanes: dict[str, deque[Op]], most: int) -> list[Op]:
-    """Up to ``most`` operations, one from each lane in turn."""
-    ops: list[Op] = []
-    while lanes and len(ops) < most:
-        for name, lane in list(lanes.items()):
-            ops.append(lane.popleft())
-            if not lane:
-                del lanes[name]
-            if len(ops) == most:
-                break
-    return ops
-
-
 def refusal(row: asyncpg.Record) -> asyncpg.PostgresError:
     """The error a single statement would have raised for this operation."""
     fields = {"C": row[0], "M": row[1] or ""}
@@ -84,7 +73,7 @@ class GroupCommit:
         self._send = send
         self.max_in_flight = max_in_flight
         self.max_ops = max_ops
-        self._pending: dict[Kind, dict[str, deque[Op]]] = {}
+        self._pending: dict[Kind, dict[str | None, deque[Op]]] = {}
         self._in_flight = 0
         self._scheduled = False
         self._batches: set[asyncio.Task[None]] = set()
@@ -109,7 +98,7 @@ class GroupCommit:
         self._scheduled = False
         for kind, lanes in self._pending.items():
             while lanes and self._in_flight < self.max_in_flight:
-                ops = _take(lanes, self.max_ops)
+                ops = take_in_turn(lanes, self.max_ops)
                 self._in_flight += 1
                 batch = asyncio.create_task(self._run(kind, ops))
                 self._batches.add(batch)

@@ -44,6 +44,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from ...errors import StoreUnavailable, TetherError
+from ..lanes import take_in_turn
 
 __all__ = ["Noted", "Writer"]
 
@@ -110,7 +111,7 @@ class Writer:
                 return
             failure = StoreUnavailable(f"SQLite write lock busy for {LOCK_WAIT:.0f} s")
         self._busy_since = None
-        batch = self._take()
+        batch = take_in_turn(self._lanes, MAX_GROUP)
         if self._lanes:
             loop.call_soon(self._flush)
         else:
@@ -137,19 +138,6 @@ class Writer:
                 future.set_exception(error)
             else:
                 future.set_result(result)
-
-    def _take(self) -> list[Op]:
-        """Up to MAX_GROUP operations, one from each lane in turn."""
-        batch: list[Op] = []
-        lanes = self._lanes
-        while lanes and len(batch) < MAX_GROUP:
-            for lane, queue in list(lanes.items()):
-                batch.append(queue.popleft())
-                if not queue:
-                    del lanes[lane]
-                if len(batch) == MAX_GROUP:
-                    break
-        return batch
 
     def _begin(self) -> bool:
         """Take the write lock (BEGIN IMMEDIATE); False if another connection holds it."""
