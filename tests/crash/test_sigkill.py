@@ -34,6 +34,7 @@ def _spawn(url: str, effects: Path, log: Path, *, cli: bool = False) -> subproce
     env = {**os.environ, "TETHER_EFFECTS": str(effects), "PYTHONPATH": str(ROOT)}
     if cli:
         command = ["-m", "tether.cli", "worker", "tests.crash.crash_app:app", "--db", url]
+        command += ["--pace", "0.005"]  # the option reaches the worker
     else:
         command = ["-m", "tests.crash.crash_app", url]
     with log.open("ab") as out:

@@ -25,6 +25,13 @@ def worker(
     identity: Annotated[str | None, typer.Option(help="Worker identity in leases.")] = None,
     max_activities: Annotated[int, typer.Option(help="Concurrent activity attempts.")] = 200,
     grace: Annotated[float, typer.Option(help="Seconds to finish work on SIGTERM.")] = 10.0,
+    pace: Annotated[
+        float | None,
+        typer.Option(
+            help="Claim new work only while the event loop lags less than this many"
+            " seconds (default: the worker's, 0.002); 0 turns pacing off."
+        ),
+    ] = None,
     db: DbOpt = None,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
 ) -> None:
@@ -41,6 +48,7 @@ def worker(
                 task_queues=task_queue or None,
                 identity=identity,
                 max_activities=max_activities,
+                **({} if pace is None else {"pace": pace or None}),
             )
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
