@@ -155,14 +155,18 @@ WHERE tether.usable_namespace($1)
 # -- workflow tasks -------------------------------------------------------------------
 
 CLAIM_WORKFLOW_TASKS = """
-WITH picked AS (
-    SELECT id FROM tether.tasks
-    WHERE kind = 'workflow'
-      AND namespace = ANY ((SELECT tether.usable_namespaces($2::text[]))::text[])
-      AND task_queue = ANY ($3::text[])
-      AND visible_at <= tether.epoch()
-    ORDER BY priority, pass, visible_at LIMIT $4
-    FOR UPDATE SKIP LOCKED
+WITH candidates AS (
+    SELECT c.* FROM unnest(tether.usable_namespaces($2::text[])) AS n (namespace)
+    CROSS JOIN unnest($3::text[]) AS q (queue)
+    CROSS JOIN LATERAL (
+        SELECT id, priority, pass, visible_at FROM tether.tasks
+        WHERE kind = 'workflow' AND namespace = n.namespace AND task_queue = q.queue
+          AND visible_at <= tether.epoch()
+        ORDER BY priority, pass, visible_at LIMIT $4
+        FOR UPDATE SKIP LOCKED
+    ) AS c
+), picked AS (
+    SELECT id FROM candidates ORDER BY priority, pass, visible_at LIMIT $4
 )
 UPDATE tether.tasks t
 SET owner = $1, visible_at = tether.epoch() + $5, token = t.token + 1, dirty = false
@@ -186,14 +190,18 @@ RETURNING tether.notify_work(namespace, task_queue)
 # -- activity tasks -------------------------------------------------------------------
 
 CLAIM_ACTIVITY_TASKS = """
-WITH picked AS (
-    SELECT id, owner IS NOT NULL AS lost FROM tether.tasks
-    WHERE kind = 'activity'
-      AND namespace = ANY ((SELECT tether.usable_namespaces($2::text[]))::text[])
-      AND task_queue = ANY ($3::text[])
-      AND visible_at <= tether.epoch()
-    ORDER BY priority, pass, visible_at LIMIT $4
-    FOR UPDATE SKIP LOCKED
+WITH candidates AS (
+    SELECT c.* FROM unnest(tether.usable_namespaces($2::text[])) AS n (namespace)
+    CROSS JOIN unnest($3::text[]) AS q (queue)
+    CROSS JOIN LATERAL (
+        SELECT id, owner IS NOT NULL AS lost, priority, pass, visible_at FROM tether.tasks
+        WHERE kind = 'activity' AND namespace = n.namespace AND task_queue = q.queue
+          AND visible_at <= tether.epoch()
+        ORDER BY priority, pass, visible_at LIMIT $4
+        FOR UPDATE SKIP LOCKED
+    ) AS c
+), picked AS (
+    SELECT id, lost FROM candidates ORDER BY priority, pass, visible_at LIMIT $4
 )
 UPDATE tether.tasks t
 SET owner = $1, visible_at = tether.epoch() + $5, token = t.token + 1,
