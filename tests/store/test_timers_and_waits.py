@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from tether.store import RunClose, RunStatus, Store, WorkflowCommit
 
@@ -121,11 +122,29 @@ async def test_wait_for_work_wakes_on_work_from_this_store(store: Store) -> None
     await asyncio.wait_for(waiting, 4)
 
 
+async def _first_look(store: Store) -> None:
+    """Return once ``store`` has read a run (wait_closed's look before it waits)."""
+    looked = asyncio.Event()
+    read = store.get_run
+
+    async def traced(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await read(*args, **kwargs)
+        finally:
+            looked.set()
+
+    store.get_run = traced  # type: ignore[method-assign]
+    try:
+        await asyncio.wait_for(looked.wait(), 4)
+    finally:
+        del store.get_run  # the class's method again
+
+
 async def test_wait_closed_wakes_on_close(harness: Harness) -> None:
     waiter, worker = await harness.open(), await harness.open()
     run = await start(worker)
     waiting = asyncio.ensure_future(waiter.wait_closed(NS, run.run_id, 30))
-    await asyncio.sleep(0.05)
+    await _first_look(waiter)  # it saw the run open: only a wake-up can end it now
     assert not waiting.done()
     task = await claim_one(worker)
     await worker.complete_workflow_task(
@@ -143,7 +162,8 @@ async def test_wait_closed_wakes_on_close(harness: Harness) -> None:
 async def test_wait_closed_wakes_on_terminate(store: Store) -> None:
     run = await start(store)
     waiting = asyncio.ensure_future(store.wait_closed(NS, run.run_id, None))
-    await asyncio.sleep(0.05)
+    await _first_look(store)
+    assert not waiting.done()
     await store.terminate_run(NS, run.run_id, reason="r", identity="i")
     assert (await asyncio.wait_for(waiting, 4)).status == RunStatus.TERMINATED
 
