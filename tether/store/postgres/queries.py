@@ -1,4 +1,5 @@
-"""The named queries of the PostgreSQL store: every statement it sends.
+"""The named queries of the PostgreSQL store: the statements it sends (the batched
+writes are in ``commits.py``).
 
 Each write is one statement, so one round trip and one transaction; the larger writes
 call the functions that the migrations define (``migrations/*.sql``). Errors
@@ -18,7 +19,6 @@ __all__ = [
     "COMPLETE_WORKFLOW_TASK",
     "ENSURE_NAMESPACE",
     "EXTEND_LEASES",
-    "FINISH_ACTIVITY",
     "FIRE_TIMERS",
     "GET_RUN",
     "GET_RUN_BY_WORKFLOW_ID",
@@ -35,8 +35,6 @@ __all__ = [
     "SIGNAL_RUN",
     "SIGNAL_WITH_START",
     "START_LINKED_RUNS",
-    "START_RUN",
-    "START_RUN_LEASED",
     "TERMINATE_RUN",
 ]
 
@@ -67,40 +65,6 @@ SELECT name FROM tether.namespaces WHERE deleting_since IS NULL ORDER BY name
 """
 
 # -- runs and histories ---------------------------------------------------------------
-
-START_RUN = """
-WITH run AS (
-    INSERT INTO tether.runs (namespace, run_id, workflow_id, workflow_type, task_queue,
-                             status, created_at, last_seq)
-    VALUES ($1, $2, $3, $4, $5, 'running', tether.epoch(), 1)
-    RETURNING created_at
-), started AS (
-    INSERT INTO tether.events (namespace, run_id, seq, type, ts, attrs)
-    SELECT $1, $2, 1, 'WorkflowStarted', run.created_at, $6::json FROM run
-), task AS (
-    INSERT INTO tether.tasks (namespace, run_id, kind, task_queue, visible_at, scheduled_at)
-    SELECT $1, $2, 'workflow', $5, run.created_at, run.created_at FROM run
-)
-SELECT run.created_at, tether.notify_work($1, $5) FROM run
-"""
-
-START_RUN_LEASED = """
-WITH run AS (
-    INSERT INTO tether.runs (namespace, run_id, workflow_id, workflow_type, task_queue,
-                             status, created_at, last_seq)
-    VALUES ($1, $2, $3, $4, $5, 'running', tether.epoch(), 1)
-    RETURNING created_at
-), started AS (
-    INSERT INTO tether.events (namespace, run_id, seq, type, ts, attrs)
-    SELECT $1, $2, 1, 'WorkflowStarted', run.created_at, $6::json FROM run
-), task AS (
-    INSERT INTO tether.tasks (namespace, run_id, kind, task_queue, visible_at, scheduled_at,
-                              owner, token)
-    SELECT $1, $2, 'workflow', $5, run.created_at + $8, run.created_at, $7, 1 FROM run
-    RETURNING id
-)
-SELECT run.created_at, task.id FROM run, task
-"""
 
 # One run with its search attributes in the same statement (one round trip), as rows
 # of SEARCH_ATTRIBUTES in a JSON array.
@@ -240,11 +204,6 @@ ADVANCE_AFTER_ACTIVITY = """
 SELECT o_applied, o_now, o_activity_steps, o_activity_ids, o_last_seq
 FROM tether.advance_after_activity($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
                                    $14, $15, $16, $17, $18, $19, $20, $21)
-"""
-
-FINISH_ACTIVITY = """
-SELECT o_task_id, o_token, o_task_queue, o_workflow_id, o_workflow_type
-FROM tether.finish_activity($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 """
 
 # -- timers and waking up -------------------------------------------------------------

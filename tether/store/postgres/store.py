@@ -1,7 +1,9 @@
 """The scale-out store: PostgreSQL shared by many worker and server processes.
 
 Every operation is one statement on a pooled connection: one round trip and one
-transaction (the larger writes call functions defined by the migrations). Claims use
+transaction (the larger writes call functions defined by the migrations). Starts, task
+completions and activity outcomes of one loop turn share a statement (group commit,
+``commits.py``). Claims use
 ``FOR UPDATE SKIP LOCKED``, so concurrent workers never wait on, nor take, each
 other's tasks.
 
@@ -73,6 +75,7 @@ from ..visibility import (
     list_runs_sql,
     search_attribute_rows,
 )
+from ..waiters import wait_for_change
 from . import namespaces as nq
 from . import queries as q
 from . import usage
@@ -601,30 +604,12 @@ class PostgresStore(PostgresUpdates):
         return [Event(r[0], r[1], r[2], orjson.loads(r[3])) for r in rows]
 
     async def wait_closed(self, namespace: str, run_id: str, timeout: float | None) -> RunRecord:
+        async def look() -> tuple[bool, RunRecord]:
+            run = await self.get_run(namespace, "", run_id)
+            return run.status != RunStatus.RUNNING, run
+
         key = (namespace, run_id)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        loop = asyncio.get_running_loop()
-        while True:
-            future: asyncio.Future[None] = loop.create_future()
-            self._close_waiters.setdefault(key, set()).add(future)
-            try:
-                run = await self.get_run(namespace, "", run_id)
-                if run.status != RunStatus.RUNNING:
-                    return run
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return run
-                wait = (
-                    self.poll_interval if remaining is None else min(remaining, self.poll_interval)
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(future, wait)
-            finally:
-                waiters = self._close_waiters.get(key)
-                if waiters is not None:
-                    waiters.discard(future)
-                    if not waiters:
-                        del self._close_waiters[key]
+        return await wait_for_change(self._close_waiters, key, look, timeout, self.poll_interval)
 
     async def terminate_run(
         self, namespace: str, run_id: str, *, reason: str, identity: str

@@ -7,8 +7,6 @@ are announced on ``tether_update`` and wake the same waiters as a run's close.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,6 +20,7 @@ from ...errors import (
 from ...history import Event
 from ..protocol import NewRun, RunRecord, RunStatus, WorkflowCommit, WorkflowTask
 from ..updates import UpdateRecord, UpdateStatus
+from ..waiters import wait_for_change
 from .refusals import input_refused, lease_lost, start_refused
 
 __all__ = ["COMPLETE_UPDATES", "UPDATE_CHANNEL", "PostgresUpdates", "completions"]
@@ -144,32 +143,16 @@ class PostgresUpdates:
     async def wait_update(
         self, namespace: str, run_id: str, update_id: str, timeout: float | None
     ) -> UpdateRecord:
+        async def look() -> tuple[bool, UpdateRecord]:
+            record = await self.get_update(namespace, run_id, update_id)
+            if record.done:
+                return True, record
+            # A run that closed will not answer the update any more.
+            run = await self.get_run(namespace, "", run_id)
+            return run.status != RunStatus.RUNNING, record
+
         key = (namespace, run_id)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        loop = asyncio.get_running_loop()
-        while True:
-            future: asyncio.Future[None] = loop.create_future()
-            self._close_waiters.setdefault(key, set()).add(future)
-            try:
-                record = await self.get_update(namespace, run_id, update_id)
-                if record.done:
-                    return record
-                run = await self.get_run(namespace, "", run_id)
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if run.status != RunStatus.RUNNING or (remaining is not None and remaining <= 0):
-                    return record
-                # Notifications can be missed (LISTEN reconnecting): a bounded wait.
-                wait = (
-                    self.poll_interval if remaining is None else min(remaining, self.poll_interval)
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(future, wait)
-            finally:
-                waiters = self._close_waiters.get(key)
-                if waiters is not None:
-                    waiters.discard(future)
-                    if not waiters:
-                        del self._close_waiters[key]
+        return await wait_for_change(self._close_waiters, key, look, timeout, self.poll_interval)
 
     async def read_for_task(
         self, namespace: str, run_id: str, after_seq: int

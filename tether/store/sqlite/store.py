@@ -61,6 +61,7 @@ from ..visibility import (
     list_runs_sql,
     search_attribute_rows,
 )
+from ..waiters import wait_for_change
 from . import llm_limits as limitops
 from . import namespaces as nsops
 from . import ops, updates, usage
@@ -441,26 +442,11 @@ class SqliteStore:
         return [Event(seq, etype, ts, orjson.loads(attrs)) for seq, etype, ts, attrs in rows]
 
     async def wait_closed(self, namespace: str, run_id: str, timeout: float | None) -> RunRecord:
-        key = (namespace, run_id)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            future = asyncio.get_running_loop().create_future()
-            self._close_waiters.setdefault(key, set()).add(future)
-            try:
-                run = await self.get_run(namespace, "", run_id)
-                if run.status != RunStatus.RUNNING:
-                    return run
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return run
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(future, remaining)
-            finally:
-                waiters = self._close_waiters.get(key)
-                if waiters is not None:
-                    waiters.discard(future)
-                    if not waiters:
-                        del self._close_waiters[key]
+        async def look() -> tuple[bool, RunRecord]:
+            run = await self.get_run(namespace, "", run_id)
+            return run.status != RunStatus.RUNNING, run
+
+        return await wait_for_change(self._close_waiters, (namespace, run_id), look, timeout)
 
     async def terminate_run(
         self, namespace: str, run_id: str, *, reason: str, identity: str
@@ -536,28 +522,16 @@ class SqliteStore:
     async def wait_update(
         self, namespace: str, run_id: str, update_id: str, timeout: float | None
     ) -> UpdateRecord:
-        key = (namespace, run_id)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            # Outcomes and closes of the run wake its close waiters (see _on_notes).
-            future = asyncio.get_running_loop().create_future()
-            self._close_waiters.setdefault(key, set()).add(future)
-            try:
-                record = await self.get_update(namespace, run_id, update_id)
-                if record.done:
-                    return record
-                run = await self.get_run(namespace, "", run_id)
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if run.status != RunStatus.RUNNING or (remaining is not None and remaining <= 0):
-                    return record
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(future, remaining)
-            finally:
-                waiters = self._close_waiters.get(key)
-                if waiters is not None:
-                    waiters.discard(future)
-                    if not waiters:
-                        del self._close_waiters[key]
+        # Outcomes and closes of the run wake its close waiters (see _on_notes).
+        async def look() -> tuple[bool, UpdateRecord]:
+            record = await self.get_update(namespace, run_id, update_id)
+            if record.done:
+                return True, record
+            # A run that closed will not answer the update any more.
+            run = await self.get_run(namespace, "", run_id)
+            return run.status != RunStatus.RUNNING, record
+
+        return await wait_for_change(self._close_waiters, (namespace, run_id), look, timeout)
 
     async def read_for_task(
         self, namespace: str, run_id: str, after_seq: int
