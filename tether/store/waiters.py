@@ -13,9 +13,12 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-__all__ = ["Waiters", "wait_for_change"]
+from .protocol import RunRecord, RunStatus
+from .updates import UpdateRecord
+
+__all__ = ["Waiters", "wait_closed", "wait_for_change", "wait_update"]
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
@@ -52,3 +55,51 @@ async def wait_for_change(
                 registered.discard(future)
                 if not registered:
                     del waiters[key]
+
+
+class _Reads(Protocol):
+    async def get_run(
+        self, namespace: str, workflow_id: str, run_id: str | None = None
+    ) -> RunRecord: ...
+
+    async def get_update(self, namespace: str, run_id: str, update_id: str) -> UpdateRecord: ...
+
+
+async def wait_closed(
+    store: _Reads,
+    waiters: Waiters[tuple[str, str]],
+    namespace: str,
+    run_id: str,
+    timeout: float | None,
+    poll: float | None = None,
+) -> RunRecord:
+    """The run once it is closed, or as it is when ``timeout`` passes."""
+
+    async def look() -> tuple[bool, RunRecord]:
+        run = await store.get_run(namespace, "", run_id)
+        return run.status != RunStatus.RUNNING, run
+
+    return await wait_for_change(waiters, (namespace, run_id), look, timeout, poll)
+
+
+async def wait_update(
+    store: _Reads,
+    waiters: Waiters[tuple[str, str]],
+    namespace: str,
+    run_id: str,
+    update_id: str,
+    timeout: float | None,
+    poll: float | None = None,
+) -> UpdateRecord:
+    """The update once it has its outcome, or once its run closed (it will not get one
+    then), or as it is when ``timeout`` passes. Outcomes and closes of the run wake the
+    run's waiters."""
+
+    async def look() -> tuple[bool, UpdateRecord]:
+        record = await store.get_update(namespace, run_id, update_id)
+        if record.done:
+            return True, record
+        run = await store.get_run(namespace, "", run_id)
+        return run.status != RunStatus.RUNNING, record
+
+    return await wait_for_change(waiters, (namespace, run_id), look, timeout, poll)

@@ -75,7 +75,7 @@ from ..visibility import (
     list_runs_sql,
     search_attribute_rows,
 )
-from ..waiters import wait_for_change
+from ..waiters import wait_closed
 from . import namespaces as nq
 from . import queries as q
 from . import usage
@@ -604,12 +604,8 @@ class PostgresStore(PostgresUpdates):
         return [Event(r[0], r[1], r[2], orjson.loads(r[3])) for r in rows]
 
     async def wait_closed(self, namespace: str, run_id: str, timeout: float | None) -> RunRecord:
-        async def look() -> tuple[bool, RunRecord]:
-            run = await self.get_run(namespace, "", run_id)
-            return run.status != RunStatus.RUNNING, run
-
-        key = (namespace, run_id)
-        return await wait_for_change(self._close_waiters, key, look, timeout, self.poll_interval)
+        waiters = self._close_waiters
+        return await wait_closed(self, waiters, namespace, run_id, timeout, self.poll_interval)
 
     async def terminate_run(
         self, namespace: str, run_id: str, *, reason: str, identity: str

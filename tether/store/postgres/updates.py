@@ -18,9 +18,9 @@ from ...errors import (
     UpdateNotFound,
 )
 from ...history import Event
-from ..protocol import NewRun, RunRecord, RunStatus, WorkflowCommit, WorkflowTask
+from ..protocol import NewRun, RunRecord, WorkflowCommit, WorkflowTask
 from ..updates import UpdateRecord, UpdateStatus
-from ..waiters import wait_for_change
+from ..waiters import wait_update
 from .refusals import input_refused, lease_lost, start_refused
 
 __all__ = ["COMPLETE_UPDATES", "UPDATE_CHANNEL", "PostgresUpdates", "completions"]
@@ -143,16 +143,8 @@ class PostgresUpdates:
     async def wait_update(
         self, namespace: str, run_id: str, update_id: str, timeout: float | None
     ) -> UpdateRecord:
-        async def look() -> tuple[bool, UpdateRecord]:
-            record = await self.get_update(namespace, run_id, update_id)
-            if record.done:
-                return True, record
-            # A run that closed will not answer the update any more.
-            run = await self.get_run(namespace, "", run_id)
-            return run.status != RunStatus.RUNNING, record
-
-        key = (namespace, run_id)
-        return await wait_for_change(self._close_waiters, key, look, timeout, self.poll_interval)
+        waiters, poll = self._close_waiters, self.poll_interval
+        return await wait_update(self, waiters, namespace, run_id, update_id, timeout, poll)
 
     async def read_for_task(
         self, namespace: str, run_id: str, after_seq: int

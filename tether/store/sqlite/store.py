@@ -61,7 +61,7 @@ from ..visibility import (
     list_runs_sql,
     search_attribute_rows,
 )
-from ..waiters import wait_for_change
+from ..waiters import wait_closed, wait_update
 from . import llm_limits as limitops
 from . import namespaces as nsops
 from . import ops, updates, usage
@@ -442,11 +442,7 @@ class SqliteStore:
         return [Event(seq, etype, ts, orjson.loads(attrs)) for seq, etype, ts, attrs in rows]
 
     async def wait_closed(self, namespace: str, run_id: str, timeout: float | None) -> RunRecord:
-        async def look() -> tuple[bool, RunRecord]:
-            run = await self.get_run(namespace, "", run_id)
-            return run.status != RunStatus.RUNNING, run
-
-        return await wait_for_change(self._close_waiters, (namespace, run_id), look, timeout)
+        return await wait_closed(self, self._close_waiters, namespace, run_id, timeout)
 
     async def terminate_run(
         self, namespace: str, run_id: str, *, reason: str, identity: str
@@ -523,15 +519,8 @@ class SqliteStore:
         self, namespace: str, run_id: str, update_id: str, timeout: float | None
     ) -> UpdateRecord:
         # Outcomes and closes of the run wake its close waiters (see _on_notes).
-        async def look() -> tuple[bool, UpdateRecord]:
-            record = await self.get_update(namespace, run_id, update_id)
-            if record.done:
-                return True, record
-            # A run that closed will not answer the update any more.
-            run = await self.get_run(namespace, "", run_id)
-            return run.status != RunStatus.RUNNING, record
-
-        return await wait_for_change(self._close_waiters, (namespace, run_id), look, timeout)
+        waiters = self._close_waiters
+        return await wait_update(self, waiters, namespace, run_id, update_id, timeout)
 
     async def read_for_task(
         self, namespace: str, run_id: str, after_seq: int
