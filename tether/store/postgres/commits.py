@@ -42,16 +42,13 @@ class Kind:
     """One batched write: the batch function's statement, whose first three columns are
     the SQLSTATE, message and constraint of a refused operation."""
 
-    name: str
     sql: str
 
 
-START = Kind("start", "SELECT * FROM tether.start_runs($1::tether.start_op[])")
-COMPLETE = Kind(
-    "complete", "SELECT * FROM tether.complete_workflow_tasks($1::tether.complete_op[])"
-)
-ADVANCE = Kind("advance", "SELECT * FROM tether.advance_after_activities($1::tether.advance_op[])")
-FINISH = Kind("finish", "SELECT * FROM tether.finish_activities($1::tether.finish_op[])")
+START = Kind("SELECT * FROM tether.start_runs($1::tether.start_op[])")
+COMPLETE = Kind("SELECT * FROM tether.complete_workflow_tasks($1::tether.complete_op[])")
+ADVANCE = Kind("SELECT * FROM tether.advance_after_activities($1::tether.advance_op[])")
+FINISH = Kind("SELECT * FROM tether.finish_activities($1::tether.finish_op[])")
 
 Op = tuple[tuple[Any, ...], "asyncio.Future[asyncpg.Record]"]
 Send = Callable[[str, list[tuple[Any, ...]]], Awaitable[Sequence[asyncpg.Record]]]
