@@ -74,6 +74,8 @@ class Namespaces:
         self.store = store
         self.max_age = max_age
         self._cache: dict[str, tuple[float, NamespaceSettings]] = {}
+        # Callers that miss the cache together share one read (a burst of starts).
+        self._reading: dict[str, asyncio.Task[NamespaceSettings]] = {}
 
     async def create(
         self,
@@ -107,7 +109,7 @@ class Namespaces:
             return parse_settings(current).merged(changes).to_json()
 
         record = await self.store.update_namespace(name, change)
-        self._cache.pop(name, None)
+        self._forget(name)
         return NamespaceInfo.from_record(record)
 
     async def list(self) -> list[NamespaceInfo]:
@@ -123,21 +125,39 @@ class Namespaces:
         batch its own transaction, so other namespaces' work goes on meanwhile. If this
         process dies midway, deleting the namespace again, or the retention sweeper of
         any worker, finishes the job."""
-        self._cache.pop(name, None)
+        self._forget(name)
         try:
             await self.store.delete_namespace(name, batch=batch)
         finally:
-            self._cache.pop(name, None)
+            self._forget(name)
+
+    def _forget(self, name: str) -> None:
+        self._cache.pop(name, None)
+        self._reading.pop(name, None)
 
     async def settings(self, name: str) -> NamespaceSettings:
         """The namespace's settings, read at most ``max_age`` seconds ago."""
         cached = self._cache.get(name)
-        now = time.monotonic()
-        if cached is not None and now - cached[0] < self.max_age:
+        if cached is not None and time.monotonic() - cached[0] < self.max_age:
             return cached[1]
+        reading = self._reading.get(name)
+        if reading is None:
+            reading = self._reading[name] = asyncio.create_task(self._read(name))
+            reading.add_done_callback(lambda done: self._forget_read(name, done))
+        return await asyncio.shield(reading)
+
+    async def _read(self, name: str) -> NamespaceSettings:
+        asked = time.monotonic()
         settings = (await self.get(name)).settings
-        self._cache[name] = (now, settings)
+        if self._reading.get(name) is asyncio.current_task():  # not changed meanwhile
+            self._cache[name] = (asked, settings)
         return settings
+
+    def _forget_read(self, name: str, done: asyncio.Task[NamespaceSettings]) -> None:
+        if self._reading.get(name) is done:
+            del self._reading[name]
+        if not done.cancelled():
+            done.exception()  # retrieved: every caller got it already
 
     async def check_payload(self, namespace: str, value: Any, what: str) -> None:
         """Refuse ``value`` (already plain JSON) if over the namespace's payload limit."""

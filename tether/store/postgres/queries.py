@@ -20,7 +20,7 @@ __all__ = [
     "ENSURE_NAMESPACE",
     "EXTEND_LEASES",
     "FIRE_TIMERS",
-    "GET_RUN",
+    "GET_RUNS",
     "GET_RUN_BY_WORKFLOW_ID",
     "HEARTBEAT_ACTIVITY",
     "LIST_NAMESPACES",
@@ -74,9 +74,13 @@ _RUN_ATTRIBUTES = """(
     FROM tether.search_attributes s WHERE s.namespace = r.namespace AND s.run_id = r.run_id
 )::text AS attributes"""
 
-GET_RUN = f"""
-SELECT {RUN_COLUMNS}, {_RUN_ATTRIBUTES}
-FROM tether.runs r WHERE r.namespace = $1 AND r.run_id = $2
+# Many runs by key, one row per key in the keys' order (NULL columns for a missing run);
+# the three leading NULLs are the refusal columns of a batch (commits.py).
+GET_RUNS = f"""
+SELECT NULL::text, NULL::text, NULL::text, {RUN_COLUMNS}, {_RUN_ATTRIBUTES}
+FROM unnest($1::tether.run_key[]) WITH ORDINALITY AS k (namespace, run_id, i)
+LEFT JOIN tether.runs r ON r.namespace = k.namespace AND r.run_id = k.run_id
+ORDER BY k.i
 """
 
 GET_RUN_BY_WORKFLOW_ID = f"""

@@ -95,6 +95,8 @@ Conn: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 # InternalClientError: a pooled connection the server ended while it sat idle (a fast
 # shutdown or restart) raises it on next use; the pool then replaces the connection.
 _CONNECTION_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError)
+# Reads of runs by key, batched as the commits are (commits.py).
+_LOOK = Kind(q.GET_RUNS)
 _RETRIES = 3  # for deadlocks and serialization failures, which roll back cleanly
 
 
@@ -334,6 +336,7 @@ class PostgresStore(PostgresUpdates):
         self._queued = 0.0
         # One connection stays free for reads while batches are out.
         self._commits = GroupCommit(self._send_batch, max_in_flight=max(pool_size - 1, 1))
+        self._looks = GroupCommit(self._send_batch, max_in_flight=1)
 
     # -- connections --------------------------------------------------------------------
 
@@ -551,20 +554,20 @@ class PostgresStore(PostgresUpdates):
     async def get_run(
         self, namespace: str, workflow_id: str, run_id: str | None = None
     ) -> RunRecord:
-        async def read(conn: Conn) -> RunRecord | None:
-            if run_id is not None:
-                row = await conn.fetchrow(q.GET_RUN, namespace, run_id)
-            else:
-                row = await conn.fetchrow(q.GET_RUN_BY_WORKFLOW_ID, namespace, workflow_id)
-            if row is None or (workflow_id and row[1] != workflow_id):
-                return None
-            attrs = search_attribute_rows(_loads(row[12]) or ())
-            return _run_record(row, attrs.get(row[2]))
-
-        record = await self._call(read)
-        if record is None:
+        row: Any
+        if run_id is not None:
+            # By key, the reads of one loop turn share a statement (many waiters look
+            # at once: every result() of a burst of starts).
+            looked = await self._guarded(
+                lambda: self._looks.submit(_LOOK, (namespace, run_id)), None
+            )
+            row = looked[3:] if looked[3] is not None else None
+        else:
+            row = await self._fetchrow(q.GET_RUN_BY_WORKFLOW_ID, namespace, workflow_id)
+        if row is None or (workflow_id and row[1] != workflow_id):
             raise WorkflowNotFound(namespace=namespace, workflow_id=workflow_id, run_id=run_id)
-        return record
+        attrs = search_attribute_rows(_loads(row[12]) or ())
+        return _run_record(row, attrs.get(row[2]))
 
     async def list_runs(
         self,
