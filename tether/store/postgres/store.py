@@ -45,6 +45,7 @@ from ...errors import (
     WorkflowNotFound,
 )
 from ...history import Event
+from ..deletion import delete_namespace
 from ..llm_limits import Admission, CallStart, LimitState
 from ..protocol import (
     DELETE_BATCH,
@@ -980,10 +981,7 @@ class PostgresStore(PostgresUpdates):
         return [_namespace_record(r) for r in await self._fetch(nq.LIST_NAMESPACE_RECORDS)]
 
     async def delete_namespace(self, namespace: str, *, batch: int = DELETE_BATCH) -> None:
-        await self.begin_namespace_deletion(namespace)
-        done = False
-        while not done:  # each batch its own transaction: other work goes between them
-            done = await self.delete_namespace_batch(namespace, batch)
+        await delete_namespace(self, namespace, batch)
 
     async def begin_namespace_deletion(self, namespace: str) -> None:
         if not await self._call(lambda c: c.fetchval(nq.BEGIN_DELETION, namespace)):

@@ -33,6 +33,7 @@ import orjson
 
 from ...errors import IncompatibleStore, StoreUnavailable, WorkflowNotFound
 from ...history import Event
+from ..deletion import delete_namespace
 from ..llm_limits import Admission, CallStart, LimitState
 from ..protocol import (
     DELETE_BATCH,
@@ -756,10 +757,7 @@ class SqliteStore:
         return await self._read(nsops.list_namespace_records)
 
     async def delete_namespace(self, namespace: str, *, batch: int = DELETE_BATCH) -> None:
-        await self.begin_namespace_deletion(namespace)
-        done = False
-        while not done:  # each batch its own transaction: other work goes between them
-            done = await self.delete_namespace_batch(namespace, batch)
+        await delete_namespace(self, namespace, batch)
 
     async def begin_namespace_deletion(self, namespace: str) -> None:
         now = time.time()
