@@ -66,7 +66,7 @@ from ..waiters import wait_closed, wait_update
 from . import llm_limits as limitops
 from . import namespaces as nsops
 from . import ops, updates, usage
-from .columns import loads_or_none
+from .columns import activity_task, loads_or_none
 from .reset import reset_run
 from .writer import Noted, Writer
 
@@ -828,23 +828,4 @@ class SqliteStore:
                 c, "activity", owner, limits, queues, total, lease, time.time()
             )
         )
-        return [
-            ActivityTask(
-                task_id=r[0],
-                namespace=r[1],
-                run_id=r[2],
-                workflow_id=r[3],
-                step=r[7],
-                name=r[8],
-                task_queue=r[5],
-                args=orjson.loads(r[9]),
-                options=orjson.loads(r[10]),
-                attempt=r[11],
-                scheduled_at=r[12],
-                token=r[6],
-                heartbeat_details=loads_or_none(r[13]),
-                last_failure=loads_or_none(r[14]),
-                previous_lost=r[15],
-            )
-            for r in rows
-        ]
+        return [activity_task(row) for row in rows]
