@@ -568,6 +568,15 @@ def check_run(conn: sqlite3.Connection, namespace: str, run_id: str) -> str:
     return str(row[0])
 
 
+def open_run(conn: sqlite3.Connection, namespace: str, workflow_id: str) -> str | None:
+    """The id of the workflow id's open run, if it has one."""
+    row = conn.execute(
+        "SELECT run_id FROM runs WHERE namespace = ? AND workflow_id = ? AND status = 'running'",
+        (namespace, workflow_id),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
 def check_open(conn: sqlite3.Connection, namespace: str, run_id: str, action: str = "") -> None:
     """Raise unless the namespace has this run and it is open (``action`` says what
     the caller meant to do)."""
@@ -592,13 +601,10 @@ def signal_with_start(
 ) -> tuple[str, list[Any]]:
     """Signal the open run of the workflow id, or start ``run`` and signal it; return
     the run id signalled."""
-    row = conn.execute(
-        "SELECT run_id FROM runs WHERE namespace = ? AND workflow_id = ? AND status = 'running'",
-        (run.namespace, run.workflow_id),
-    ).fetchone()
-    if row is not None:
-        _, notes = signal_run(conn, run.namespace, row[0], name, payload, now)
-        return str(row[0]), notes
+    open_id = open_run(conn, run.namespace, run.workflow_id)
+    if open_id is not None:
+        _, notes = signal_run(conn, run.namespace, open_id, name, payload, now)
+        return open_id, notes
     start_run(conn, run, now)  # its workflow task is the one the signal needs
     event = (EventType.SIGNAL_RECEIVED, {"name": name, "payload": payload})
     append_events(conn, run.namespace, run.run_id, [event], now)
