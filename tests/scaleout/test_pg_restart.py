@@ -5,10 +5,14 @@ server. It is stopped mid-run, ``fast`` (sessions are ended cleanly) or ``immedi
 (the server crashes and recovers from its WAL on start), while activities keep running
 on the workers, then started again on the same port. Either way no commit the server
 acknowledged may be lost.
+
+When the runs do not all close in time, the failure says why: the runs still open
+with their tasks, histories and journal entries, the workers' logs and the server's.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import asyncpg
@@ -16,7 +20,7 @@ import pytest
 
 from tests.support.pgserver import PgServer
 
-from .cluster import Cluster, audit, eventually, wait_all_closed
+from .cluster import Cluster, audit, eventually, open_runs, wait_all_closed
 from .workerapp import make_app
 
 pytestmark = pytest.mark.scaleout
@@ -83,11 +87,24 @@ async def test_workers_survive_database_restart(
             what="a worker's write to fail while the server is down",
         )
         server.start()
+        restarted = time.time()
 
-        await wait_all_closed(app.store, RUNS, timeout=60, diagnostics=cluster.diagnostics)
+        async def diagnosis() -> str:
+            return "\n".join(
+                [
+                    f"--- the server restarted {restarted - time.time():+.1f}s from now ---",
+                    await open_runs(server.url(), cluster),
+                    cluster.diagnostics(),
+                    "--- server log ---",
+                    *server.log_text().splitlines()[-40:],
+                ]
+            )
+
+        await wait_all_closed(app.store, RUNS, timeout=60, diagnostics=diagnosis)
         report = await audit(app.store, cluster.effects(), expected)
 
     assert report.problems == []
+    assert report.unrecorded(cluster.acknowledged()) == []
     assert len(report.completions) == total
     # At least once: a step ran again only if its completion failed at the restart,
     # because it was in flight while the server was down, or because it went out on a
