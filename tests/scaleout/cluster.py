@@ -3,12 +3,14 @@
 ``Cluster`` starts ``tests.scaleout.workerapp`` workers as real processes (optionally
 inside a network namespace), reads the files they write and kills or stops them.
 ``audit`` reads every run's history back and checks it against the side effects the
-workers recorded.
+workers recorded. ``open_runs`` says what holds up the runs still open, for a test that
+timed out waiting for them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import json
 import os
@@ -22,12 +24,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from tests.support.netns import Namespace
 from tether import EventType, RunStatus, Store, StoreUnavailable
 
 from .workerapp import GATE, chain_result
 
-__all__ = ["Audit", "Cluster", "WorkerProcess", "audit", "eventually", "wait_all_closed"]
+__all__ = [
+    "Audit",
+    "Cluster",
+    "WorkerProcess",
+    "audit",
+    "eventually",
+    "open_runs",
+    "wait_all_closed",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 NS = "default"
@@ -39,10 +51,11 @@ async def eventually(
     timeout: float,
     what: str,
     interval: float = 0.05,
-    diagnostics: Callable[[], str] | None = None,
+    diagnostics: Callable[[], str | Awaitable[str]] | None = None,
     retry_on: tuple[type[Exception], ...] = (),
 ) -> None:
-    """Poll ``check`` until it holds; fail after ``timeout`` seconds naming ``what``.
+    """Poll ``check`` until it holds; fail after ``timeout`` seconds naming ``what``,
+    with what ``diagnostics()`` says then.
 
     A check raising one of ``retry_on`` counts as not holding yet.
     """
@@ -57,7 +70,10 @@ async def eventually(
         if outcome:
             return
         if time.monotonic() > deadline:
-            extra = f"\n{diagnostics()}" if diagnostics else ""
+            extra = ""
+            if diagnostics is not None:
+                said = diagnostics()
+                extra = "\n" + (await said if inspect.isawaitable(said) else said)
             raise AssertionError(f"timed out after {timeout}s waiting for {what}{extra}")
         await asyncio.sleep(interval)
 
@@ -161,6 +177,21 @@ class Cluster:
     def journal(self, worker: WorkerProcess) -> list[dict[str, Any]]:
         return _read_lines(self.folder / f"journal-{worker.name}.jsonl")
 
+    def acknowledged(self) -> list[dict[str, Any]]:
+        """The activity completions the store told a worker it recorded (a
+        ``finish_activity``, or an ``advance_after_activity`` that applied), each a
+        journal entry with the worker's identity as ``by``."""
+        return [
+            {**entry, "by": w.identity}
+            for w in self.workers
+            for entry in self.journal(w)
+            if entry["outcome"] == "ok"
+            and (
+                entry["op"] == "finish_activity"
+                or (entry["op"] == "advance_after_activity" and entry["applied"])
+            )
+        ]
+
     def open_gate(self) -> None:
         (self.folder / GATE).touch()
 
@@ -247,6 +278,18 @@ class Audit:
         """Steps whose side effect happened more than once."""
         return {k: v for k, v in self.effects.items() if len(v) > 1}
 
+    def unrecorded(self, acknowledged: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The ``acknowledged`` completions (``Cluster.acknowledged``) that history
+        does not hold: the store said it recorded them, and then lost them."""
+        return [
+            entry
+            for entry in acknowledged
+            if (
+                (done := self.completions.get((entry["run"], entry["step"]))) is None
+                or (done["by"], done["attempt"]) != (entry["by"], entry["attempt"])
+            )
+        ]
+
 
 async def audit(
     store: Store, effects: list[dict[str, Any]], expected: dict[str, tuple[int, int]]
@@ -303,3 +346,79 @@ async def audit(
     for key in by_step.keys() - report.completions.keys():
         problems.append(f"side effect of {key} but no completion recorded")
     return report
+
+
+async def open_runs(url: str, cluster: Cluster, *, limit: int = 20) -> str:
+    """What holds up the runs of the database at ``url`` still open: for each (the
+    oldest ``limit``), its task rows (kind, owner, token, attempt, when visible or
+    when its lease ends), the last events of its history and the last entries of the
+    workers' journals about it. Times are seconds from now."""
+    try:
+        conn = await asyncpg.connect(url, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        return f"--- open runs: cannot connect: {exc!r} ---"
+    try:
+        now = await conn.fetchval("SELECT tether.epoch()")
+        total = await conn.fetchval(
+            "SELECT count(*) FROM tether.runs WHERE namespace = $1 AND status = 'running'", NS
+        )
+        runs = await conn.fetch(
+            "SELECT run_id, workflow_id, last_seq, created_at FROM tether.runs"
+            " WHERE namespace = $1 AND status = 'running' ORDER BY created_at LIMIT $2",
+            NS,
+            limit,
+        )
+        ids = [r["run_id"] for r in runs]
+        tasks = await conn.fetch(
+            "SELECT run_id, id, kind, step, owner, token, attempt, dirty, visible_at, error"
+            " FROM tether.tasks WHERE namespace = $1 AND run_id = ANY($2::text[]) ORDER BY id",
+            NS,
+            ids,
+        )
+        events = await conn.fetch(
+            "SELECT run_id, seq, type, ts, attrs->>'step' AS step FROM ("
+            " SELECT *, row_number() OVER (PARTITION BY run_id ORDER BY seq DESC) AS back"
+            " FROM tether.events WHERE namespace = $1 AND run_id = ANY($2::text[])) e"
+            " WHERE back <= 4 ORDER BY run_id, seq",
+            NS,
+            ids,
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        return f"--- open runs: query failed: {exc!r} ---"
+    finally:
+        await conn.close()
+    journal: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for w in cluster.workers:
+        for j in cluster.journal(w):
+            if "run" in j:
+                facts = " ".join(f"{k}={j[k]}" for k in ("step", "attempt", "token") if k in j)
+                when = j["t"] - time.time()
+                journal[j["run"]].append((when, f"{w.name} {j['op']} {facts} {j['outcome']}"))
+    lines = [f"--- {total} runs still open (the oldest {len(runs)}; times from now) ---"]
+    for run in runs:
+        run_id = run["run_id"]
+        lines.append(
+            f"run {run['workflow_id']} ({run_id}): last_seq {run['last_seq']},"
+            f" started {run['created_at'] - now:+.1f}s"
+        )
+        mine = [t for t in tasks if t["run_id"] == run_id]
+        lines.extend(
+            f"  task {t['id']} {t['kind']} step {t['step']}: owner {t['owner']}"
+            f" token {t['token']} attempt {t['attempt']} dirty {t['dirty']}"
+            f" {'lease ends' if t['owner'] else 'visible'} {t['visible_at'] - now:+.1f}s"
+            + (f" error {t['error']!r}" if t["error"] else "")
+            for t in mine
+        )
+        if not mine:
+            lines.append("  no task: nothing will advance this run")
+        lines.extend(
+            f"  event {e['seq']} {e['type']}"
+            + (f" step {e['step']}" if e["step"] is not None else "")
+            + f" {e['ts'] - now:+.1f}s"
+            for e in events
+            if e["run_id"] == run_id
+        )
+        lines.extend(
+            f"  journal {when:+.1f}s {text}" for when, text in sorted(journal[run_id])[-6:]
+        )
+    return "\n".join(lines)

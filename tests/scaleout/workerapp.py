@@ -12,7 +12,9 @@ lines only:
 - ``effects-NAME.jsonl``: one line per activity side effect ("effect"), and for the
   gated activity one line when an attempt begins ("begin");
 - ``journal-NAME.jsonl``: how each fenced store call this worker made ended (ok,
-  LeaseLost, StoreUnavailable, cancelled), from ``JournalStore``.
+  LeaseLost, StoreUnavailable, cancelled), from ``JournalStore``; an
+  ``advance_after_activity`` that ended ok also says whether it ``applied`` (it does
+  not when the run moved on elsewhere).
 
 ``gated`` is the slow activity: its first attempt waits until the file
 ``DIR/gate-open`` exists; later attempts (after a lost lease) run at once.
@@ -27,7 +29,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -143,7 +145,13 @@ class JournalStore(PostgresStore):
         super().__init__(url, **options)
         self._journal = journal
 
-    async def _logged(self, op: str, facts: dict[str, Any], call: Awaitable[T]) -> T:
+    async def _logged(
+        self,
+        op: str,
+        facts: dict[str, Any],
+        call: Awaitable[T],
+        result_facts: Callable[[T], dict[str, Any]] = lambda _: {},
+    ) -> T:
         entry = {"op": op, **facts}
         try:
             result = await call
@@ -156,7 +164,7 @@ class JournalStore(PostgresStore):
         except asyncio.CancelledError:
             self._journal.write({**entry, "outcome": "cancelled", "t": time.time()})
             raise
-        self._journal.write({**entry, "outcome": "ok", "t": time.time()})
+        self._journal.write({**entry, **result_facts(result), "outcome": "ok", "t": time.time()})
         return result
 
     @staticmethod
@@ -184,7 +192,12 @@ class JournalStore(PostgresStore):
         call = super().advance_after_activity(
             task, outcome, expected_seq=expected_seq, ts=ts, commit=commit, lease=lease
         )
-        return await self._logged("advance_after_activity", self._activity(task), call)
+        return await self._logged(
+            "advance_after_activity",
+            self._activity(task),
+            call,
+            lambda result: {"applied": result is not None},
+        )
 
     async def finish_activity(
         self,

@@ -4,8 +4,10 @@ Tests that restart the database or reach it from other network namespaces must n
 touch the machine's shared server (``TETHER_TEST_PG``, usually port 5432). This module
 runs a private one: ``initdb`` into a fresh temp folder, its own port, ``pg_ctl`` to
 start and stop it. Under root the binaries run as the ``postgres`` user (``initdb``
-refuses root). Durability is traded for speed (``fsync=off``): a fast or immediate
-shutdown still recovers, which is what the tests exercise.
+refuses root). Speed is bought with ``fsync=off`` (an OS crash could lose data), but
+``synchronous_commit`` stays on: a commit is in the WAL before it is acknowledged, so
+a fast or an immediate shutdown (a crash of the server) keeps every acknowledged
+commit, as a real server's does; that is what the tests exercise.
 
 The binaries are found in ``$TETHER_PG_BINDIR``, ``pg_config --bindir`` or the newest
 ``/usr/lib/postgresql/*/bin``. When they are missing the test is skipped locally and
@@ -126,7 +128,6 @@ class PgServer:
             "unix_socket_directories": f"'{self.data}'",
             "max_connections": "200",
             "fsync": "off",
-            "synchronous_commit": "off",
             "full_page_writes": "off",
             "shared_buffers": "32MB",
             # %a is the client's application_name: tests tell workers apart by it.

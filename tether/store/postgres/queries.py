@@ -12,6 +12,12 @@ scalar sub-select, so the filter runs once per statement, not once per task row.
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
+
+from ..protocol import NewRun
+
 __all__ = [
     "ADVANCE_AFTER_ACTIVITY",
     "CLAIM_ACTIVITY_TASKS",
@@ -36,6 +42,7 @@ __all__ = [
     "SIGNAL_WITH_START",
     "START_LINKED_RUNS",
     "TERMINATE_RUN",
+    "run_args",
 ]
 
 LEASE_LOST = "TT001"
@@ -114,6 +121,15 @@ SIGNAL_RUN = "SELECT tether.signal_run($1, $2, $3, $4) WHERE tether.usable_names
 SIGNAL_WITH_START = """
 SELECT tether.signal_with_start($1, $2, $3, $4, $5, $6, $7, $8) WHERE tether.usable_namespace($1)
 """
+
+
+def run_args(run: NewRun) -> tuple[Any, ...]:
+    """``run`` as the functions that start one take it first: $1-$6 of
+    SIGNAL_WITH_START and ``updates.UPDATE_WITH_START``, the first fields of a
+    ``tether.start_op`` (``store._start_op``)."""
+    started = orjson.dumps(run.started).decode()
+    return run.namespace, run.run_id, run.workflow_id, run.workflow_type, run.task_queue, started
+
 
 REQUEST_CANCEL = f"""
 SELECT {RUN_COLUMNS} FROM tether.request_cancel($1, $2, $3, $4) r

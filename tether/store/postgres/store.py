@@ -45,6 +45,7 @@ from ...errors import (
     WorkflowNotFound,
 )
 from ...history import Event
+from ..deletion import delete_namespace
 from ..llm_limits import Admission, CallStart, LimitState
 from ..protocol import (
     DELETE_BATCH,
@@ -266,10 +267,7 @@ def _start_op(
     """A ``tether.start_op``: the run, its first task's owner if it is leased, and
     (``executed``: True, then complete_workflow_task's events and commands) the
     outcome of that task if the owner already ran it."""
-    return (
-        run.namespace, run.run_id, run.workflow_id, run.workflow_type, run.task_queue,
-        _dumps(run.started), owner, float(lease), created_at, *executed,
-    )  # fmt: skip
+    return (*q.run_args(run), owner, float(lease), created_at, *executed)
 
 
 def _new_run_record(run: NewRun, created_at: float) -> RunRecord:
@@ -645,26 +643,10 @@ class PostgresStore(PostgresUpdates):
         return int(seq)
 
     async def signal_with_start(self, run: NewRun, name: str, payload: Any) -> RunRecord:
-        def refused(exc: asyncpg.PostgresError) -> TetherError | None:
-            if isinstance(exc, asyncpg.ForeignKeyViolationError):
-                return NamespaceNotFound(namespace=run.namespace)
-            return input_refused(run.namespace, run.run_id)(exc)
-
+        refused = start_refused(run, then=input_refused(run.namespace, run.run_id))
         signal = _dumps({"name": name, "payload": payload})
-        run_id = await self._call(
-            lambda c: c.fetchval(
-                q.SIGNAL_WITH_START,
-                run.namespace,
-                run.run_id,
-                run.workflow_id,
-                run.workflow_type,
-                run.task_queue,
-                _dumps(run.started),
-                signal,
-                f"signal {name!r} to",
-            ),
-            refused,
-        )
+        params = (*q.run_args(run), signal, f"signal {name!r} to")
+        run_id = await self._call(lambda c: c.fetchval(q.SIGNAL_WITH_START, *params), refused)
         return await self.get_run(run.namespace, "", run_id)
 
     async def request_cancel(
@@ -983,10 +965,7 @@ class PostgresStore(PostgresUpdates):
         return [_namespace_record(r) for r in await self._fetch(nq.LIST_NAMESPACE_RECORDS)]
 
     async def delete_namespace(self, namespace: str, *, batch: int = DELETE_BATCH) -> None:
-        await self.begin_namespace_deletion(namespace)
-        done = False
-        while not done:  # each batch its own transaction: other work goes between them
-            done = await self.delete_namespace_batch(namespace, batch)
+        await delete_namespace(self, namespace, batch)
 
     async def begin_namespace_deletion(self, namespace: str) -> None:
         if not await self._call(lambda c: c.fetchval(nq.BEGIN_DELETION, namespace)):

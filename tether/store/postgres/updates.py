@@ -21,6 +21,7 @@ from ...history import Event
 from ..protocol import NewRun, RunRecord, WorkflowCommit, WorkflowTask
 from ..updates import UpdateRecord, UpdateStatus
 from ..waiters import wait_update
+from . import queries as q
 from .refusals import input_refused, lease_lost, start_refused
 
 __all__ = ["COMPLETE_UPDATES", "UPDATE_CHANNEL", "PostgresUpdates", "completions"]
@@ -115,23 +116,8 @@ class PostgresUpdates:
         self, run: NewRun, update_id: str, name: str, args: list[Any], *, use_existing: bool
     ) -> UpdateRecord:
         refused = start_refused(run, then=input_refused(run.namespace, run.run_id))
-
-        row = await self._call(
-            lambda c: c.fetchrow(
-                UPDATE_WITH_START,
-                run.namespace,
-                run.run_id,
-                run.workflow_id,
-                run.workflow_type,
-                run.task_queue,
-                _dumps(run.started),
-                update_id,
-                name,
-                _dumps(args),
-                use_existing,
-            ),
-            refused,
-        )
+        params = (*q.run_args(run), update_id, name, _dumps(args), use_existing)
+        row = await self._call(lambda c: c.fetchrow(UPDATE_WITH_START, *params), refused)
         return _record(row)
 
     async def get_update(self, namespace: str, run_id: str, update_id: str) -> UpdateRecord:

@@ -28,7 +28,7 @@ from ...errors import (
     WorkflowNotFound,
 )
 from ..protocol import ClaimLimit, NamespaceRecord, NamespaceStats, QueueBacklog, SettingsChange
-from .ops import _in, usable
+from .ops import _in, claimed_rows, usable
 
 __all__ = [
     "begin_namespace_deletion",
@@ -45,13 +45,6 @@ __all__ = [
     "sweep_fair_flows",
     "update_namespace",
 ]
-
-# What a fair claim returns for each task, as the PostgreSQL type tether.claimed_task.
-CLAIMED_COLUMNS = (
-    "t.id, t.namespace, t.run_id, r.workflow_id, r.workflow_type, t.task_queue, t.token,"
-    " t.step, t.name, t.args, t.options, t.attempt, t.scheduled_at, t.heartbeat,"
-    " t.last_failure"
-)
 
 
 def _record(row: Sequence[Any]) -> NamespaceRecord:
@@ -307,7 +300,6 @@ def _claim_lane(
         " ORDER BY t.priority, t.pass, t.visible_at LIMIT ?",
         (kind, namespace, *queues, now, limit),
     ).fetchall()
-    out = []
     for task_id, lost in picked:
         conn.execute(
             "UPDATE tasks SET owner = ?, visible_at = ?, token = token + 1,"
@@ -315,13 +307,7 @@ def _claim_lane(
             " attempt = attempt + ? WHERE id = ?",
             (owner, now + lease, 1 if lost and kind == "activity" else 0, task_id),
         )
-        row = conn.execute(
-            f"SELECT {CLAIMED_COLUMNS} FROM tasks t JOIN runs r"
-            " ON r.namespace = t.namespace AND r.run_id = t.run_id WHERE t.id = ?",
-            (task_id,),
-        ).fetchone()
-        out.append((*row, bool(lost)))
-    return out
+    return claimed_rows(conn, picked)
 
 
 def _claim_namespace(

@@ -30,7 +30,7 @@ from ..protocol import (
 )
 from ..updates import UpdateOutcome, UpdateStatus
 from .children import on_run_closed, start_children, start_continued
-from .columns import loads_or_none
+from .columns import CLAIMED_COLUMNS, activity_task
 
 dumps = orjson.dumps
 loads = orjson.loads
@@ -39,7 +39,7 @@ WORK = "work"  # note: tasks became ready; wake workers
 UPDATED = "updated"  # note: ("updated", namespace, run_id), an update got its outcome
 
 
-def _in(values: Sequence[str]) -> str:
+def _in(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
 
 
@@ -431,43 +431,37 @@ def claim_activity_tasks(
     namespaces = usable(conn, namespaces)
     if not namespaces:
         return []
-    rows = conn.execute(
-        "SELECT t.id, t.namespace, t.run_id, r.workflow_id, t.step, t.name, t.task_queue, t.args,"
-        " t.options, t.attempt, t.scheduled_at, t.heartbeat, t.last_failure, t.owner"
+    picked = conn.execute(
+        "SELECT t.id, t.owner IS NOT NULL"
         " FROM tasks t JOIN runs r ON r.namespace = t.namespace AND r.run_id = t.run_id"
         f" WHERE t.kind = 'activity' AND t.namespace IN ({_in(namespaces)})"
         f" AND t.task_queue IN ({_in(queues)}) AND t.visible_at <= ?"
         " ORDER BY t.priority, t.pass, t.visible_at LIMIT ?",
         (*namespaces, *queues, now, limit),
     ).fetchall()
-    out = []
-    for row in rows:
-        lost = row[13] is not None
-        token, attempt = conn.execute(
+    for task_id, lost in picked:
+        conn.execute(
             "UPDATE tasks SET owner = ?, visible_at = ?, token = token + 1,"
-            " attempt = attempt + ? WHERE id = ? RETURNING token, attempt",
-            (owner, now + lease, 1 if lost else 0, row[0]),
-        ).fetchone()
-        out.append(
-            ActivityTask(
-                task_id=row[0],
-                namespace=row[1],
-                run_id=row[2],
-                workflow_id=row[3],
-                step=row[4],
-                name=row[5],
-                task_queue=row[6],
-                args=loads(row[7]),
-                options=loads(row[8]),
-                attempt=attempt,
-                scheduled_at=row[10],
-                token=token,
-                heartbeat_details=loads_or_none(row[11]),
-                last_failure=loads_or_none(row[12]),
-                previous_lost=lost,
-            )
+            " attempt = attempt + ? WHERE id = ?",
+            (owner, now + lease, 1 if lost else 0, task_id),
         )
-    return out
+    return [activity_task(row) for row in claimed_rows(conn, picked)]
+
+
+def claimed_rows(
+    conn: sqlite3.Connection, picked: Sequence[tuple[int, bool]]
+) -> list[tuple[Any, ...]]:
+    """The rows of ``CLAIMED_COLUMNS`` then ``lost`` of the tasks just claimed, given
+    as (task id, lost) pairs, in their order: one read for all of them."""
+    if not picked:
+        return []
+    rows = conn.execute(
+        f"SELECT {CLAIMED_COLUMNS} FROM tasks t JOIN runs r"
+        f" ON r.namespace = t.namespace AND r.run_id = t.run_id WHERE t.id IN ({_in(picked)})",
+        [task_id for task_id, _ in picked],
+    ).fetchall()
+    by_id = {row[0]: row for row in rows}
+    return [(*by_id[task_id], bool(lost)) for task_id, lost in picked]
 
 
 def heartbeat_activity(
@@ -574,6 +568,15 @@ def check_run(conn: sqlite3.Connection, namespace: str, run_id: str) -> str:
     return str(row[0])
 
 
+def open_run(conn: sqlite3.Connection, namespace: str, workflow_id: str) -> str | None:
+    """The id of the workflow id's open run, if it has one."""
+    row = conn.execute(
+        "SELECT run_id FROM runs WHERE namespace = ? AND workflow_id = ? AND status = 'running'",
+        (namespace, workflow_id),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
 def check_open(conn: sqlite3.Connection, namespace: str, run_id: str, action: str = "") -> None:
     """Raise unless the namespace has this run and it is open (``action`` says what
     the caller meant to do)."""
@@ -598,13 +601,10 @@ def signal_with_start(
 ) -> tuple[str, list[Any]]:
     """Signal the open run of the workflow id, or start ``run`` and signal it; return
     the run id signalled."""
-    row = conn.execute(
-        "SELECT run_id FROM runs WHERE namespace = ? AND workflow_id = ? AND status = 'running'",
-        (run.namespace, run.workflow_id),
-    ).fetchone()
-    if row is not None:
-        _, notes = signal_run(conn, run.namespace, row[0], name, payload, now)
-        return str(row[0]), notes
+    open_id = open_run(conn, run.namespace, run.workflow_id)
+    if open_id is not None:
+        _, notes = signal_run(conn, run.namespace, open_id, name, payload, now)
+        return open_id, notes
     start_run(conn, run, now)  # its workflow task is the one the signal needs
     event = (EventType.SIGNAL_RECEIVED, {"name": name, "payload": payload})
     append_events(conn, run.namespace, run.run_id, [event], now)

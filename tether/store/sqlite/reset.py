@@ -45,7 +45,7 @@ def _terminate(
 
 def reset_run(conn: sqlite3.Connection, reset: ResetRun, now: float) -> list[Any]:
     """Write ``reset``; return notes for ``store.py``."""
-    from .ops import WORK, check_run
+    from .ops import WORK, check_run, open_run
 
     ns, base = reset.namespace, reset.base_run_id
     check_run(conn, ns, base)  # the run, in a namespace not being deleted
@@ -57,12 +57,9 @@ def reset_run(conn: sqlite3.Connection, reset: ResetRun, now: float) -> list[Any
     workflow_id, workflow_type, queue = reset.check_base(row)
     notes: list[Any] = [WORK]
     parent: tuple[Any, ...] = (None, None, None)
-    open_run = conn.execute(
-        "SELECT run_id FROM runs WHERE namespace = ? AND workflow_id = ? AND status = 'running'",
-        (ns, workflow_id),
-    ).fetchone()
-    if open_run is not None:
-        parent, closed = _terminate(conn, reset, open_run[0], now)
+    open_id = open_run(conn, ns, workflow_id)
+    if open_id is not None:
+        parent, closed = _terminate(conn, reset, open_id, now)
         notes.extend(closed)
     signals = []
     if reset.reapply_signals:
@@ -71,7 +68,7 @@ def reset_run(conn: sqlite3.Connection, reset: ResetRun, now: float) -> list[Any
             " ORDER BY seq",
             (ns, base, reset.seq, str(EventType.SIGNAL_RECEIVED)),
         ).fetchall()
-    marker = reset.marker(open_run[0] if open_run else None, len(signals))
+    marker = reset.marker(open_id, len(signals))
     last_seq = reset.seq + 1 + len(signals)
     try:
         conn.execute(

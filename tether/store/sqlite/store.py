@@ -33,6 +33,7 @@ import orjson
 
 from ...errors import IncompatibleStore, StoreUnavailable, WorkflowNotFound
 from ...history import Event
+from ..deletion import delete_namespace
 from ..llm_limits import Admission, CallStart, LimitState
 from ..protocol import (
     DELETE_BATCH,
@@ -65,7 +66,7 @@ from ..waiters import wait_closed, wait_update
 from . import llm_limits as limitops
 from . import namespaces as nsops
 from . import ops, updates, usage
-from .columns import loads_or_none
+from .columns import activity_task, loads_or_none
 from .reset import reset_run
 from .writer import Noted, Writer
 
@@ -756,10 +757,7 @@ class SqliteStore:
         return await self._read(nsops.list_namespace_records)
 
     async def delete_namespace(self, namespace: str, *, batch: int = DELETE_BATCH) -> None:
-        await self.begin_namespace_deletion(namespace)
-        done = False
-        while not done:  # each batch its own transaction: other work goes between them
-            done = await self.delete_namespace_batch(namespace, batch)
+        await delete_namespace(self, namespace, batch)
 
     async def begin_namespace_deletion(self, namespace: str) -> None:
         now = time.time()
@@ -830,23 +828,4 @@ class SqliteStore:
                 c, "activity", owner, limits, queues, total, lease, time.time()
             )
         )
-        return [
-            ActivityTask(
-                task_id=r[0],
-                namespace=r[1],
-                run_id=r[2],
-                workflow_id=r[3],
-                step=r[7],
-                name=r[8],
-                task_queue=r[5],
-                args=orjson.loads(r[9]),
-                options=orjson.loads(r[10]),
-                attempt=r[11],
-                scheduled_at=r[12],
-                token=r[6],
-                heartbeat_details=loads_or_none(r[13]),
-                last_failure=loads_or_none(r[14]),
-                previous_lost=r[15],
-            )
-            for r in rows
-        ]
+        return [activity_task(row) for row in rows]

@@ -118,14 +118,11 @@ def update_with_start(
     use_existing: bool,
     now: float,
 ) -> tuple[UpdateRecord, list[Any]]:
-    row = conn.execute(
-        "SELECT run_id FROM runs WHERE namespace = ? AND workflow_id = ? AND status = 'running'",
-        (run.namespace, run.workflow_id),
-    ).fetchone()
-    if row is not None:
+    open_id = ops.open_run(conn, run.namespace, run.workflow_id)
+    if open_id is not None:
         if not use_existing:
             raise WorkflowAlreadyStarted(namespace=run.namespace, workflow_id=run.workflow_id)
-        return request_update(conn, run.namespace, row[0], update_id, name, args, now)
+        return request_update(conn, run.namespace, open_id, update_id, name, args, now)
     ops.start_run(conn, run, now)  # its workflow task is the one the update needs
     record = _insert(conn, run.namespace, run.run_id, update_id, name, args, now)
     return record, [ops.WORK]
