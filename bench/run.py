@@ -1,6 +1,7 @@
 """Run the benchmark workloads on Tether, Temporal and DBOS and print the comparison.
 
 Usage: python bench/run.py [--quick] [--only W1,W2] [--skip-peers] [--pg [URL]]
+                          [--rounds R]
 
 Tether is benchmarked at a commit: by default ``tether/`` as committed at HEAD, exported
 (``git archive``) to a temp dir put first on PYTHONPATH, so edits in progress in the
@@ -17,15 +18,17 @@ it, in ``bench/results/logs/``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -65,6 +68,7 @@ class Job:
     error: str | None = None
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)  # earlier failed attempts
+    round: int = 1  # with --rounds R, the plan runs R times over, round after round
 
 
 def script(system: str) -> str:
@@ -177,16 +181,16 @@ def run_once(job: Job, logs: Path, attempt: int) -> None:
 # -- comparison ----------------------------------------------------------------------------
 
 
-def find(jobs: Sequence[Job], system: str, workload: str, store: str, variant: str = "") -> Any:
-    for job in jobs:
-        if (job.system, job.workload, job.store, job.variant) == (
-            system,
-            workload,
-            store,
-            variant,
-        ):
-            return job.result
-    return None
+def find_rounds(
+    jobs: Sequence[Job], system: str, workload: str, store: str, variant: str = ""
+) -> dict[int, Any]:
+    """The results of one run of the plan, by round."""
+    return {
+        job.round: job.result
+        for job in jobs
+        if (job.system, job.workload, job.store, job.variant) == (system, workload, store, variant)
+        and job.result is not None
+    }
 
 
 @dataclass
@@ -236,36 +240,53 @@ def factor(metric: Metric, tether: float, peer: float) -> float:
 def compare(
     jobs: Sequence[Job], metric: Metric, store: str, variant: str, peers: Sequence[str]
 ) -> dict[str, Any] | None:
-    mine = find(jobs, "tether", metric.workload, store, variant)
-    if mine is None:
+    """Tether against the peers on one metric. Over several rounds, each figure is the
+    median of its rounds, and each ratio the median of the rounds' own ratios: the
+    machine's speed drifts (it is shared), and a ratio within one round is the fair one."""
+    mine = {r: res[metric.key] for r, res in find_rounds(jobs, "tether", metric.workload,
+                                                         store, variant).items()}  # fmt: skip
+    if not mine:
         return None
     row: dict[str, Any] = {
         "workload": metric.workload,
         "store": store,
         "tether_variant": variant or "default",
         "figure": metric.figure,
-        "tether": mine[metric.key],
+        "tether": _median(mine.values()),
         "target": metric.target_text,
     }
-    values: dict[str, float] = {}
+    ratios: dict[str, float] = {}
+    theirs_by_peer: dict[str, dict[int, float]] = {}
     for peer in peers:
-        theirs = find(jobs, peer, metric.workload, store)
-        if theirs is not None:
-            values[peer] = theirs[metric.key]
-            row[peer] = theirs[metric.key]
-            row[f"x_vs_{peer}"] = round(factor(metric, mine[metric.key], values[peer]), 2)
+        theirs = {r: res[metric.key] for r, res in find_rounds(jobs, peer, metric.workload,
+                                                               store).items()}  # fmt: skip
+        both = sorted(set(mine) & set(theirs))
+        if both:
+            theirs_by_peer[peer] = theirs
+            row[peer] = _median(theirs.values())
+            ratios[peer] = _median(factor(metric, mine[r], theirs[r]) for r in both)
+            row[f"x_vs_{peer}"] = round(ratios[peer], 2)
     met: list[bool] = []
     for who, need in metric.target.items():
         if who == "best":
-            if values:
-                best = max(values.values()) if metric.higher_is_better else min(values.values())
-                row["x_vs_best"] = round(factor(metric, mine[metric.key], best), 2)
+            if ratios:
+                # The better peer of each round.
+                per_round = [
+                    min(factor(metric, mine[r], t[r]) for t in theirs_by_peer.values() if r in t)
+                    for r in mine
+                    if any(r in t for t in theirs_by_peer.values())
+                ]
+                row["x_vs_best"] = round(_median(per_round), 2)
                 met.append(row["x_vs_best"] >= need)
-        elif who in values:
+        elif who in ratios:
             met.append(row[f"x_vs_{who}"] >= need)
     needed = len(metric.target)
     row["met"] = None if len(met) < needed else all(met)
     return row
+
+
+def _median(values: Iterable[float]) -> float:
+    return round(statistics.median(values), 2)
 
 
 def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -346,7 +367,7 @@ def scaling_rows(jobs: Sequence[Job]) -> list[list[Any]]:
         rows.append(
             [
                 job.workload,
-                job.variant,
+                _variant(job, jobs),
                 figure,
                 cpu.get("machine_busy_pct"),
                 cpu.get("postgres_bench_db_pct_of_core"),
@@ -360,6 +381,11 @@ def scaling_rows(jobs: Sequence[Job]) -> list[list[Any]]:
             ]
         )
     return rows
+
+
+def _variant(job: Job, jobs: Sequence[Job]) -> str:
+    several = any(j.round > 1 for j in jobs)
+    return f"{job.variant} (round {job.round})" if several else job.variant
 
 
 def saturation(jobs: Sequence[Job]) -> str:
@@ -379,8 +405,9 @@ def saturation(jobs: Sequence[Job]) -> str:
         else:
             what = f"CPU not saturated ({busy}% of {cores} cores busy)"
         lines.append(
-            f"- W1 {job.variant}: {r['workflows_per_s']} wf/s; {what}; PostgreSQL processes "
-            f"{pg}% of a core, Tether processes (workers + client) {py:.1f}% of a core, "
+            f"- W1 {_variant(job, jobs)}: {r['workflows_per_s']} wf/s; {what}; "
+            f"PostgreSQL processes {pg}% of a core, "
+            f"Tether processes (workers + client) {py:.1f}% of a core, "
             f"other processes {other}% of a core."
         )
     return "\n".join(lines)
@@ -448,6 +475,12 @@ def main() -> None:
     )
     p.add_argument("--commit", default="HEAD", help="commit whose tether/ is benchmarked")
     p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the whole plan this many times over; figures and ratios are medians",
+    )
+    p.add_argument(
         "--attempts",
         type=int,
         default=2,
@@ -466,7 +499,11 @@ def main() -> None:
             p for p in (str(snapshot), os.environ.get("PYTHONPATH")) if p
         )
     print(f"tether: {env['tether']}", file=sys.stderr)
-    jobs = plan(args)
+    jobs = [
+        dataclasses.replace(job, round=r, label=job.label + (f" #{r}" if args.rounds > 1 else ""))
+        for r in range(1, args.rounds + 1)
+        for job in plan(args)
+    ]
     print(f"{len(jobs)} runs, one at a time; logs in {logs}", file=sys.stderr)
     t0 = time.perf_counter()
     try:
@@ -482,7 +519,8 @@ def main() -> None:
         f"## Results ({env['date']}; {env['cores']} cores, {env['ram_gb']} GB RAM, "
         f"Python {env['python']}; PostgreSQL {env['postgres']}; "
         f"Tether {env['tether']['source']}; "
-        f"total {total / 60:.1f} min{', --quick' if args.quick else ''})",
+        f"total {total / 60:.1f} min{', --quick' if args.quick else ''}"
+        f"{f', {args.rounds} rounds: medians' if args.rounds > 1 else ''})",
         "",
         render_comparison(rows),
     ]
@@ -525,6 +563,7 @@ def main() -> None:
             {
                 "environment": env,
                 "quick": args.quick,
+                "rounds": args.rounds,
                 "total_s": round(total, 1),
                 "comparison": rows,
                 "runs": [
