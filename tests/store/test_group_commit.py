@@ -176,3 +176,37 @@ async def test_postgres_batches_take_from_each_namespace_in_turn() -> None:
         f"a:{i:02}" for i in range(31)
     ]
     assert (await late)[3] == "0"
+
+
+async def test_postgres_a_flooding_namespace_leaves_a_batch_for_the_others() -> None:
+    """A namespace fills at most ``lane_in_flight`` of the batches out; another
+    namespace's write leaves at once on the spare one (no server, as above)."""
+    sent: list[list[str]] = []
+    release = asyncio.Event()
+    out = asyncio.Condition()
+
+    async def send(sql: str, ops: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+        async with out:
+            sent.append([f"{op[0]}:{op[1]}" for op in ops])
+            out.notify_all()
+        if ops[0][0] == "a":
+            await release.wait()
+        return [(None, None, None, op[1]) for op in ops]
+
+    async def batches_sent(n: int) -> None:
+        async with out:
+            await out.wait_for(lambda: len(sent) >= n)
+
+    commits = GroupCommit(send, max_in_flight=2, lane_in_flight=1, max_ops=10)
+    flood = [asyncio.ensure_future(commits.submit(START, ("a", f"{i:02}"))) for i in range(30)]
+    await batches_sent(1)
+    assert sent == [[f"a:{i:02}" for i in range(10)]]  # one batch of a, not two
+    late = await commits.submit(START, ("b", "0"))  # while a's batch is still out
+    assert late[3] == "0"
+    assert sent[1] == ["b:0"]
+    release.set()
+    await asyncio.gather(*flood)
+    assert [op for batch in sent for op in batch if op.startswith("a")] == [
+        f"a:{i:02}" for i in range(30)
+    ]
+    assert commits._lane_batches == {}  # type: ignore[attr-defined]

@@ -271,6 +271,36 @@ async def test_workflow_id_reuse_and_conflict_policies(make_app: AppFactory) -> 
             await app.client.start(maybe, False, id="x", id_reuse="sometimes")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("fair", [True, False])
+async def test_a_full_worker_still_takes_the_first_step_of_an_idle_namespace(
+    make_app: AppFactory, fair: bool
+) -> None:
+    """Under another tenant's flood the pacer leaves no room and the activity slots are
+    taken; with fair scheduling, a namespace with nothing in flight here still gets one
+    eager start, and its activity is leased here in that start's write."""
+    app = make_app()
+
+    @app.activity
+    async def bump(x: int) -> int:
+        return x + 1
+
+    @app.workflow
+    async def one_step(ctx: tether.Context, x: int) -> int:
+        return await ctx.activity(bump, x)
+
+    async with app, app.worker(max_activities=0, fair=fair) as worker:
+        assert worker.pacer is not None
+        worker.pacer.room = lambda: 0  # type: ignore[method-assign]  # as under a flood
+        handle = await app.client.start(one_step, 1)
+        if fair:
+            assert worker.eager_starts == 1
+            assert await handle.result(timeout=30) == 2
+        else:
+            assert worker.eager_starts == 0
+            assert (await handle.describe()).status == tether.RunStatus.RUNNING
+            await handle.terminate("no room here")
+
+
 async def test_a_run_started_beside_a_worker_starts_eagerly(make_app: AppFactory) -> None:
     app = make_app()
 

@@ -20,6 +20,7 @@ import os
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -120,6 +121,12 @@ class Worker:
         self._running_activities: dict[int, tuple[ActivityTask, asyncio.Task[Any]]] = {}
         self._workflow_slots = 0
         self._activity_slots = 0
+        # Per namespace: eager starts and activities in flight here. With fair
+        # scheduling, a namespace with none in flight gets one place even when the
+        # worker is paced or its activity slots are full (see _over_budget_ok).
+        self.fair = fair
+        self._eager_by_ns: Counter[str] = Counter()
+        self._activities_by_ns: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[Any]] = set()
         # Runs whose instance a coroutine of this worker is driving right now; the
         # future resolves when it is done, so a workflow task can wait its turn.
@@ -291,12 +298,21 @@ class Worker:
             or task_queue not in self.task_queues
             or workflow_type not in self.registry.workflows
             or self._workflow_slots >= self.max_workflow_tasks
-            or self._room() < 1
+            or (self._room() < 1 and not self._first_of(self._eager_by_ns, namespace))
             or not self.scheduler.local_workflow_tasks(namespace)
         ):
             return False
         self._workflow_slots += 1
+        self._eager_by_ns[namespace] += 1
         return True
+
+    def _first_of(self, in_flight: Counter[str], namespace: str) -> bool:
+        """Whether the namespace has nothing of this kind in flight here, and so may
+        take a place over the pacer's budget or the activity slots: under another
+        tenant's flood, its next step must not wait for the flood's places to free
+        (the fair scheduler would give it the next one anyway, a claim later). One
+        place per namespace at most, so the overrun stays bounded."""
+        return self.fair and in_flight[namespace] == 0
 
     async def start_here(self, run: NewRun) -> RunRecord:
         """Start ``run`` (offered) with its first workflow task run here, before the
@@ -336,9 +352,16 @@ class Worker:
                 running = True
             return record
         finally:
+            self._forget(self._eager_by_ns, run.namespace)
             if not running:
                 self._workflow_slots -= 1
                 self._slot_freed.set()
+
+    @staticmethod
+    def _forget(in_flight: Counter[str], namespace: str) -> None:
+        in_flight[namespace] -= 1
+        if in_flight[namespace] <= 0:
+            del in_flight[namespace]
 
     def _first_activation(
         self, run: NewRun, started: Event
@@ -553,7 +576,9 @@ class Worker:
         local = sum(1 for act in commit.activities if act.task_queue in self.task_queues)
         if not self.scheduler.local_activities(namespace):
             local = 0  # a cap or rate of the namespace must count them in a claim
-        if local and self._activity_slots + local <= self.max_activities and not self._stopping:
+        room = self._activity_slots + local <= self.max_activities
+        room = room or self._first_of(self._activities_by_ns, namespace)
+        if local and room and not self._stopping:
             # Reserve the slots now; any the store does not lease to us are handed back.
             self._activity_slots += local
             commit.claim_activities_for = self.identity
@@ -569,6 +594,7 @@ class Worker:
     def _start_activity(self, task: ActivityTask, *, reserved: bool = False) -> None:
         if not reserved:
             self._activity_slots += 1
+        self._activities_by_ns[task.namespace] += 1
         runner = asyncio.create_task(self._activity(task))
         self._tasks.add(runner)
         runner.add_done_callback(self._tasks.discard)
@@ -612,6 +638,7 @@ class Worker:
             log.exception("activity %s step %s: unexpected worker error", task.name, task.step)
         finally:
             self._running_activities.pop(task.task_id, None)
+            self._forget(self._activities_by_ns, task.namespace)
             self._activity_slots -= 1
             self._slot_freed.set()
         if follow_up is not None:

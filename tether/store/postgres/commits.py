@@ -14,6 +14,12 @@ for the next one, in one lane per namespace: a batch takes one operation from ea
 lane in turn, so a tenant with hundreds of writes waiting does not put another
 tenant's next step behind all of them (within a lane, order is kept).
 
+A namespace's operations ride in at most ``lane_in_flight`` batches at once, fewer
+than ``max_in_flight``: a tenant flooding the store fills its own share of the
+connections, and another tenant's next write leaves at once on a spare one, in a
+small batch, instead of waiting for one of the flood's batches to come back and then
+riding in the next one (sixty operations long) with the flood.
+
 A refused operation gets its own error back (as the ``asyncpg.PostgresError`` a single
 statement would have raised); a batch that fails as a whole (the connection dropped)
 fails each of its operations with that error.
@@ -22,7 +28,7 @@ fails each of its operations with that error.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,12 +72,22 @@ class GroupCommit:
     """Gathers operations per kind and sends them in batches through ``send``
     (``send(sql, ops)`` runs the statement on a pooled connection)."""
 
-    def __init__(self, send: Send, *, max_in_flight: int, max_ops: int = MAX_OPS) -> None:
+    def __init__(
+        self,
+        send: Send,
+        *,
+        max_in_flight: int,
+        lane_in_flight: int | None = None,
+        max_ops: int = MAX_OPS,
+    ) -> None:
         self._send = send
         self.max_in_flight = max_in_flight
+        self.lane_in_flight = max_in_flight if lane_in_flight is None else lane_in_flight
         self.max_ops = max_ops
         self._pending: dict[Kind, dict[str | None, deque[Op]]] = {}
         self._in_flight = 0
+        # Batches out holding operations of each namespace.
+        self._lane_batches: Counter[str | None] = Counter()
         self._scheduled = False
         self._batches: set[asyncio.Task[None]] = set()
 
@@ -95,13 +111,24 @@ class GroupCommit:
         self._scheduled = False
         for kind, lanes in self._pending.items():
             while lanes and self._in_flight < self.max_in_flight:
-                ops = take_in_turn(lanes, self.max_ops)
+                ready = {
+                    name: lane
+                    for name, lane in lanes.items()
+                    if self._lane_batches[name] < self.lane_in_flight
+                }
+                if not ready:
+                    break
+                ops = take_in_turn(ready, self.max_ops)
+                for name in [name for name, lane in lanes.items() if not lane]:
+                    del lanes[name]
+                names = {args[0] for args, _ in ops}
+                self._lane_batches.update(names)
                 self._in_flight += 1
-                batch = asyncio.create_task(self._run(kind, ops))
+                batch = asyncio.create_task(self._run(kind, ops, names))
                 self._batches.add(batch)
                 batch.add_done_callback(self._batches.discard)
 
-    async def _run(self, kind: Kind, ops: list[Op]) -> None:
+    async def _run(self, kind: Kind, ops: list[Op], names: set[str | None]) -> None:
         # An operation whose caller gave up before it was sent is not written.
         ops = sorted((op for op in ops if not op[1].done()), key=lambda op: op[0][:2])
         try:
@@ -124,6 +151,10 @@ class GroupCommit:
                     future.set_result(row)
         finally:
             self._in_flight -= 1
+            self._lane_batches.subtract(names)
+            for name in names:
+                if self._lane_batches[name] <= 0:
+                    del self._lane_batches[name]
             if any(self._pending.values()) and not self._scheduled:
                 self._scheduled = True
                 asyncio.get_running_loop().call_soon(self._flush)

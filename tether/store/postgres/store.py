@@ -311,7 +311,7 @@ class PostgresStore(PostgresUpdates):
         self,
         url: str,
         *,
-        pool_size: int = 5,
+        pool_size: int = 6,
         poll_interval: float = 5.0,
         connect_timeout: float = 5.0,
         command_timeout: float = 60.0,
@@ -332,8 +332,13 @@ class PostgresStore(PostgresUpdates):
         self._work_waiters: set[tuple[frozenset[str], frozenset[str], asyncio.Future[None]]] = set()
         self._close_waiters: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
         self._queued = 0.0
-        # One connection stays free for reads while batches are out.
-        self._commits = GroupCommit(self._send_batch, max_in_flight=max(pool_size - 1, 1))
+        # One connection stays free for reads while batches are out, and one more for
+        # the writes of namespaces other than the busiest (commits.py).
+        self._commits = GroupCommit(
+            self._send_batch,
+            max_in_flight=max(pool_size - 1, 1),
+            lane_in_flight=max(pool_size - 2, 1),
+        )
         self._looks = GroupCommit(self._send_batch, max_in_flight=1)
 
     # -- connections --------------------------------------------------------------------
