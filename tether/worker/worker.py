@@ -436,9 +436,10 @@ class Worker:
         instance = self.cache.get(task.run_id)
         try:
             if instance is not None:
-                events, pending = await self.store.read_for_task(
+                read = await self.store.read_for_task(
                     task.namespace, task.run_id, instance.last_seq
                 )
+                events, pending = read.events, read.pending
                 if instance.foreign(events):
                     self.cache.evict(task.run_id)
                     instance = None
@@ -457,7 +458,8 @@ class Worker:
                     # Updates sent since the start mark the task dirty: the next one reads them.
                     events, pending = first, []
                 else:
-                    events, pending = await self.store.read_for_task(task.namespace, task.run_id, 0)
+                    read = await self.store.read_for_task(task.namespace, task.run_id, 0)
+                    events, pending = read.events, read.pending
             activation = instance.activate(events)
             if pending and activation.nondeterminism is None and not instance.closed:
                 activation = await self._take_updates(task, instance, activation, pending)
