@@ -37,9 +37,9 @@ async def test_request_is_not_history_and_asks_for_a_workflow_task(store: Store)
     assert record.status == UpdateStatus.PENDING and not record.done
     assert types(await store.read_history(NS, run.run_id)) == ["WorkflowStarted"]
     task = await claim_one(store)
-    events, pending = await store.read_for_task(NS, run.run_id, 0)
-    assert types(events) == ["WorkflowStarted"]
-    assert [(p.update_id, p.name, p.args) for p in pending] == [
+    read = await store.read_for_task(NS, run.run_id, 0)
+    assert types(read.events) == ["WorkflowStarted"] and read.last_seq == 1
+    assert [(p.update_id, p.name, p.args) for p in read.pending] == [
         ("u1", "approve", [["edit"], 1e300])
     ]
     assert task.run_id == run.run_id
@@ -51,7 +51,7 @@ async def test_same_update_id_returns_the_same_request(store: Store) -> None:
     again = await store.request_update(NS, run.run_id, "u1", "other", [2])
     assert (again.name, again.args, again.created_at) == ("approve", [1], first.created_at)
     await store.request_update(NS, run.run_id, "u2", "approve", [3])
-    _, pending = await store.read_for_task(NS, run.run_id, 0)
+    pending = (await store.read_for_task(NS, run.run_id, 0)).pending
     assert [p.update_id for p in pending] == ["u1", "u2"]  # arrival order
 
 
@@ -60,7 +60,7 @@ async def test_verdicts_then_outcome_in_the_commit(store: Store) -> None:
     for update_id in ("a", "b", "c"):
         await store.request_update(NS, run.run_id, update_id, "approve", [update_id])
     task = await claim_one(store)
-    _, pending = await store.read_for_task(NS, run.run_id, 0)
+    pending = (await store.read_for_task(NS, run.run_id, 0)).pending
     failure = {"code": "application_error", "message": "no"}
     await store.accept_updates(task, [pending[0], pending[2]], [("b", failure)])
     rejected = await store.get_update(NS, run.run_id, "b")
@@ -72,7 +72,7 @@ async def test_verdicts_then_outcome_in_the_commit(store: Store) -> None:
         {"name": "approve", "update_id": "c", "args": ["c"]},
     ]
     assert (await store.get_update(NS, run.run_id, "a")).status == UpdateStatus.ACCEPTED
-    assert (await store.read_for_task(NS, run.run_id, 0))[1] == []
+    assert (await store.read_for_task(NS, run.run_id, 0)).pending == []
     commit = WorkflowCommit(
         events=[
             ("UpdateCompleted", {"step": 1, "name": "approve", "update_id": "a", "result": 7}),
@@ -91,7 +91,7 @@ async def test_stale_lease_cannot_decide(store: Store) -> None:
     run = await start(store)
     await store.request_update(NS, run.run_id, "a", "approve", [])
     task = await claim_one(store, lease=0.05)
-    _, pending = await store.read_for_task(NS, run.run_id, 0)
+    pending = (await store.read_for_task(NS, run.run_id, 0)).pending
     await asyncio.sleep(0.1)  # let the lease expire: the store's clock is the subject
     await claim_one(store, owner="worker-b")
     with pytest.raises(LeaseLost):
@@ -127,7 +127,7 @@ async def test_update_with_start_starts_or_reuses(store: Store) -> None:
         await store.update_with_start(new_run("order-1"), "u3", "x", [], use_existing=False)
     with pytest.raises(UpdateNotFound):
         await store.get_update(NS, first.run_id, "u3")
-    _, pending = await store.read_for_task(NS, first.run_id, 0)
+    pending = (await store.read_for_task(NS, first.run_id, 0)).pending
     assert [p.update_id for p in pending] == ["u1", "u2"]
     runs = (await store.list_runs(NS)).runs
     assert [r.run_id for r in runs] == [first.run_id]
@@ -142,7 +142,7 @@ async def test_wait_update_wakes_on_outcome_and_on_close(harness: Harness) -> No
     waiting_b = asyncio.ensure_future(waiter.wait_update(NS, run.run_id, "b", 30))
     await asyncio.sleep(0)
     task = await claim_one(worker)
-    _, pending = await worker.read_for_task(NS, run.run_id, 0)
+    pending = (await worker.read_for_task(NS, run.run_id, 0)).pending
     await worker.accept_updates(task, pending, [])
     commit = WorkflowCommit(
         events=[("UpdateCompleted", {"step": 1, "name": "approve", "update_id": "a"})],
@@ -178,7 +178,7 @@ async def test_close_in_a_commit_leaves_unfinished_updates_unfinished(store: Sto
     run = await start(store)
     await store.request_update(NS, run.run_id, "a", "approve", [])
     task = await claim_one(store)
-    _, pending = await store.read_for_task(NS, run.run_id, 0)
+    pending = (await store.read_for_task(NS, run.run_id, 0)).pending
     await store.accept_updates(task, pending, [])
     close = RunClose(RunStatus.COMPLETED, 1, None)
     await store.complete_workflow_task(

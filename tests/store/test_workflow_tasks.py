@@ -100,6 +100,19 @@ async def test_empty_commit_reports_last_seq(store: Store) -> None:
     assert result.last_seq == 1 and result.next_task is None
 
 
+async def test_read_for_task_reports_the_runs_last_seq(store: Store) -> None:
+    run = await start(store)
+    await store.complete_workflow_task(await claim_one(store), schedule(1, 2), LEASE)
+    read = await store.read_for_task(NS, run.run_id, 1)
+    assert [e.seq for e in read.events] == [2, 3] and read.last_seq == 3
+    # Nothing after the seq asked for: the run's last seq still says where history ends,
+    # also when a worker asks past it (it saw events the store no longer holds).
+    assert (await store.read_for_task(NS, run.run_id, 3)).last_seq == 3
+    ahead = await store.read_for_task(NS, run.run_id, 9)
+    assert (ahead.events, ahead.pending, ahead.last_seq) == ([], [], 3)
+    assert (await store.read_for_task(NS, "no-such-run", 0)).last_seq == 0
+
+
 async def test_input_during_a_task_releases_it_again_to_the_committer(store: Store) -> None:
     await start(store)
     await store.complete_workflow_task(await claim_one(store), schedule(1, 2), LEASE)

@@ -47,6 +47,7 @@ __all__ = [
     "SchemaStatus",
     "SettingsChange",
     "Store",
+    "TaskRead",
     "WorkflowCommit",
     "WorkflowTask",
     "child_failure",
@@ -177,6 +178,20 @@ class WorkflowTask:
     workflow_type: str
     task_queue: str
     token: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRead:
+    """What a workflow task reads of its run (:meth:`Store.read_for_task`)."""
+
+    # The run's events after the seq asked for, in order.
+    events: list[Event]
+    # Its pending update requests, in arrival order.
+    pending: list[UpdateRecord]
+    # The seq of the run's newest event as the store holds it (0 if it holds no such
+    # run). Below what a worker has seen of the run, the store has lost commits it
+    # acknowledged (or the run was rewound): the worker's copy is ahead of history.
+    last_seq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,11 +518,9 @@ class Store(Protocol):
         ``timeout`` passes), woken by the store's notifications, not by polling.
         Raises UpdateNotFound as :meth:`get_update`."""
 
-    async def read_for_task(
-        self, namespace: str, run_id: str, after_seq: int
-    ) -> tuple[list[Event], list[UpdateRecord]]:
-        """``read_history`` and the run's pending update requests, in arrival order,
-        read together (one round trip where the store can)."""
+    async def read_for_task(self, namespace: str, run_id: str, after_seq: int) -> TaskRead:
+        """``read_history`` after ``after_seq``, the run's pending update requests and
+        its last seq, read together: one snapshot, one round trip where the store can."""
 
     async def accept_updates(
         self,

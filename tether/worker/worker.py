@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from ..codec import Codec
-from ..definitions import Registry
+from ..definitions import Registry, WorkflowDefinition
 from ..engine import Activation, RunInfo, WorkflowInstance
 from ..errors import LeaseLost, StoreUnavailable, TetherError
 from ..history import Event, EventType
@@ -43,6 +43,7 @@ from ..store import (
     RunRecord,
     RunStatus,
     Store,
+    TaskRead,
     UpdateOutcome,
     UpdateRecord,
     WorkflowCommit,
@@ -456,31 +457,8 @@ class Worker:
                 task, f"no worker here knows workflow type {task.workflow_type!r}"
             )
             return None
-        instance = self.cache.get(task.run_id)
         try:
-            if instance is not None:
-                events, pending = await self.store.read_for_task(
-                    task.namespace, task.run_id, instance.last_seq
-                )
-                if instance.foreign(events):
-                    self.cache.evict(task.run_id)
-                    instance = None
-            if instance is None:
-                info = RunInfo(
-                    task.namespace,
-                    task.workflow_id,
-                    task.run_id,
-                    task.workflow_type,
-                    task.task_queue,
-                )
-                instance = WorkflowInstance(definition, info, self.codec)
-                instance.history_limit = self.continue_as_new_after
-                first = self._first_events.pop(task.run_id, None)
-                if first is not None:
-                    # Updates sent since the start mark the task dirty: the next one reads them.
-                    events, pending = first, []
-                else:
-                    events, pending = await self.store.read_for_task(task.namespace, task.run_id, 0)
+            instance, events, pending = await self._instance_for(task, definition)
             activation = instance.activate(events)
             if pending and activation.nondeterminism is None and not instance.closed:
                 activation = await self._take_updates(task, instance, activation, pending)
@@ -503,6 +481,48 @@ class Worker:
             return None
         self._committed(instance, commit, result)
         return result.next_task
+
+    async def _instance_for(
+        self, task: WorkflowTask, definition: WorkflowDefinition
+    ) -> tuple[WorkflowInstance, list[Event], list[UpdateRecord]]:
+        """The run's instance and the input it has not seen: the cached one and what
+        the store holds past it, or a new one and the whole history."""
+        instance = self.cache.get(task.run_id)
+        if instance is not None:
+            read = await self.store.read_for_task(task.namespace, task.run_id, instance.last_seq)
+            if not self._stale(task, instance, read):
+                return instance, read.events, read.pending
+            self.cache.evict(task.run_id)
+        info = RunInfo(
+            task.namespace, task.workflow_id, task.run_id, task.workflow_type, task.task_queue
+        )
+        instance = WorkflowInstance(definition, info, self.codec)
+        instance.history_limit = self.continue_as_new_after
+        first = self._first_events.pop(task.run_id, None)
+        if first is not None:
+            # Updates sent since the start mark the task dirty: the next one reads them.
+            return instance, first, []
+        read = await self.store.read_for_task(task.namespace, task.run_id, 0)
+        return instance, read.events, read.pending
+
+    def _stale(self, task: WorkflowTask, instance: WorkflowInstance, read: TaskRead) -> bool:
+        """Must the cached ``instance`` go? When another worker advanced the run, or
+        when the store holds less history than the instance has seen: the store lost
+        commits it acknowledged, and the instance would wait for events past its own
+        while the run stalls. Replayed from the store instead, the run goes on; steps
+        recorded only in the lost commits run again."""
+        if read.last_seq < instance.last_seq:
+            log.warning(
+                "run %s (workflow %s): the store's history ends at event %d, but this worker"
+                " had seen it up to event %d: the store lost commits it acknowledged (or the"
+                " run was rewound); replaying the run from the store's history",
+                task.run_id,
+                task.workflow_id,
+                read.last_seq,
+                instance.last_seq,
+            )
+            return True
+        return instance.foreign(read.events)
 
     async def _take_updates(
         self,

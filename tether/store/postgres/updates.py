@@ -18,7 +18,7 @@ from ...errors import (
     UpdateNotFound,
 )
 from ...history import Event
-from ..protocol import NewRun, RunRecord, WorkflowCommit, WorkflowTask
+from ..protocol import NewRun, RunRecord, TaskRead, WorkflowCommit, WorkflowTask
 from ..updates import UpdateRecord, UpdateStatus
 from ..waiters import wait_update
 from . import queries as q
@@ -43,14 +43,18 @@ GET_UPDATE = """
 SELECT * FROM tether.updates WHERE namespace = $1 AND run_id = $2 AND update_id = $3
 """
 
-# The history after a seq and the pending requests, in one round trip: the requests
-# come last, as (1, arrival, update_id, created_at, [name, args]).
+# The history after a seq, the pending requests and the run's last seq, in one
+# statement (one snapshot): the requests come next, as (1, arrival, update_id,
+# created_at, [name, args]), and the run's row last, as (2, last_seq, ...).
 READ_FOR_TASK = """
 SELECT 0, seq, type, ts, attrs FROM tether.events
 WHERE namespace = $1 AND run_id = $2 AND seq > $3
 UNION ALL
 SELECT 1, arrival, update_id, created_at, json_build_array(name, args) FROM tether.updates
 WHERE namespace = $1 AND run_id = $2 AND status = 'pending'
+UNION ALL
+SELECT 2, last_seq, NULL, NULL, NULL FROM tether.runs
+WHERE namespace = $1 AND run_id = $2
 ORDER BY 1, 2
 """
 
@@ -132,22 +136,22 @@ class PostgresUpdates:
         waiters, poll = self._close_waiters, self.poll_interval
         return await wait_update(self, waiters, namespace, run_id, update_id, timeout, poll)
 
-    async def read_for_task(
-        self, namespace: str, run_id: str, after_seq: int
-    ) -> tuple[list[Event], list[UpdateRecord]]:
+    async def read_for_task(self, namespace: str, run_id: str, after_seq: int) -> TaskRead:
         rows = await self._call(lambda c: c.fetch(READ_FOR_TASK, namespace, run_id, after_seq))
-        events, pending = [], []
+        events, pending, last_seq = [], [], 0
         for kind, seq, text, ts, attrs in rows:
             if kind == 0:
                 events.append(Event(seq, text, ts, orjson.loads(attrs)))
-            else:
+            elif kind == 1:
                 name, args = orjson.loads(attrs)
                 pending.append(
                     UpdateRecord(
                         namespace, run_id, text, name, args, UpdateStatus.PENDING, None, None, ts
                     )
                 )
-        return events, pending
+            else:
+                last_seq = seq
+        return TaskRead(events, pending, last_seq)
 
     async def accept_updates(
         self,

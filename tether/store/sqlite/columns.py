@@ -1,16 +1,18 @@
-"""Reading the SQLite store's rows: its JSON columns, and the columns of a claimed
-task with the ``ActivityTask`` they describe."""
+"""Reading the SQLite store's rows: its JSON columns, a run's events, and the columns
+of a claimed task with the ``ActivityTask`` they describe."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
+from ...history import Event
 from ..protocol import ActivityTask
 
-__all__ = ["CLAIMED_COLUMNS", "activity_task", "loads_or_none"]
+__all__ = ["CLAIMED_COLUMNS", "activity_task", "events_after", "loads_or_none"]
 
 # What a claim returns for each task (tasks t JOIN runs r), as the PostgreSQL type
 # tether.claimed_task.
@@ -24,6 +26,18 @@ CLAIMED_COLUMNS = (
 def loads_or_none(raw: bytes | str | None) -> Any:
     """The JSON value a nullable column holds; None for SQL NULL."""
     return None if raw is None else orjson.loads(raw)
+
+
+def events_after(
+    conn: sqlite3.Connection, namespace: str, run_id: str, after_seq: int
+) -> list[Event]:
+    """The run's events after seq ``after_seq``, in order."""
+    rows = conn.execute(
+        "SELECT seq, type, ts, attrs FROM events WHERE namespace = ? AND run_id = ?"
+        " AND seq > ? ORDER BY seq",
+        (namespace, run_id, after_seq),
+    ).fetchall()
+    return [Event(seq, etype, ts, orjson.loads(attrs)) for seq, etype, ts, attrs in rows]
 
 
 def activity_task(row: Sequence[Any]) -> ActivityTask:

@@ -29,8 +29,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
-
 from ...errors import IncompatibleStore, StoreUnavailable, WorkflowNotFound
 from ...history import Event
 from ..deletion import delete_namespace
@@ -49,6 +47,7 @@ from ..protocol import (
     RunStatus,
     SchemaStatus,
     SettingsChange,
+    TaskRead,
     WorkflowCommit,
     WorkflowTask,
 )
@@ -66,7 +65,7 @@ from ..waiters import wait_closed, wait_update
 from . import llm_limits as limitops
 from . import namespaces as nsops
 from . import ops, updates, usage
-from .columns import activity_task, loads_or_none
+from .columns import activity_task, events_after, loads_or_none
 from .reset import reset_run
 from .writer import Noted, Writer
 
@@ -433,14 +432,7 @@ class SqliteStore:
         return RunPage(runs, next_cursor)
 
     async def read_history(self, namespace: str, run_id: str, after_seq: int = 0) -> list[Event]:
-        rows = await self._read(
-            lambda c: c.execute(
-                "SELECT seq, type, ts, attrs FROM events WHERE namespace = ? AND run_id = ?"
-                " AND seq > ? ORDER BY seq",
-                (namespace, run_id, after_seq),
-            ).fetchall()
-        )
-        return [Event(seq, etype, ts, orjson.loads(attrs)) for seq, etype, ts, attrs in rows]
+        return await self._read(lambda c: events_after(c, namespace, run_id, after_seq))
 
     async def wait_closed(self, namespace: str, run_id: str, timeout: float | None) -> RunRecord:
         return await wait_closed(self, self._close_waiters, namespace, run_id, timeout)
@@ -523,13 +515,8 @@ class SqliteStore:
         waiters = self._close_waiters
         return await wait_update(self, waiters, namespace, run_id, update_id, timeout)
 
-    async def read_for_task(
-        self, namespace: str, run_id: str, after_seq: int
-    ) -> tuple[list[Event], list[UpdateRecord]]:
-        # Two statements on the reader: in-process reads, no round trip to save.
-        events = await self.read_history(namespace, run_id, after_seq)
-        pending = await self._read(lambda c: updates.pending_updates(c, namespace, run_id))
-        return events, pending
+    async def read_for_task(self, namespace: str, run_id: str, after_seq: int) -> TaskRead:
+        return await self._read(lambda c: updates.read_for_task(c, namespace, run_id, after_seq))
 
     async def accept_updates(
         self,

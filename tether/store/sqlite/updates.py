@@ -11,15 +11,16 @@ import orjson
 
 from ...errors import UpdateNotFound, WorkflowAlreadyStarted
 from ...history import EventType
-from ..protocol import NewRun, WorkflowTask
+from ..protocol import NewRun, TaskRead, WorkflowTask
 from ..updates import UpdateRecord, UpdateStatus
 from . import ops
-from .columns import loads_or_none
+from .columns import events_after, loads_or_none
 
 __all__ = [
     "accept_updates",
     "get_update",
     "pending_updates",
+    "read_for_task",
     "request_update",
     "update_with_start",
 ]
@@ -68,6 +69,23 @@ def pending_updates(conn: sqlite3.Connection, namespace: str, run_id: str) -> li
         (namespace, run_id),
     ).fetchall()
     return [_record(r) for r in rows]
+
+
+def read_for_task(
+    conn: sqlite3.Connection, namespace: str, run_id: str, after_seq: int
+) -> TaskRead:
+    """What a workflow task reads, in one read transaction: the events and the run's
+    last seq come from one snapshot, whatever the writer commits meanwhile."""
+    conn.execute("BEGIN")
+    try:
+        row = conn.execute(
+            "SELECT last_seq FROM runs WHERE namespace = ? AND run_id = ?", (namespace, run_id)
+        ).fetchone()
+        events = events_after(conn, namespace, run_id, after_seq)
+        pending = pending_updates(conn, namespace, run_id)
+    finally:
+        conn.execute("COMMIT")
+    return TaskRead(events, pending, 0 if row is None else row[0])
 
 
 def _insert(
