@@ -124,7 +124,7 @@ class Worker:
         self._activity_slots = 0
         # Per namespace: eager starts and activities in flight here. With fair
         # scheduling, a namespace with none in flight gets one place even when the
-        # worker is paced or its activity slots are full (see _over_budget_ok).
+        # worker is paced or its activity slots are full (see _first_of).
         self.fair = fair
         self._eager_by_ns: Counter[str] = Counter()
         self._activities_by_ns: Counter[str] = Counter()
