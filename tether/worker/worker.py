@@ -124,7 +124,7 @@ class Worker:
         self._activity_slots = 0
         # Per namespace: eager starts and activities in flight here. With fair
         # scheduling, a namespace with none in flight gets one place even when the
-        # worker is paced or its activity slots are full (see _first_of).
+        # worker is paced or its activity slots are full (see _owed_a_place).
         self.fair = fair
         self._eager_by_ns: Counter[str] = Counter()
         self._activities_by_ns: Counter[str] = Counter()
@@ -299,7 +299,7 @@ class Worker:
             or task_queue not in self.task_queues
             or workflow_type not in self.registry.workflows
             or self._workflow_slots >= self.max_workflow_tasks
-            or (self._room() < 1 and not self._first_of(self._eager_by_ns, namespace))
+            or (self._room() < 1 and not self._owed_a_place(self._eager_by_ns, namespace))
             or not self.scheduler.local_workflow_tasks(namespace)
         ):
             return False
@@ -307,7 +307,7 @@ class Worker:
         self._eager_by_ns[namespace] += 1
         return True
 
-    def _first_of(self, in_flight: Counter[str], namespace: str) -> bool:
+    def _owed_a_place(self, in_flight: Counter[str], namespace: str) -> bool:
         """Whether the namespace has nothing of this kind in flight here, and so may
         take a place over the pacer's budget or the activity slots: under another
         tenant's flood, its next step must not wait for the flood's places to free
@@ -597,7 +597,7 @@ class Worker:
         if not self.scheduler.local_activities(namespace):
             local = 0  # a cap or rate of the namespace must count them in a claim
         room = self._activity_slots + local <= self.max_activities
-        room = room or self._first_of(self._activities_by_ns, namespace)
+        room = room or self._owed_a_place(self._activities_by_ns, namespace)
         if local and room and not self._stopping:
             # Reserve the slots now; any the store does not lease to us are handed back.
             self._activity_slots += local

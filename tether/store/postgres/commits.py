@@ -111,22 +111,18 @@ class GroupCommit:
         self._scheduled = False
         for kind, lanes in self._pending.items():
             while lanes and self._in_flight < self.max_in_flight:
-                ready = {
-                    name: lane
-                    for name, lane in lanes.items()
-                    if self._lane_batches[name] < self.lane_in_flight
-                }
-                if not ready:
-                    break
-                ops = take_in_turn(ready, self.max_ops)
-                for name in [name for name, lane in lanes.items() if not lane]:
-                    del lanes[name]
+                ops = take_in_turn(lanes, self.max_ops, self._lane_open)
+                if not ops:
+                    break  # every lane waiting has its share of batches out
                 names = {args[0] for args, _ in ops}
                 self._lane_batches.update(names)
                 self._in_flight += 1
                 batch = asyncio.create_task(self._run(kind, ops, names))
                 self._batches.add(batch)
                 batch.add_done_callback(self._batches.discard)
+
+    def _lane_open(self, name: str | None) -> bool:
+        return self._lane_batches[name] < self.lane_in_flight
 
     async def _run(self, kind: Kind, ops: list[Op], names: set[str | None]) -> None:
         # An operation whose caller gave up before it was sent is not written.
