@@ -339,7 +339,10 @@ class PostgresStore(PostgresUpdates):
             max_in_flight=max(pool_size - 1, 1),
             lane_in_flight=max(pool_size - 2, 1),
         )
-        self._looks = GroupCommit(self._send_batch, max_in_flight=1)
+        # Reads by key (runs looked at, what workflow tasks read) are batched too: two
+        # batches at most, one namespace's reads in one of them, so a tenant reading a
+        # claimed backlog leaves the other batch to the rest.
+        self._looks = GroupCommit(self._send_batch, max_in_flight=2, lane_in_flight=1)
 
     # -- connections --------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from ..protocol import NewRun, RunRecord, TaskRead, WorkflowCommit, WorkflowTask
 from ..updates import UpdateRecord, UpdateStatus
 from ..waiters import wait_update
 from . import queries as q
+from .commits import GroupCommit, Kind
 from .refusals import input_refused, lease_lost, start_refused
 
 __all__ = ["COMPLETE_UPDATES", "UPDATE_CHANNEL", "PostgresUpdates", "completions"]
@@ -43,20 +44,33 @@ GET_UPDATE = """
 SELECT * FROM tether.updates WHERE namespace = $1 AND run_id = $2 AND update_id = $3
 """
 
-# The history after a seq, the pending requests and the run's last seq, in one
-# statement (one snapshot): the requests come next, as (1, arrival, update_id,
-# created_at, [name, args]), and the run's row last, as (2, last_seq, ...).
-READ_FOR_TASK = """
-SELECT 0, seq, type, ts, attrs FROM tether.events
-WHERE namespace = $1 AND run_id = $2 AND seq > $3
-UNION ALL
-SELECT 1, arrival, update_id, created_at, json_build_array(name, args) FROM tether.updates
-WHERE namespace = $1 AND run_id = $2 AND status = 'pending'
-UNION ALL
-SELECT 2, last_seq, NULL, NULL, NULL FROM tether.runs
-WHERE namespace = $1 AND run_id = $2
-ORDER BY 1, 2
+# What workflow tasks read of their runs, one row per key (``read_key``: namespace,
+# run id, seq read so far), in one snapshot: the run's last seq, the events after the
+# seq and the pending requests, each as parallel arrays. The first three columns are
+# the group commit's refusal columns (commits.py), always empty for a read.
+READ_FOR_TASKS = """
+SELECT NULL::text, NULL::text, NULL::text, coalesce(r.last_seq, 0),
+       e.seqs, e.types, e.tss, e.attrs, u.ids, u.created, u.calls
+FROM unnest($1::tether.read_key[]) WITH ORDINALITY AS k (namespace, run_id, after_seq, i)
+LEFT JOIN tether.runs r ON r.namespace = k.namespace AND r.run_id = k.run_id
+CROSS JOIN LATERAL (
+    SELECT array_agg(ev.seq ORDER BY ev.seq) AS seqs,
+           array_agg(ev.type ORDER BY ev.seq) AS types,
+           array_agg(ev.ts ORDER BY ev.seq) AS tss,
+           array_agg(ev.attrs::text ORDER BY ev.seq) AS attrs
+    FROM tether.events ev
+    WHERE ev.namespace = k.namespace AND ev.run_id = k.run_id AND ev.seq > k.after_seq
+) AS e
+CROSS JOIN LATERAL (
+    SELECT array_agg(up.update_id ORDER BY up.arrival) AS ids,
+           array_agg(up.created_at ORDER BY up.arrival) AS created,
+           array_agg(json_build_array(up.name, up.args)::text ORDER BY up.arrival) AS calls
+    FROM tether.updates up
+    WHERE up.namespace = k.namespace AND up.run_id = k.run_id AND up.status = 'pending'
+) AS u
+ORDER BY k.i
 """
+_READ = Kind(READ_FOR_TASKS)
 
 ACCEPT_UPDATES = "SELECT tether.accept_updates($1, $2, $3, $4, $5, $6, $7, $8)"
 
@@ -107,6 +121,14 @@ class PostgresUpdates:
             self, namespace: str, workflow_id: str, run_id: str | None = None
         ) -> RunRecord: ...
 
+        _looks: GroupCommit
+
+        async def _guarded(
+            self,
+            run: Callable[[], Awaitable[T]],
+            on_error: Callable[[asyncpg.PostgresError], TetherError | None] | None,
+        ) -> T: ...
+
     async def request_update(
         self, namespace: str, run_id: str, update_id: str, name: str, args: list[Any]
     ) -> UpdateRecord:
@@ -137,20 +159,25 @@ class PostgresUpdates:
         return await wait_update(self, waiters, namespace, run_id, update_id, timeout, poll)
 
     async def read_for_task(self, namespace: str, run_id: str, after_seq: int) -> TaskRead:
-        rows = await self._call(lambda c: c.fetch(READ_FOR_TASK, namespace, run_id, after_seq))
-        events, pending, last_seq = [], [], 0
-        for kind, seq, text, ts, attrs in rows:
-            if kind == 0:
-                events.append(Event(seq, text, ts, orjson.loads(attrs)))
-            elif kind == 1:
-                name, args = orjson.loads(attrs)
-                pending.append(
-                    UpdateRecord(
-                        namespace, run_id, text, name, args, UpdateStatus.PENDING, None, None, ts
-                    )
+        # The reads of one loop turn share a statement, as the looks at runs do.
+        row = await self._guarded(
+            lambda: self._looks.submit(_READ, (namespace, run_id, after_seq)), None
+        )
+        last_seq, seqs, types, tss, attrs, ids, created, calls = row[3:]
+        events = [
+            Event(seq, kind, ts, orjson.loads(data))
+            for seq, kind, ts, data in zip(
+                seqs or (), types or (), tss or (), attrs or (), strict=True
+            )
+        ]
+        pending = []
+        for update_id, at, call in zip(ids or (), created or (), calls or (), strict=True):
+            name, args = orjson.loads(call)
+            pending.append(
+                UpdateRecord(
+                    namespace, run_id, update_id, name, args, UpdateStatus.PENDING, None, None, at
                 )
-            else:
-                last_seq = seq
+            )
         return TaskRead(events, pending, last_seq)
 
     async def accept_updates(
