@@ -272,33 +272,52 @@ async def test_workflow_id_reuse_and_conflict_policies(make_app: AppFactory) -> 
 
 
 @pytest.mark.parametrize("fair", [True, False])
-async def test_a_full_worker_still_takes_the_first_step_of_an_idle_namespace(
+async def test_a_full_worker_still_takes_the_first_step_of_a_quieter_namespace(
     make_app: AppFactory, fair: bool
 ) -> None:
-    """Under another tenant's flood the pacer leaves no room and the activity slots are
-    taken; with fair scheduling, a namespace with nothing in flight here still gets one
-    eager start, and its activity is leased here in that start's write."""
+    """Tenant "loud" holds the worker's only activity slot and the pacer leaves no
+    room; with fair scheduling, tenant "quiet", holding fewer places here, still gets
+    an eager start, and its activity is leased here in that start's write."""
     app = make_app()
+    release = asyncio.Event()
+    holding = asyncio.Event()
+
+    @app.activity
+    async def hold() -> None:
+        holding.set()
+        await release.wait()
 
     @app.activity
     async def bump(x: int) -> int:
         return x + 1
 
     @app.workflow
+    async def loud(ctx: tether.Context) -> None:
+        await ctx.activity(hold)
+
+    @app.workflow
     async def one_step(ctx: tether.Context, x: int) -> int:
         return await ctx.activity(bump, x)
 
-    async with app, app.worker(max_activities=0, fair=fair) as worker:
-        assert worker.pacer is not None
-        worker.pacer.room = lambda: 0  # type: ignore[method-assign]  # as under a flood
-        handle = await app.client.start(one_step, 1)
-        if fair:
-            assert worker.eager_starts == 1
-            assert await handle.result(timeout=30) == 2
-        else:
-            assert worker.eager_starts == 0
-            assert (await handle.describe()).status == tether.RunStatus.RUNNING
-            await handle.terminate("no room here")
+    async with app:
+        for name in ("loud", "quiet"):
+            await app.client.namespaces.create(name)
+        async with app.worker(namespaces=["loud", "quiet"], max_activities=1, fair=fair) as worker:
+            flood = await app.client.start(loud, namespace="loud")
+            await holding.wait()
+            assert worker.pacer is not None
+            worker.pacer.room = lambda: 0  # type: ignore[method-assign]  # as under a flood
+            eager = worker.eager_starts
+            handle = await app.client.start(one_step, 1, namespace="quiet")
+            if fair:
+                assert worker.eager_starts == eager + 1
+                assert await handle.result(timeout=30) == 2
+            else:
+                assert worker.eager_starts == eager
+                assert (await handle.describe()).status == tether.RunStatus.RUNNING
+                await handle.terminate("no room here")
+            release.set()
+            await flood.result(timeout=30)
 
 
 async def test_a_run_started_beside_a_worker_starts_eagerly(make_app: AppFactory) -> None:

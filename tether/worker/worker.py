@@ -122,12 +122,12 @@ class Worker:
         self._running_activities: dict[int, tuple[ActivityTask, asyncio.Task[Any]]] = {}
         self._workflow_slots = 0
         self._activity_slots = 0
-        # Per namespace: eager starts and activities in flight here. With fair
-        # scheduling, a namespace with none in flight gets one place even when the
-        # worker is paced or its activity slots are full (see _owed_a_place).
+        # Per namespace: the places (workflow tasks and activities in flight) it
+        # holds here. With fair scheduling, a namespace holding fewer than another
+        # may take one even when the worker is paced or its slots are full
+        # (see _owed_a_place).
         self.fair = fair
-        self._eager_by_ns: Counter[str] = Counter()
-        self._activities_by_ns: Counter[str] = Counter()
+        self._places_by_ns: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[Any]] = set()
         # Runs whose instance a coroutine of this worker is driving right now; the
         # future resolves when it is done, so a workflow task can wait its turn.
@@ -298,22 +298,38 @@ class Worker:
             or namespace not in self.namespaces
             or task_queue not in self.task_queues
             or workflow_type not in self.registry.workflows
-            or self._workflow_slots >= self.max_workflow_tasks
-            or (self._room() < 1 and not self._owed_a_place(self._eager_by_ns, namespace))
             or not self.scheduler.local_workflow_tasks(namespace)
         ):
             return False
-        self._workflow_slots += 1
-        self._eager_by_ns[namespace] += 1
+        full = self._workflow_slots >= self.max_workflow_tasks or self._room() < 1
+        if full and not self._owed_a_place(namespace):
+            return False
+        self._take_workflow_place(namespace)
         return True
 
-    def _owed_a_place(self, in_flight: Counter[str], namespace: str) -> bool:
-        """Whether the namespace has nothing of this kind in flight here, and so may
-        take a place over the pacer's budget or the activity slots: under another
-        tenant's flood, its next step must not wait for the flood's places to free
-        (the fair scheduler would give it the next one anyway, a claim later). One
-        place per namespace at most, so the overrun stays bounded."""
-        return self.fair and in_flight[namespace] == 0
+    def _owed_a_place(self, namespace: str) -> bool:
+        """Whether the namespace may take a place over the pacer's budget or the
+        slots: with fair scheduling, while another namespace holds as many places
+        here as it does or more, and it holds less than its share (the slots over the
+        namespaces served). Under another tenant's flood, a tenant's next step then
+        does not wait for the flood's places to free (the fair scheduler would give
+        it the next one anyway, a claim later). The overrun stays bounded: each
+        namespace by its share."""
+        if not self.fair:
+            return False
+        held = self._places_by_ns
+        mine = held[namespace]
+        share = max(1, (self.max_workflow_tasks + self.max_activities) // len(self.namespaces))
+        return mine < share and any(n >= mine for ns, n in held.items() if ns != namespace)
+
+    def _take_workflow_place(self, namespace: str) -> None:
+        self._workflow_slots += 1
+        self._places_by_ns[namespace] += 1
+
+    def _free_workflow_place(self, namespace: str) -> None:
+        self._workflow_slots -= 1
+        self._forget(self._places_by_ns, namespace)
+        self._slot_freed.set()
 
     async def start_here(self, run: NewRun) -> RunRecord:
         """Start ``run`` (offered) with its first workflow task run here, before the
@@ -336,7 +352,7 @@ class Worker:
                 self._first_events[run.run_id] = [
                     dataclasses.replace(started, ts=record.created_at)
                 ]
-                self._spawn(self._workflow_chain(task))
+                self._spawn(self._workflow_chain(task, run.namespace))
                 running = True
                 return record
             try:
@@ -349,14 +365,12 @@ class Worker:
             self.cache.put(run.run_id, instance)
             self._committed(instance, commit, result)
             if result.next_task is not None:
-                self._spawn(self._workflow_chain(result.next_task))
+                self._spawn(self._workflow_chain(result.next_task, run.namespace))
                 running = True
             return record
         finally:
-            self._forget(self._eager_by_ns, run.namespace)
             if not running:
-                self._workflow_slots -= 1
-                self._slot_freed.set()
+                self._free_workflow_place(run.namespace)
 
     @staticmethod
     def _forget(in_flight: Counter[str], namespace: str) -> None:
@@ -403,8 +417,8 @@ class Worker:
                 self._workflow_slots -= free
             for wtask in wtasks:
                 claimed += 1
-                self._workflow_slots += 1
-                self._spawn(self._workflow_chain(wtask))
+                self._take_workflow_place(wtask.namespace)
+                self._spawn(self._workflow_chain(wtask, wtask.namespace))
         free = int(min(self.max_activities - self._activity_slots, self._room()))
         if free > 0:
             self._activity_slots += free
@@ -419,8 +433,9 @@ class Worker:
 
     # -- workflow tasks -----------------------------------------------------------------
 
-    async def _workflow_chain(self, task: WorkflowTask | None) -> None:
-        """Advance a run for as long as the store hands its next task straight back."""
+    async def _workflow_chain(self, task: WorkflowTask | None, namespace: str) -> None:
+        """Advance a run for as long as the store hands its next task straight back;
+        then free the workflow place it holds (taken for ``namespace``)."""
         run_id = None if task is None else task.run_id
         try:
             while task is not None and not self._stopping:
@@ -430,8 +445,7 @@ class Worker:
         finally:
             if run_id is not None:
                 self._first_events.pop(run_id, None)
-            self._workflow_slots -= 1
-            self._slot_freed.set()
+            self._free_workflow_place(namespace)
 
     async def _advance(self, task: WorkflowTask) -> WorkflowTask | None:
         while (driving := self._busy.get(task.run_id)) is not None:
@@ -597,7 +611,7 @@ class Worker:
         if not self.scheduler.local_activities(namespace):
             local = 0  # a cap or rate of the namespace must count them in a claim
         room = self._activity_slots + local <= self.max_activities
-        room = room or self._owed_a_place(self._activities_by_ns, namespace)
+        room = room or self._owed_a_place(namespace)
         if local and room and not self._stopping:
             # Reserve the slots now; any the store does not lease to us are handed back.
             self._activity_slots += local
@@ -614,7 +628,7 @@ class Worker:
     def _start_activity(self, task: ActivityTask, *, reserved: bool = False) -> None:
         if not reserved:
             self._activity_slots += 1
-        self._activities_by_ns[task.namespace] += 1
+        self._places_by_ns[task.namespace] += 1
         runner = asyncio.create_task(self._activity(task))
         self._tasks.add(runner)
         runner.add_done_callback(self._tasks.discard)
@@ -658,12 +672,12 @@ class Worker:
             log.exception("activity %s step %s: unexpected worker error", task.name, task.step)
         finally:
             self._running_activities.pop(task.task_id, None)
-            self._forget(self._activities_by_ns, task.namespace)
+            self._forget(self._places_by_ns, task.namespace)
             self._activity_slots -= 1
             self._slot_freed.set()
         if follow_up is not None:
-            self._workflow_slots += 1
-            await self._workflow_chain(follow_up)
+            self._take_workflow_place(follow_up.namespace)
+            await self._workflow_chain(follow_up, follow_up.namespace)
 
     async def _advance_locally(self, task: ActivityTask, outcome: ActivityOutcome) -> bool:
         """Record the outcome and the run's next step in one write, if this worker holds

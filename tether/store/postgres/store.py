@@ -311,7 +311,7 @@ class PostgresStore(PostgresUpdates):
         self,
         url: str,
         *,
-        pool_size: int = 6,
+        pool_size: int = 8,
         poll_interval: float = 5.0,
         connect_timeout: float = 5.0,
         command_timeout: float = 60.0,
@@ -332,16 +332,17 @@ class PostgresStore(PostgresUpdates):
         self._work_waiters: set[tuple[frozenset[str], frozenset[str], asyncio.Future[None]]] = set()
         self._close_waiters: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
         self._queued = 0.0
-        # One connection stays free for reads while batches are out, and one more for
-        # the writes of namespaces other than the busiest (commits.py).
+        # The pool holds every batch that may be out at once: up to pool_size - 2
+        # batches of writes (commits.py) and two of reads by key. One namespace fills
+        # at most pool_size - 4 write batches and one read batch, so the writes and
+        # reads of the others leave at once on connections of their own instead of
+        # queueing for one behind the busiest tenant's batches.
         self._commits = GroupCommit(
             self._send_batch,
-            max_in_flight=max(pool_size - 1, 1),
-            lane_in_flight=max(pool_size - 2, 1),
+            max_in_flight=max(pool_size - 2, 1),
+            lane_in_flight=max(pool_size - 4, 1),
         )
-        # Reads by key (runs looked at, what workflow tasks read) are batched too: two
-        # batches at most, one namespace's reads in one of them, so a tenant reading a
-        # claimed backlog leaves the other batch to the rest.
+        # Reads by key (runs looked at, what workflow tasks read) are batched too.
         self._looks = GroupCommit(self._send_batch, max_in_flight=2, lane_in_flight=1)
 
     # -- connections --------------------------------------------------------------------
