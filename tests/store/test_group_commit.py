@@ -210,3 +210,31 @@ async def test_postgres_a_flooding_namespace_leaves_a_batch_for_the_others() -> 
         f"a:{i:02}" for i in range(30)
     ]
     assert commits._lane_batches == {}  # type: ignore[attr-defined]
+
+
+async def test_postgres_a_quiet_namespace_does_not_ride_in_a_floods_batch() -> None:
+    """While several namespaces wait, the one with the most writes waiting goes in a
+    batch after the others' (no server, as above)."""
+    sent: list[list[str]] = []
+    release = asyncio.Event()
+    out = asyncio.Condition()
+
+    async def send(sql: str, ops: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+        async with out:
+            sent.append([f"{op[0]}:{op[1]}" for op in ops])
+            out.notify_all()
+        await release.wait()
+        return [(None, None, None, op[1]) for op in ops]
+
+    commits = GroupCommit(send, max_in_flight=3, max_ops=10)
+    flood = [asyncio.ensure_future(commits.submit(START, ("a", f"{i:02}"))) for i in range(30)]
+    quiet = asyncio.ensure_future(commits.submit(START, ("b", "0")))
+    async with out:
+        await out.wait_for(lambda: len(sent) >= 3)
+    assert sent[0] == ["b:0"], sent  # alone, not one of sixty
+    assert sent[1:] == [[f"a:{i:02}" for i in range(j, j + 10)] for j in (0, 10)]
+    release.set()
+    await asyncio.gather(*flood, quiet)
+    assert [op for batch in sent for op in batch if op.startswith("a")] == [
+        f"a:{i:02}" for i in range(30)
+    ]

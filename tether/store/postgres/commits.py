@@ -14,6 +14,9 @@ for the next one, in one lane per namespace: a batch takes one operation from ea
 lane in turn, so a tenant with hundreds of writes waiting does not put another
 tenant's next step behind all of them (within a lane, order is kept).
 
+While several lanes wait, the longest goes in a batch of its own, after the others':
+a tenant's one write does not ride in a flood's batch and wait for all of it.
+
 A namespace's operations ride in at most ``lane_in_flight`` batches at once, fewer
 than ``max_in_flight``: a tenant flooding the store fills its own share of the
 connections, and another tenant's next write leaves at once on a spare one, in a
@@ -111,7 +114,7 @@ class GroupCommit:
         self._scheduled = False
         for kind, lanes in self._pending.items():
             while lanes and self._in_flight < self.max_in_flight:
-                ops = take_in_turn(lanes, self.max_ops, self._lane_open)
+                ops = take_in_turn(lanes, self.max_ops, self._eligible(lanes))
                 if not ops:
                     break  # every lane waiting has its share of batches out
                 names = {args[0] for args, _ in ops}
@@ -123,6 +126,17 @@ class GroupCommit:
 
     def _lane_open(self, name: str | None) -> bool:
         return self._lane_batches[name] < self.lane_in_flight
+
+    def _eligible(self, lanes: dict[str | None, deque[Op]]) -> Callable[[str | None], bool]:
+        """Which lanes the next batch takes from: the open ones, but not the longest
+        while others wait too. The longest goes in the batch after, on its own, so a
+        quiet tenant's write does not ride in a flood's batch of sixty and wait for
+        all of it."""
+        open_lanes = [name for name in lanes if self._lane_open(name)]
+        if len(open_lanes) < 2:
+            return self._lane_open
+        longest = max(open_lanes, key=lambda name: len(lanes[name]))
+        return lambda name: name != longest and self._lane_open(name)
 
     async def _run(self, kind: Kind, ops: list[Op], names: set[str | None]) -> None:
         # An operation whose caller gave up before it was sent is not written.
