@@ -178,33 +178,42 @@ async def test_postgres_batches_take_from_each_namespace_in_turn() -> None:
     assert (await late)[3] == "0"
 
 
+class HeldBatches:
+    """A ``send`` that records each batch as ``namespace:run`` strings and holds the
+    batches of ``held`` namespaces until ``release`` is set (no server)."""
+
+    def __init__(self, held: set[str]) -> None:
+        self.sent: list[list[str]] = []
+        self.held = held
+        self.release = asyncio.Event()
+        self._out = asyncio.Condition()
+
+    async def send(self, sql: str, ops: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+        async with self._out:
+            self.sent.append([f"{op[0]}:{op[1]}" for op in ops])
+            self._out.notify_all()
+        if ops[0][0] in self.held:
+            await self.release.wait()
+        return [(None, None, None, op[1]) for op in ops]
+
+    async def batches_sent(self, n: int) -> None:
+        async with self._out:
+            await self._out.wait_for(lambda: len(self.sent) >= n)
+
+
 async def test_postgres_a_flooding_namespace_leaves_a_batch_for_the_others() -> None:
     """A namespace fills at most ``lane_in_flight`` of the batches out; another
     namespace's write leaves at once on the spare one (no server, as above)."""
-    sent: list[list[str]] = []
-    release = asyncio.Event()
-    out = asyncio.Condition()
-
-    async def send(sql: str, ops: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
-        async with out:
-            sent.append([f"{op[0]}:{op[1]}" for op in ops])
-            out.notify_all()
-        if ops[0][0] == "a":
-            await release.wait()
-        return [(None, None, None, op[1]) for op in ops]
-
-    async def batches_sent(n: int) -> None:
-        async with out:
-            await out.wait_for(lambda: len(sent) >= n)
-
-    commits = GroupCommit(send, max_in_flight=2, lane_in_flight=1, max_ops=10)
+    batches = HeldBatches({"a"})
+    sent = batches.sent
+    commits = GroupCommit(batches.send, max_in_flight=2, lane_in_flight=1, max_ops=10)
     flood = [asyncio.ensure_future(commits.submit(START, ("a", f"{i:02}"))) for i in range(30)]
-    await batches_sent(1)
+    await batches.batches_sent(1)
     assert sent == [[f"a:{i:02}" for i in range(10)]]  # one batch of a, not two
     late = await commits.submit(START, ("b", "0"))  # while a's batch is still out
     assert late[3] == "0"
     assert sent[1] == ["b:0"]
-    release.set()
+    batches.release.set()
     await asyncio.gather(*flood)
     assert [op for batch in sent for op in batch if op.startswith("a")] == [
         f"a:{i:02}" for i in range(30)
@@ -215,25 +224,15 @@ async def test_postgres_a_flooding_namespace_leaves_a_batch_for_the_others() -> 
 async def test_postgres_a_quiet_namespace_does_not_ride_in_a_floods_batch() -> None:
     """While several namespaces wait, the one with the most writes waiting goes in a
     batch after the others' (no server, as above)."""
-    sent: list[list[str]] = []
-    release = asyncio.Event()
-    out = asyncio.Condition()
-
-    async def send(sql: str, ops: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
-        async with out:
-            sent.append([f"{op[0]}:{op[1]}" for op in ops])
-            out.notify_all()
-        await release.wait()
-        return [(None, None, None, op[1]) for op in ops]
-
-    commits = GroupCommit(send, max_in_flight=3, max_ops=10)
+    batches = HeldBatches({"a", "b"})
+    sent = batches.sent
+    commits = GroupCommit(batches.send, max_in_flight=3, max_ops=10)
     flood = [asyncio.ensure_future(commits.submit(START, ("a", f"{i:02}"))) for i in range(30)]
     quiet = asyncio.ensure_future(commits.submit(START, ("b", "0")))
-    async with out:
-        await out.wait_for(lambda: len(sent) >= 3)
+    await batches.batches_sent(3)
     assert sent[0] == ["b:0"], sent  # alone, not one of sixty
     assert sent[1:] == [[f"a:{i:02}" for i in range(j, j + 10)] for j in (0, 10)]
-    release.set()
+    batches.release.set()
     await asyncio.gather(*flood, quiet)
     assert [op for batch in sent for op in batch if op.startswith("a")] == [
         f"a:{i:02}" for i in range(30)

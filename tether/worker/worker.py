@@ -328,7 +328,7 @@ class Worker:
 
     def _free_workflow_place(self, namespace: str) -> None:
         self._workflow_slots -= 1
-        self._forget(self._places_by_ns, namespace)
+        self._release_place(namespace)
         self._slot_freed.set()
 
     async def start_here(self, run: NewRun) -> RunRecord:
@@ -372,11 +372,11 @@ class Worker:
             if not running:
                 self._free_workflow_place(run.namespace)
 
-    @staticmethod
-    def _forget(in_flight: Counter[str], namespace: str) -> None:
-        in_flight[namespace] -= 1
-        if in_flight[namespace] <= 0:
-            del in_flight[namespace]
+    def _release_place(self, namespace: str) -> None:
+        """One place fewer held by the namespace (none held: no entry)."""
+        self._places_by_ns[namespace] -= 1
+        if self._places_by_ns[namespace] <= 0:
+            del self._places_by_ns[namespace]
 
     def _first_activation(
         self, run: NewRun, started: Event
@@ -672,7 +672,7 @@ class Worker:
             log.exception("activity %s step %s: unexpected worker error", task.name, task.step)
         finally:
             self._running_activities.pop(task.task_id, None)
-            self._forget(self._places_by_ns, task.namespace)
+            self._release_place(task.namespace)
             self._activity_slots -= 1
             self._slot_freed.set()
         if follow_up is not None:
