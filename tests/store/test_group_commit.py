@@ -17,6 +17,7 @@ from tether.errors import LeaseLost, NamespaceNotFound, WorkflowAlreadyStarted, 
 from tether.store import (
     ActivityOutcome,
     ActivityTask,
+    NewActivity,
     RunClose,
     RunStatus,
     Store,
@@ -26,7 +27,18 @@ from tether.store import (
 from tether.store.postgres.commits import START, GroupCommit
 
 from .conftest import Harness
-from .helpers import LEASE, NS, OWNER, Q, new_run, schedule, start, types, until_expired
+from .helpers import (
+    LEASE,
+    NS,
+    OWNER,
+    Q,
+    claim_one,
+    new_run,
+    schedule,
+    start,
+    types,
+    until_expired,
+)
 
 DONE = ActivityOutcome("ActivityCompleted", result=7)
 N = 25
@@ -125,6 +137,48 @@ async def test_activity_outcomes_together_fence_only_the_expired_one(store: Stor
         events = await store.read_history(NS, a.run_id, after_seq=2)
         assert types(events) == ["ActivityStarted", "ActivityCompleted"]
     assert types(await store.read_history(NS, expired.run_id, after_seq=2)) == []
+
+
+async def test_activity_outcomes_together_apply_as_one_by_one(store: Store) -> None:
+    """A batch mixing outcomes that apply, one whose run already has another outcome in
+    the batch, and one whose history moved on: each gets what it would have alone, in
+    the batch's order."""
+    *plain, stale = await claimed_activities(store, 4, "plain")
+    run = await start(store, "pair")
+    await store.complete_workflow_task(await claim_one(store), schedule(1, 2), LEASE)
+    first, second = await store.claim_activity_tasks(OWNER, [NS], [Q], 2, LEASE)
+    assert first.run_id == second.run_id == run.run_id
+    nxt = WorkflowCommit(
+        events=[("ActivityScheduled", {"step": 3})],
+        activities=[NewActivity(3, "next", Q, [], {})],
+        claim_activities_for=OWNER,
+        local_queues=[Q],
+    )
+    outcomes = await asyncio.gather(
+        *(
+            store.advance_after_activity(a, DONE, expected_seq=2, ts=1.0, commit=nxt, lease=LEASE)
+            for a in plain
+        ),
+        store.advance_after_activity(first, DONE, expected_seq=3, ts=1.0, commit=nxt, lease=LEASE),
+        store.advance_after_activity(second, DONE, expected_seq=3, ts=1.0, commit=nxt, lease=LEASE),
+        store.advance_after_activity(  # its history ends at 2, not 9
+            stale, DONE, expected_seq=9, ts=1.0, commit=nxt, lease=LEASE
+        ),
+    )
+    *applied, applied_first, declined_second, declined_stale = outcomes
+    for a, result in zip(plain, applied, strict=True):
+        assert result is not None and result.last_seq == 5
+        assert [x.step for x in result.activities] == [3]
+        events = await store.read_history(NS, a.run_id, after_seq=2)
+        assert types(events) == ["ActivityStarted", "ActivityCompleted", "ActivityScheduled"]
+    assert applied_first is not None and applied_first.last_seq == 6
+    assert declined_second is None and declined_stale is None
+    assert types(await store.read_history(NS, stale.run_id, after_seq=2)) == []
+    events = await store.read_history(NS, run.run_id, after_seq=3)
+    assert types(events) == ["ActivityStarted", "ActivityCompleted", "ActivityScheduled"]
+    # The declined outcome is still the worker's to report the slow way.
+    await store.finish_activity(second, DONE, claim_for=None, local_queues=(), lease=LEASE)
+    assert (await store.get_run(NS, "", run.run_id)).history_length == 8
 
 
 @pytest.mark.parametrize("harness", ["postgres"], indirect=True)
