@@ -24,6 +24,10 @@
 -- its last ANALYZE (a new database's runs table looks empty for thousands of rows), and
 -- then chose a sequential scan of runs for every batch. So these functions turn the
 -- other plans off for their own statements.
+--
+-- Small batches: for one or two operations, the set statements' fixed cost (a dozen
+-- statements whatever the batch's size) is more than the one-by-one path's, which
+-- is what an idle worker's every write is: they go one by one.
 
 -- The history and commands of commits whose run is locked and fenced: one row version
 -- per run (last_seq and the close), the events, the activities it schedules; then a
@@ -126,55 +130,57 @@ DECLARE
     v_row record;
     v_i integer := 0;
 BEGIN
-    BEGIN
-        PERFORM 1 FROM tether.runs r
-            JOIN (SELECT DISTINCT o.namespace, o.run_id FROM unnest(p_ops) AS o) AS k
-              ON r.namespace = k.namespace AND r.run_id = k.run_id
-            ORDER BY r.namespace, r.run_id
-            FOR UPDATE OF r;
-        -- The first outcome of each run, if the run's history still ends where the
-        -- worker saw it and no workflow task is pending; its activity task goes under
-        -- its lease, or the outcome is refused.
-        WITH ops AS (
-            SELECT o.*, o.ordinality::integer AS i,
-                   min(o.ordinality) OVER (PARTITION BY o.namespace, o.run_id) AS first
-            FROM unnest(p_ops) WITH ORDINALITY AS o
-        ), candidates AS (
-            SELECT ops.i, ops.namespace, ops.task_id, ops.token FROM ops
-            JOIN tether.runs r ON r.namespace = ops.namespace AND r.run_id = ops.run_id
-            WHERE ops.ordinality = ops.first AND r.last_seq = ops.expected_seq
-              AND tether.set_based(ops.timer_steps, ops.cancel_timers, ops.act_steps,
-                                   ops.close_status)
-              AND NOT EXISTS (
-                  SELECT 1 FROM tether.tasks t
-                  WHERE t.namespace = ops.namespace AND t.run_id = ops.run_id
-                    AND t.kind = 'workflow')
-        ), fenced AS (
-            DELETE FROM tether.tasks t USING candidates c
-            WHERE t.id = c.task_id AND t.namespace = c.namespace AND t.kind = 'activity'
-              AND t.token = c.token AND t.owner IS NOT NULL AND t.visible_at > v_now
-            RETURNING c.i
-        )
-        SELECT coalesce(array_agg(c.i ORDER BY c.i) FILTER (WHERE f.i IS NOT NULL), '{}'),
-               coalesce(array_agg(c.i) FILTER (WHERE f.i IS NULL), '{}')
-            INTO v_fast, v_lost
-            FROM candidates c LEFT JOIN fenced f ON f.i = c.i;
-        IF cardinality(v_fast) > 0 THEN
-            FOR v_row IN
-                SELECT * FROM tether.write_commits(
-                    ARRAY(SELECT p_ops[i] FROM unnest(v_fast) AS i ORDER BY i), v_now)
-            LOOP
-                v_done[v_fast[v_row.o_i]] := ROW(v_row.o_last_seq, v_row.o_activity_steps,
-                                                 v_row.o_activity_ids)::tether.written;
-            END LOOP;
-        END IF;
-    EXCEPTION WHEN OTHERS THEN
-        RAISE LOG 'tether: advance_after_activities goes one by one: % (SQLSTATE %)',
-            SQLERRM, SQLSTATE;
-        v_fast := '{}';
-        v_lost := '{}';
-        v_done := '{}';
-    END;
+    IF cardinality(p_ops) > 2 THEN  -- see "Small batches" above
+        BEGIN
+            PERFORM 1 FROM tether.runs r
+                JOIN (SELECT DISTINCT o.namespace, o.run_id FROM unnest(p_ops) AS o) AS k
+                  ON r.namespace = k.namespace AND r.run_id = k.run_id
+                ORDER BY r.namespace, r.run_id
+                FOR UPDATE OF r;
+            -- The first outcome of each run, if the run's history still ends where the
+            -- worker saw it and no workflow task is pending; its activity task goes under
+            -- its lease, or the outcome is refused.
+            WITH ops AS (
+                SELECT o.*, o.ordinality::integer AS i,
+                       min(o.ordinality) OVER (PARTITION BY o.namespace, o.run_id) AS first
+                FROM unnest(p_ops) WITH ORDINALITY AS o
+            ), candidates AS (
+                SELECT ops.i, ops.namespace, ops.task_id, ops.token FROM ops
+                JOIN tether.runs r ON r.namespace = ops.namespace AND r.run_id = ops.run_id
+                WHERE ops.ordinality = ops.first AND r.last_seq = ops.expected_seq
+                  AND tether.set_based(ops.timer_steps, ops.cancel_timers, ops.act_steps,
+                                       ops.close_status)
+                  AND NOT EXISTS (
+                      SELECT 1 FROM tether.tasks t
+                      WHERE t.namespace = ops.namespace AND t.run_id = ops.run_id
+                        AND t.kind = 'workflow')
+            ), fenced AS (
+                DELETE FROM tether.tasks t USING candidates c
+                WHERE t.id = c.task_id AND t.namespace = c.namespace AND t.kind = 'activity'
+                  AND t.token = c.token AND t.owner IS NOT NULL AND t.visible_at > v_now
+                RETURNING c.i
+            )
+            SELECT coalesce(array_agg(c.i ORDER BY c.i) FILTER (WHERE f.i IS NOT NULL), '{}'),
+                   coalesce(array_agg(c.i) FILTER (WHERE f.i IS NULL), '{}')
+                INTO v_fast, v_lost
+                FROM candidates c LEFT JOIN fenced f ON f.i = c.i;
+            IF cardinality(v_fast) > 0 THEN
+                FOR v_row IN
+                    SELECT * FROM tether.write_commits(
+                        ARRAY(SELECT p_ops[i] FROM unnest(v_fast) AS i ORDER BY i), v_now)
+                LOOP
+                    v_done[v_fast[v_row.o_i]] := ROW(v_row.o_last_seq, v_row.o_activity_steps,
+                                                     v_row.o_activity_ids)::tether.written;
+                END LOOP;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE LOG 'tether: advance_after_activities goes one by one: % (SQLSTATE %)',
+                SQLERRM, SQLSTATE;
+            v_fast := '{}';
+            v_lost := '{}';
+            v_done := '{}';
+        END;
+    END IF;
 
     FOREACH v IN ARRAY p_ops LOOP
         v_i := v_i + 1;
@@ -230,53 +236,55 @@ DECLARE
     v_row record;
     v_i integer := 0;
 BEGIN
-    BEGIN
-        PERFORM 1 FROM tether.runs r
-            JOIN (SELECT DISTINCT o.namespace, o.run_id FROM unnest(p_ops) AS o) AS k
-              ON r.namespace = k.namespace AND r.run_id = k.run_id
-            ORDER BY r.namespace, r.run_id
-            FOR UPDATE OF r;
-        -- The first completion of each run whose task is still leased and clean (no
-        -- input came in while it ran); the others (a dirty task runs again under a new
-        -- token, a lost lease is refused) go one by one.
-        WITH ops AS (
-            SELECT o.*, o.ordinality::integer AS i,
-                   min(o.ordinality) OVER (PARTITION BY o.namespace, o.run_id) AS first
-            FROM unnest(p_ops) WITH ORDINALITY AS o
-        ), fenced AS (
-            DELETE FROM tether.tasks t USING ops o
-            WHERE o.ordinality = o.first
-              AND tether.set_based(o.timer_steps, o.cancel_timers, o.act_steps,
-                                   o.close_status)
-              AND t.id = o.task_id AND t.namespace = o.namespace AND t.kind = 'workflow'
-              AND t.token = o.token AND t.owner IS NOT NULL AND t.visible_at > v_now
-              AND NOT t.dirty
-            RETURNING o.i
-        )
-        SELECT coalesce(array_agg(f.i ORDER BY f.i), '{}') INTO v_fast FROM fenced f;
-        IF cardinality(v_fast) > 0 THEN
-            FOR v_row IN
-                SELECT * FROM tether.write_commits(
-                    ARRAY(SELECT ROW(o.namespace, o.run_id, o.task_id, o.token, NULL, v_now,
-                                     o.lease, o.event_types, o.event_attrs, o.act_steps,
-                                     o.act_names, o.act_queues, o.act_args, o.act_options,
-                                     o.act_owners, o.timer_steps, o.timer_fire_at,
-                                     o.cancel_timers, o.close_status, o.close_result,
-                                     o.close_failure)::tether.advance_op
-                          FROM unnest(p_ops) WITH ORDINALITY AS o
-                          WHERE o.ordinality = ANY (v_fast) ORDER BY o.ordinality),
-                    v_now)
-            LOOP
-                v_done[v_fast[v_row.o_i]] := ROW(v_row.o_last_seq, v_row.o_activity_steps,
-                                                 v_row.o_activity_ids)::tether.written;
-            END LOOP;
-        END IF;
-    EXCEPTION WHEN OTHERS THEN
-        RAISE LOG 'tether: complete_workflow_tasks goes one by one: % (SQLSTATE %)',
-            SQLERRM, SQLSTATE;
-        v_fast := '{}';
-        v_done := '{}';
-    END;
+    IF cardinality(p_ops) > 2 THEN  -- see "Small batches" above
+        BEGIN
+            PERFORM 1 FROM tether.runs r
+                JOIN (SELECT DISTINCT o.namespace, o.run_id FROM unnest(p_ops) AS o) AS k
+                  ON r.namespace = k.namespace AND r.run_id = k.run_id
+                ORDER BY r.namespace, r.run_id
+                FOR UPDATE OF r;
+            -- The first completion of each run whose task is still leased and clean (no
+            -- input came in while it ran); the others (a dirty task runs again under a new
+            -- token, a lost lease is refused) go one by one.
+            WITH ops AS (
+                SELECT o.*, o.ordinality::integer AS i,
+                       min(o.ordinality) OVER (PARTITION BY o.namespace, o.run_id) AS first
+                FROM unnest(p_ops) WITH ORDINALITY AS o
+            ), fenced AS (
+                DELETE FROM tether.tasks t USING ops o
+                WHERE o.ordinality = o.first
+                  AND tether.set_based(o.timer_steps, o.cancel_timers, o.act_steps,
+                                       o.close_status)
+                  AND t.id = o.task_id AND t.namespace = o.namespace AND t.kind = 'workflow'
+                  AND t.token = o.token AND t.owner IS NOT NULL AND t.visible_at > v_now
+                  AND NOT t.dirty
+                RETURNING o.i
+            )
+            SELECT coalesce(array_agg(f.i ORDER BY f.i), '{}') INTO v_fast FROM fenced f;
+            IF cardinality(v_fast) > 0 THEN
+                FOR v_row IN
+                    SELECT * FROM tether.write_commits(
+                        ARRAY(SELECT ROW(o.namespace, o.run_id, o.task_id, o.token, NULL, v_now,
+                                         o.lease, o.event_types, o.event_attrs, o.act_steps,
+                                         o.act_names, o.act_queues, o.act_args, o.act_options,
+                                         o.act_owners, o.timer_steps, o.timer_fire_at,
+                                         o.cancel_timers, o.close_status, o.close_result,
+                                         o.close_failure)::tether.advance_op
+                              FROM unnest(p_ops) WITH ORDINALITY AS o
+                              WHERE o.ordinality = ANY (v_fast) ORDER BY o.ordinality),
+                        v_now)
+                LOOP
+                    v_done[v_fast[v_row.o_i]] := ROW(v_row.o_last_seq, v_row.o_activity_steps,
+                                                     v_row.o_activity_ids)::tether.written;
+                END LOOP;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE LOG 'tether: complete_workflow_tasks goes one by one: % (SQLSTATE %)',
+                SQLERRM, SQLSTATE;
+            v_fast := '{}';
+            v_done := '{}';
+        END;
+    END IF;
 
     FOREACH v IN ARRAY p_ops LOOP
         v_i := v_i + 1;
@@ -333,89 +341,92 @@ DECLARE
     v_row record;
     v_i integer := 0;
 BEGIN
-    BEGIN
-        -- The unique index on running workflow ids decides which starts are new.
-        WITH ops AS (
-            SELECT o.*, o.ordinality::integer AS i,
-                   min(o.ordinality) OVER (PARTITION BY o.namespace, o.workflow_id) AS first
-            FROM unnest(p_ops) WITH ORDINALITY AS o
-        ), fresh AS (
-            INSERT INTO tether.runs (namespace, run_id, workflow_id, workflow_type,
-                                     task_queue, status, created_at, last_seq)
-            SELECT o.namespace, o.run_id, o.workflow_id, o.workflow_type, o.task_queue,
-                   'running', coalesce(o.created_at, v_now), 1
-            FROM ops o
-            WHERE o.ordinality = o.first
-              AND (NOT coalesce(o.executed, false)
-                   OR tether.set_based(o.timer_steps, o.cancel_timers, o.act_steps,
-                                       o.close_status))
-              AND EXISTS (SELECT 1 FROM tether.namespaces n
-                          WHERE n.name = o.namespace AND n.deleting_since IS NULL)
-            ORDER BY o.namespace, o.run_id
-            ON CONFLICT (namespace, workflow_id) WHERE status = 'running' DO NOTHING
-            RETURNING namespace, run_id
-        )
-        SELECT coalesce(array_agg(o.i ORDER BY o.i), '{}'),
-               coalesce(array_agg(o.i ORDER BY o.i) FILTER (WHERE o.executed), '{}')
-            INTO v_fast, v_executed
-            FROM fresh f JOIN ops o ON o.namespace = f.namespace AND o.run_id = f.run_id;
-        IF cardinality(v_fast) > 0 THEN
-            INSERT INTO tether.events (namespace, run_id, seq, type, ts, attrs)
-                SELECT o.namespace, o.run_id, 1, 'WorkflowStarted', coalesce(o.created_at, v_now),
-                       o.started::json
-                FROM unnest(p_ops) WITH ORDINALITY AS o WHERE o.ordinality = ANY (v_fast);
-            -- A task for each start not already run: ready for any worker, or leased to
-            -- the starting process's worker; the lease runs on the database clock.
-            FOR v_row IN
-                WITH queued AS (
-                    INSERT INTO tether.tasks (namespace, run_id, kind, task_queue, visible_at,
-                                              scheduled_at, owner, token)
-                    SELECT o.namespace, o.run_id, 'workflow', o.task_queue,
-                           CASE WHEN o.owner IS NULL THEN v_now ELSE v_now + o.lease END,
-                           coalesce(o.created_at, v_now), o.owner,
-                           CASE WHEN o.owner IS NULL THEN 0 ELSE 1 END
+    IF cardinality(p_ops) > 2 THEN  -- see "Small batches" above
+        BEGIN
+            -- The unique index on running workflow ids decides which starts are new.
+            WITH ops AS (
+                SELECT o.*, o.ordinality::integer AS i,
+                       min(o.ordinality) OVER (PARTITION BY o.namespace, o.workflow_id) AS first
+                FROM unnest(p_ops) WITH ORDINALITY AS o
+            ), fresh AS (
+                INSERT INTO tether.runs (namespace, run_id, workflow_id, workflow_type,
+                                         task_queue, status, created_at, last_seq)
+                SELECT o.namespace, o.run_id, o.workflow_id, o.workflow_type, o.task_queue,
+                       'running', coalesce(o.created_at, v_now), 1
+                FROM ops o
+                WHERE o.ordinality = o.first
+                  AND (NOT coalesce(o.executed, false)
+                       OR tether.set_based(o.timer_steps, o.cancel_timers, o.act_steps,
+                                           o.close_status))
+                  AND EXISTS (SELECT 1 FROM tether.namespaces n
+                              WHERE n.name = o.namespace AND n.deleting_since IS NULL)
+                ORDER BY o.namespace, o.run_id
+                ON CONFLICT (namespace, workflow_id) WHERE status = 'running' DO NOTHING
+                RETURNING namespace, run_id
+            )
+            SELECT coalesce(array_agg(o.i ORDER BY o.i), '{}'),
+                   coalesce(array_agg(o.i ORDER BY o.i) FILTER (WHERE o.executed), '{}')
+                INTO v_fast, v_executed
+                FROM fresh f JOIN ops o ON o.namespace = f.namespace AND o.run_id = f.run_id;
+            IF cardinality(v_fast) > 0 THEN
+                INSERT INTO tether.events (namespace, run_id, seq, type, ts, attrs)
+                    SELECT o.namespace, o.run_id, 1, 'WorkflowStarted',
+                           coalesce(o.created_at, v_now),
+                           o.started::json
+                    FROM unnest(p_ops) WITH ORDINALITY AS o WHERE o.ordinality = ANY (v_fast);
+                -- A task for each start not already run: ready for any worker, or leased to
+                -- the starting process's worker; the lease runs on the database clock.
+                FOR v_row IN
+                    WITH queued AS (
+                        INSERT INTO tether.tasks (namespace, run_id, kind, task_queue, visible_at,
+                                                  scheduled_at, owner, token)
+                        SELECT o.namespace, o.run_id, 'workflow', o.task_queue,
+                               CASE WHEN o.owner IS NULL THEN v_now ELSE v_now + o.lease END,
+                               coalesce(o.created_at, v_now), o.owner,
+                               CASE WHEN o.owner IS NULL THEN 0 ELSE 1 END
+                        FROM unnest(p_ops) WITH ORDINALITY AS o
+                        WHERE o.ordinality = ANY (v_fast) AND NOT coalesce(o.executed, false)
+                        RETURNING namespace, run_id, id
+                    )
+                    SELECT o.ordinality::integer AS i, q.id
+                    FROM queued q JOIN unnest(p_ops) WITH ORDINALITY AS o
+                      ON o.namespace = q.namespace AND o.run_id = q.run_id
+                LOOP
+                    v_tasks[v_row.i] := v_row.id;
+                END LOOP;
+                PERFORM tether.notify_work(q.namespace, q.task_queue) FROM (
+                    SELECT DISTINCT o.namespace, o.task_queue
                     FROM unnest(p_ops) WITH ORDINALITY AS o
                     WHERE o.ordinality = ANY (v_fast) AND NOT coalesce(o.executed, false)
-                    RETURNING namespace, run_id, id
-                )
-                SELECT o.ordinality::integer AS i, q.id
-                FROM queued q JOIN unnest(p_ops) WITH ORDINALITY AS o
-                  ON o.namespace = q.namespace AND o.run_id = q.run_id
-            LOOP
-                v_tasks[v_row.i] := v_row.id;
-            END LOOP;
-            PERFORM tether.notify_work(q.namespace, q.task_queue) FROM (
-                SELECT DISTINCT o.namespace, o.task_queue
-                FROM unnest(p_ops) WITH ORDINALITY AS o
-                WHERE o.ordinality = ANY (v_fast) AND NOT coalesce(o.executed, false)
-                  AND o.owner IS NULL
-            ) AS q;
-            -- A start already run: its first task's commit, as if completed at once.
-            IF cardinality(v_executed) > 0 THEN
-                FOR v_row IN
-                    SELECT * FROM tether.write_commits(
-                        ARRAY(SELECT ROW(o.namespace, o.run_id, NULL, NULL, NULL, v_now,
-                                         o.lease, o.event_types, o.event_attrs, o.act_steps,
-                                         o.act_names, o.act_queues, o.act_args, o.act_options,
-                                         o.act_owners, o.timer_steps, o.timer_fire_at,
-                                         o.cancel_timers, o.close_status, o.close_result,
-                                         o.close_failure)::tether.advance_op
-                              FROM unnest(p_ops) WITH ORDINALITY AS o
-                              WHERE o.ordinality = ANY (v_executed) ORDER BY o.ordinality),
-                        v_now)
-                LOOP
-                    v_done[v_executed[v_row.o_i]] := ROW(
-                        v_row.o_last_seq, v_row.o_activity_steps, v_row.o_activity_ids
-                    )::tether.written;
-                END LOOP;
+                      AND o.owner IS NULL
+                ) AS q;
+                -- A start already run: its first task's commit, as if completed at once.
+                IF cardinality(v_executed) > 0 THEN
+                    FOR v_row IN
+                        SELECT * FROM tether.write_commits(
+                            ARRAY(SELECT ROW(o.namespace, o.run_id, NULL, NULL, NULL, v_now,
+                                             o.lease, o.event_types, o.event_attrs, o.act_steps,
+                                             o.act_names, o.act_queues, o.act_args, o.act_options,
+                                             o.act_owners, o.timer_steps, o.timer_fire_at,
+                                             o.cancel_timers, o.close_status, o.close_result,
+                                             o.close_failure)::tether.advance_op
+                                  FROM unnest(p_ops) WITH ORDINALITY AS o
+                                  WHERE o.ordinality = ANY (v_executed) ORDER BY o.ordinality),
+                            v_now)
+                    LOOP
+                        v_done[v_executed[v_row.o_i]] := ROW(
+                            v_row.o_last_seq, v_row.o_activity_steps, v_row.o_activity_ids
+                        )::tether.written;
+                    END LOOP;
+                END IF;
             END IF;
-        END IF;
-    EXCEPTION WHEN OTHERS THEN
-        RAISE LOG 'tether: start_runs goes one by one: % (SQLSTATE %)', SQLERRM, SQLSTATE;
-        v_fast := '{}';
-        v_done := '{}';
-        v_tasks := '{}';
-    END;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE LOG 'tether: start_runs goes one by one: % (SQLSTATE %)', SQLERRM, SQLSTATE;
+            v_fast := '{}';
+            v_done := '{}';
+            v_tasks := '{}';
+        END;
+    END IF;
 
     FOREACH v IN ARRAY p_ops LOOP
         v_i := v_i + 1;
