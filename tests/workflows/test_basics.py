@@ -12,6 +12,7 @@ import pytest
 import tether
 from tests.conftest import AppFactory
 from tether.history import EventType
+from tether.store import WorkflowTask
 
 
 class Order(pydantic.BaseModel):
@@ -318,6 +319,42 @@ async def test_a_full_worker_still_takes_the_first_step_of_a_quieter_namespace(
                 await handle.terminate("no room here")
             release.set()
             await flood.result(timeout=30)
+
+
+async def test_places_held_for_a_claim_out_do_not_keep_a_quiet_namespace_waiting(
+    make_app: AppFactory,
+) -> None:
+    """Between a flood's claims, the places held for the claim out are all the worker
+    holds, and they may fill it: a namespace holding nothing still starts eagerly."""
+    app = make_app()
+
+    @app.activity
+    async def bump(x: int) -> int:
+        return x + 1
+
+    @app.workflow
+    async def one_step(ctx: tether.Context, x: int) -> int:
+        return await ctx.activity(bump, x)
+
+    async with app:
+        for name in ("loud", "quiet"):
+            await app.client.namespaces.create(name)
+        worker = app.worker(namespaces=["loud", "quiet"])
+        claiming, release = asyncio.Event(), asyncio.Event()
+        claim = worker.scheduler.claim_workflow_tasks
+
+        async def held_claim(limit: int, lease: float) -> list[WorkflowTask]:
+            claiming.set()
+            await release.wait()
+            return await claim(limit, lease)
+
+        worker.scheduler.claim_workflow_tasks = held_claim  # type: ignore[method-assign]
+        async with worker:
+            await claiming.wait()  # every workflow slot is held for this claim
+            handle = await app.client.start(one_step, 1, namespace="quiet")
+            assert worker.eager_starts == 1
+            assert await handle.result(timeout=30) == 2
+            release.set()
 
 
 async def test_a_run_started_beside_a_worker_starts_eagerly(make_app: AppFactory) -> None:

@@ -128,6 +128,8 @@ class Worker:
         # (see _owed_a_place).
         self.fair = fair
         self._places_by_ns: Counter[str] = Counter()
+        # Places held for the claims out now (whose namespaces are not known yet).
+        self._claiming = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         # Runs whose instance a coroutine of this worker is driving right now; the
         # future resolves when it is done, so a workflow task can wait its turn.
@@ -320,7 +322,11 @@ class Worker:
         held = self._places_by_ns
         mine = held[namespace]
         share = max(1, (self.max_workflow_tasks + self.max_activities) // len(self.namespaces))
-        return mine < share and any(n >= mine for ns, n in held.items() if ns != namespace)
+        # Places held for a claim out now count as another tenant's: between a flood's
+        # claims they are all the flood holds, and they fill the budget.
+        others = [n for ns, n in held.items() if ns != namespace]
+        others.append(self._claiming)
+        return mine < share and any(n > 0 and n >= mine for n in others)
 
     def _take_workflow_place(self, namespace: str) -> None:
         self._workflow_slots += 1
@@ -411,10 +417,12 @@ class Worker:
         free = int(min(self.max_workflow_tasks - self._workflow_slots, self._room()))
         if free > 0:
             self._workflow_slots += free
+            self._claiming += free
             try:
                 wtasks = await self.scheduler.claim_workflow_tasks(free, self.workflow_lease)
             finally:
                 self._workflow_slots -= free
+                self._claiming -= free
             for wtask in wtasks:
                 claimed += 1
                 self._take_workflow_place(wtask.namespace)
@@ -422,10 +430,12 @@ class Worker:
         free = int(min(self.max_activities - self._activity_slots, self._room()))
         if free > 0:
             self._activity_slots += free
+            self._claiming += free
             try:
                 atasks = await self.scheduler.claim_activity_tasks(free, self.activity_lease)
             finally:
                 self._activity_slots -= free
+                self._claiming -= free
             for atask in atasks:
                 claimed += 1
                 self._start_activity(atask)
