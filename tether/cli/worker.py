@@ -28,8 +28,9 @@ def worker(
     pace: Annotated[
         float | None,
         typer.Option(
-            help="Claim new work only while the event loop lags less than this many"
-            " seconds (default: the worker's, 0.002); 0 turns pacing off."
+            help="Serving several namespaces, claim new work only while the event loop"
+            " lags less than this many seconds (default: the worker's, 0.002); 0 turns"
+            " pacing off."
         ),
     ] = None,
     db: DbOpt = None,

@@ -80,7 +80,7 @@ class Worker:
     """Serves some task queues of some namespaces from one store.
 
     ``pace`` (seconds, ``None`` for off) bounds how late the event loop may run before
-    the worker stops claiming new tasks (see ``pacing.py``).
+    a worker serving several namespaces stops claiming new tasks (see ``pacing.py``).
     """
 
     def __init__(
@@ -150,14 +150,15 @@ class Worker:
         self._sweeping: asyncio.Task[None] | None = None
         self.tune_gc = tune_gc
         self._gc_before: tuple[int, int, int] | None = None
-        # Claims wait while the event loop lags more than ``pace`` seconds.
+        # Claims wait while the event loop lags more than ``pace`` seconds, when the
+        # loop is shared between tenants (see pacing.py).
         self.pacer = (
             Pacer(
                 lambda: self._workflow_slots + self._activity_slots,
                 target=pace,
                 queue_delay=store.queue_delay,
             )
-            if pace
+            if pace and len(self.namespaces) > 1
             else None
         )
         self._pacing: asyncio.Task[None] | None = None
