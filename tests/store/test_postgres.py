@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
 
+import tether
+from tests.conftest import AppFactory
 from tests.support.pg import ADMIN_URL, PgTemplate, database_url
 from tether.errors import StoreUnavailable
 from tether.store import open_store
@@ -119,3 +122,43 @@ async def test_store_recovers_when_pooled_connections_are_killed(database: str) 
         assert await store.list_namespaces() == ["default"]
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+async def test_a_result_awaited_beside_the_worker_is_not_read_back(make_app: AppFactory) -> None:
+    """The close a worker commits hands the run to the waiters in its process: the
+    result needs no read of the run after the close (only the look before waiting)."""
+    app = make_app()
+
+    @app.activity
+    async def bump(x: int) -> int:
+        return x + 1
+
+    @app.workflow
+    async def twice(ctx: tether.Context, x: int) -> list[int]:
+        y = await ctx.activity(bump, x)
+        if y > 10:
+            raise ValueError(f"too big: {y}")
+        return [x, await ctx.activity(bump, y)]
+
+    async with app, app.worker():
+        store = app.client.store
+        assert isinstance(store, PostgresStore)
+        reads: list[str] = []
+        get_run = store.get_run
+
+        async def counted(namespace: str, workflow_id: str, run_id: str | None = None) -> Any:
+            reads.append(workflow_id or str(run_id))
+            return await get_run(namespace, workflow_id, run_id)
+
+        store.get_run = counted  # type: ignore[method-assign]
+        handle = await app.client.start(twice, 1, id="handed")
+        assert handle.run_id is not None
+        handed = await store.wait_closed("default", handle.run_id, 30)
+        assert reads == [handle.run_id]  # the look before waiting, none after the close
+        assert handed == await get_run("default", "", handle.run_id)  # as a read gives it
+        assert await handle.result(timeout=30) == [1, 3]
+        failing = await app.client.start(twice, 20, id="fails")
+        with pytest.raises(tether.WorkflowFailed) as failed:
+            await failing.result(timeout=30)
+        assert "too big: 21" in str(failed.value.__cause__)

@@ -27,7 +27,8 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeAlias, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -57,6 +58,7 @@ from ..protocol import (
     NamespaceStats,
     NewRun,
     QueueBacklog,
+    RunClose,
     RunPage,
     RunRecord,
     RunStatus,
@@ -76,7 +78,7 @@ from ..visibility import (
     list_runs_sql,
     search_attribute_rows,
 )
-from ..waiters import wait_closed
+from ..waiters import LocalCloses, wait_closed
 from . import namespaces as nq
 from . import queries as q
 from . import usage
@@ -331,6 +333,9 @@ class PostgresStore(PostgresUpdates):
         self._listener: Listener | None = None
         self._work_waiters: set[tuple[frozenset[str], frozenset[str], asyncio.Future[None]]] = set()
         self._close_waiters: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
+        self._local_closes = LocalCloses()
+        # Runs whose close this process is writing (see _closing).
+        self._closing_runs: Counter[tuple[str, str]] = Counter()
         self._queued = 0.0
         # The pool holds every batch that may be out at once: up to pool_size - 2
         # batches of writes (commits.py) and two of reads by key. One namespace fills
@@ -521,7 +526,8 @@ class PostgresStore(PostgresUpdates):
         refused = start_refused(run, then=lease_lost(0))
         if not _linked(commit):
             op = _start_op(run, owner, lease, float(created_at), (True, *outcome))
-            row = (await self._write(START, op, refused))[3:]
+            with self._closing(run.namespace, run.run_id, commit):
+                row = (await self._write(START, op, refused))[3:]
         else:
             # Child runs or continue-as-new: the start, then the commit's own path, in
             # one transaction.
@@ -549,7 +555,7 @@ class PostgresStore(PostgresUpdates):
             )  # fmt: skip
         record = _new_run_record(run, created)
         if commit.close is not None:
-            self._wake_closed(run.namespace, run.run_id)
+            self._closed_here(run.namespace, run.run_id, commit.close, now, last_seq)
             record = dataclasses.replace(
                 record, status=commit.close.status, closed_at=now,
                 result=commit.close.result, failure=commit.close.failure,
@@ -614,8 +620,8 @@ class PostgresStore(PostgresUpdates):
         return [Event(r[0], r[1], r[2], orjson.loads(r[3])) for r in rows]
 
     async def wait_closed(self, namespace: str, run_id: str, timeout: float | None) -> RunRecord:
-        waiters = self._close_waiters
-        return await wait_closed(self, waiters, namespace, run_id, timeout, self.poll_interval)
+        waiters, poll, local = self._close_waiters, self.poll_interval, self._local_closes
+        return await wait_closed(self, waiters, namespace, run_id, timeout, poll, local)
 
     async def terminate_run(
         self, namespace: str, run_id: str, *, reason: str, identity: str
@@ -699,10 +705,11 @@ class PostgresStore(PostgresUpdates):
             assert linked is not None
             row: Sequence[Any] = tuple(linked)
         else:
-            row = (await self._write(COMPLETE, args, lease_lost(task.task_id)))[3:]
+            with self._closing(task.namespace, task.run_id, commit):
+                row = (await self._write(COMPLETE, args, lease_lost(task.task_id)))[3:]
         now, steps, ids, next_token, last_seq = row
         if commit.close is not None:
-            self._wake_closed(task.namespace, task.run_id)
+            self._closed_here(task.namespace, task.run_id, commit.close, now, last_seq)
         claimed = _claimed(task.namespace, task.run_id, task.workflow_id, commit, owners,
                            steps, ids, now)  # fmt: skip
         next_task = None
@@ -819,12 +826,13 @@ class PostgresStore(PostgresUpdates):
             assert linked is not None
             row: Sequence[Any] = tuple(linked)
         else:
-            row = (await self._write(ADVANCE, args, lease_lost(task.task_id)))[3:]
+            with self._closing(task.namespace, task.run_id, commit):
+                row = (await self._write(ADVANCE, args, lease_lost(task.task_id)))[3:]
         applied, now, steps, ids, last_seq = row
         if not applied:
             return None
         if commit.close is not None:
-            self._wake_closed(task.namespace, task.run_id)
+            self._closed_here(task.namespace, task.run_id, commit.close, now, last_seq)
         claimed = _claimed(task.namespace, task.run_id, task.workflow_id, commit, owners,
                            steps, ids, now)  # fmt: skip
         return CommitResult(claimed, None, last_seq)
@@ -911,6 +919,41 @@ class PostgresStore(PostgresUpdates):
         except (orjson.JSONDecodeError, ValueError, TypeError):
             self._wake_everyone()
             return
+        if (namespace, run_id) not in self._closing_runs:
+            self._wake_closed(namespace, run_id)
+
+    @contextlib.contextmanager
+    def _closing(self, namespace: str, run_id: str, commit: WorkflowCommit) -> Iterator[None]:
+        """While this process writes a run's close, the server's notification of it
+        does not wake the run's waiters here: the write's return hands them the run
+        (_closed_here), and the notification, on another connection, may overtake it.
+        Whatever the write's fate, they are woken after it."""
+        if commit.close is None:
+            yield
+            return
+        key = (namespace, run_id)
+        self._closing_runs[key] += 1
+        try:
+            yield
+        finally:
+            self._closing_runs[key] -= 1
+            if self._closing_runs[key] <= 0:
+                del self._closing_runs[key]
+            self._wake_closed(namespace, run_id)
+
+    def _closed_here(
+        self, namespace: str, run_id: str, close: RunClose, now: float, last_seq: int
+    ) -> None:
+        """A close this process committed: its waiters here get the run closed as
+        written (as get_run would read it), without reading it back."""
+        self._local_closes.hand(
+            (namespace, run_id),
+            status=close.status,
+            result=_loads(_dumps(close.result)),
+            failure=None if close.failure is None else _loads(_dumps(close.failure)),
+            closed_at=now,
+            history_length=last_seq,
+        )
         self._wake_closed(namespace, run_id)
 
     def _wake_closed(self, namespace: str, run_id: str) -> None:
