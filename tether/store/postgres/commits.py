@@ -5,8 +5,10 @@ A worker running hundreds of workflows completes hundreds of tasks a second. One
 transaction each costs a round trip, a parse of twenty parameters and a WAL flush
 apiece, on both sides of the socket. Here each kind of write (a start, a workflow task
 completion, an activity outcome) waits for the end of the loop's turn; then everything
-gathered goes as one array to the migration's batch function (``0011_group_commit.sql``),
-which runs each operation in a subtransaction and returns one row per operation.
+gathered goes as one array to the migration's batch function, which returns one row
+per operation: the operations of the common shape are written together by a few set
+statements (``0017_set_based_commits.sql``), any other one alone in a subtransaction
+(``0011_group_commit.sql``).
 
 Alone, an operation is sent at once, on the next turn: an idle worker's latency does
 not change. Under load, while ``max_in_flight`` batches are out, new operations gather
