@@ -23,7 +23,9 @@
 -- the tables'. The planner sees a batch's size only roughly and a table's size as of
 -- its last ANALYZE (a new database's runs table looks empty for thousands of rows), and
 -- then chose a sequential scan of runs for every batch. So these functions turn the
--- other plans off for their own statements.
+-- other plans off for their own statements, and JIT compilation too: the cost the
+-- planner adds to a plan it was told to avoid (a sort no index can spare) would
+-- otherwise cross jit_above_cost and compile every statement, hundreds of ms each.
 --
 -- Small batches: for one or two operations, the set statements' fixed cost (a dozen
 -- statements whatever the batch's size) is more than the one-by-one path's, which
@@ -38,7 +40,8 @@ RETURNS TABLE (o_i integer, o_last_seq bigint, o_activity_steps integer[],
                o_activity_ids bigint[])
 LANGUAGE plpgsql
 -- See "Plans" above.
-SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+SET jit = off AS $$
 BEGIN
     RETURN QUERY
         WITH ops AS (
@@ -120,7 +123,8 @@ RETURNS TABLE (o_state text, o_message text, o_constraint text,
                o_activity_ids bigint[], o_last_seq bigint)
 LANGUAGE plpgsql
 -- See "Plans" above.
-SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+SET jit = off AS $$
 DECLARE
     v tether.advance_op;
     v_now float8 := tether.epoch();
@@ -227,7 +231,8 @@ RETURNS TABLE (o_state text, o_message text, o_constraint text,
                o_next_token bigint, o_last_seq bigint)
 LANGUAGE plpgsql
 -- See "Plans" above.
-SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+SET jit = off AS $$
 DECLARE
     v tether.complete_op;
     v_now float8 := tether.epoch();
@@ -329,7 +334,8 @@ RETURNS TABLE (o_state text, o_message text, o_constraint text,
                o_next_token bigint, o_last_seq bigint)
 LANGUAGE plpgsql
 -- See "Plans" above.
-SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+SET jit = off AS $$
 DECLARE
     v tether.start_op;
     v_now float8 := tether.epoch();
