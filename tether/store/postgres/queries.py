@@ -138,25 +138,12 @@ WHERE tether.usable_namespace($1)
 
 # -- workflow tasks -------------------------------------------------------------------
 
+# Claims take the namespaces' ready tasks by priority, pass and age, walking the
+# tasks_ready index in its order whatever the planner's statistics say (migration 0018).
 CLAIM_WORKFLOW_TASKS = """
-WITH candidates AS (
-    SELECT c.* FROM unnest(tether.usable_namespaces($2::text[])) AS n (namespace)
-    CROSS JOIN unnest($3::text[]) AS q (queue)
-    CROSS JOIN LATERAL (
-        SELECT id, priority, pass, visible_at FROM tether.tasks
-        WHERE kind = 'workflow' AND namespace = n.namespace AND task_queue = q.queue
-          AND visible_at <= tether.epoch()
-        ORDER BY priority, pass, visible_at LIMIT $4
-        FOR UPDATE SKIP LOCKED
-    ) AS c
-), picked AS (
-    SELECT id FROM candidates ORDER BY priority, pass, visible_at LIMIT $4
-)
-UPDATE tether.tasks t
-SET owner = $1, visible_at = tether.epoch() + $5, token = t.token + 1, dirty = false
-FROM picked, tether.runs r
-WHERE t.id = picked.id AND r.namespace = t.namespace AND r.run_id = t.run_id
-RETURNING t.id, t.namespace, t.run_id, r.workflow_id, r.workflow_type, t.task_queue, t.token
+SELECT id, namespace, run_id, workflow_id, workflow_type, task_queue, token
+FROM tether.claim_ready('workflow', $1, tether.usable_namespaces($2::text[]), $3::text[], $4,
+                        $5, tether.epoch())
 """
 
 COMPLETE_WORKFLOW_TASK = """
@@ -174,26 +161,10 @@ RETURNING tether.notify_work(namespace, task_queue)
 # -- activity tasks -------------------------------------------------------------------
 
 CLAIM_ACTIVITY_TASKS = """
-WITH candidates AS (
-    SELECT c.* FROM unnest(tether.usable_namespaces($2::text[])) AS n (namespace)
-    CROSS JOIN unnest($3::text[]) AS q (queue)
-    CROSS JOIN LATERAL (
-        SELECT id, owner IS NOT NULL AS lost, priority, pass, visible_at FROM tether.tasks
-        WHERE kind = 'activity' AND namespace = n.namespace AND task_queue = q.queue
-          AND visible_at <= tether.epoch()
-        ORDER BY priority, pass, visible_at LIMIT $4
-        FOR UPDATE SKIP LOCKED
-    ) AS c
-), picked AS (
-    SELECT id, lost FROM candidates ORDER BY priority, pass, visible_at LIMIT $4
-)
-UPDATE tether.tasks t
-SET owner = $1, visible_at = tether.epoch() + $5, token = t.token + 1,
-    attempt = t.attempt + CASE WHEN picked.lost THEN 1 ELSE 0 END
-FROM picked, tether.runs r
-WHERE t.id = picked.id AND r.namespace = t.namespace AND r.run_id = t.run_id
-RETURNING t.id, t.namespace, t.run_id, r.workflow_id, t.step, t.name, t.task_queue, t.args,
-          t.options, t.attempt, t.scheduled_at, t.token, t.heartbeat, t.last_failure, picked.lost
+SELECT id, namespace, run_id, workflow_id, step, name, task_queue, args, options, attempt,
+       scheduled_at, token, heartbeat, last_failure, lost
+FROM tether.claim_ready('activity', $1, tether.usable_namespaces($2::text[]), $3::text[], $4,
+                        $5, tether.epoch())
 """
 
 HEARTBEAT_ACTIVITY = """

@@ -6,7 +6,7 @@
 -- flood; and it joined the claimed tasks to runs by a sequential scan.
 --
 -- So the walk is a function of its own with sorts off: the walk of tasks_ready in
--- order is the only plan it has left. (Sorts cannot be off for the whole claim: the
+-- order is the only plan it has left. Every claim goes through it (claim_ready). (Sorts cannot be off for the whole claim: the
 -- merge of the lanes' few candidates must sort, and the cost the planner adds to a
 -- plan it was told to avoid hides every other difference between plans, 1% being
 -- what it calls equal.) The claim itself keeps to index lookups, as the batch
@@ -31,8 +31,10 @@ SET enable_sort = off SET jit = off SET plan_cache_mode = force_custom_plan AS $
     ) AS c
 $$;
 
-CREATE OR REPLACE FUNCTION tether.claim_lane(
-    p_kind text, p_owner text, p_namespace text, p_queues text[], p_limit integer,
+-- A claim over some namespaces and queues, in one order (priority, pass, age); the
+-- workers' plain claims (queries.py) and each lane of a fair claim (claim_lane).
+CREATE FUNCTION tether.claim_ready(
+    p_kind text, p_owner text, p_namespaces text[], p_queues text[], p_limit integer,
     p_lease float8, p_now float8
 ) RETURNS SETOF tether.claimed_task LANGUAGE plpgsql
 SET plan_cache_mode = force_custom_plan
@@ -41,8 +43,9 @@ SET jit = off AS $$
 BEGIN
     RETURN QUERY
     WITH picked AS (
-        SELECT c.id, c.lost
-        FROM tether.ready_tasks(p_kind, p_namespace, p_queues, p_limit, p_now) AS c
+        SELECT c.id, c.lost FROM unnest(p_namespaces) AS n (namespace)
+        CROSS JOIN LATERAL tether.ready_tasks(p_kind, n.namespace, p_queues, p_limit,
+                                              p_now) AS c
         ORDER BY c.priority, c.pass, c.visible_at LIMIT p_limit
     )
     UPDATE tether.tasks t
@@ -55,3 +58,11 @@ BEGIN
               t.token, t.step, t.name, t.args, t.options, t.attempt, t.scheduled_at,
               t.heartbeat, t.last_failure, picked.lost;
 END $$;
+
+CREATE OR REPLACE FUNCTION tether.claim_lane(
+    p_kind text, p_owner text, p_namespace text, p_queues text[], p_limit integer,
+    p_lease float8, p_now float8
+) RETURNS SETOF tether.claimed_task LANGUAGE sql AS $$
+    SELECT * FROM tether.claim_ready(p_kind, p_owner, ARRAY[p_namespace], p_queues, p_limit,
+                                     p_lease, p_now)
+$$;
