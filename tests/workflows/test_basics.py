@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pydantic
@@ -272,6 +273,20 @@ async def test_workflow_id_reuse_and_conflict_policies(make_app: AppFactory) -> 
             await app.client.start(maybe, False, id="x", id_reuse="sometimes")  # type: ignore[arg-type]
 
 
+def with_one_step(app: tether.App) -> Callable[..., Awaitable[int]]:
+    """Register a one-activity workflow (x -> x + 1) on ``app``; return it."""
+
+    @app.activity
+    async def bump(x: int) -> int:
+        return x + 1
+
+    @app.workflow
+    async def one_step(ctx: tether.Context, x: int) -> int:
+        return await ctx.activity(bump, x)
+
+    return one_step
+
+
 @pytest.mark.parametrize("fair", [True, False])
 async def test_a_full_worker_still_takes_the_first_step_of_a_quieter_namespace(
     make_app: AppFactory, fair: bool
@@ -288,17 +303,11 @@ async def test_a_full_worker_still_takes_the_first_step_of_a_quieter_namespace(
         holding.set()
         await release.wait()
 
-    @app.activity
-    async def bump(x: int) -> int:
-        return x + 1
-
     @app.workflow
     async def loud(ctx: tether.Context) -> None:
         await ctx.activity(hold)
 
-    @app.workflow
-    async def one_step(ctx: tether.Context, x: int) -> int:
-        return await ctx.activity(bump, x)
+    one_step = with_one_step(app)
 
     async with app:
         for name in ("loud", "quiet"):
@@ -327,15 +336,7 @@ async def test_places_held_for_a_claim_out_do_not_keep_a_quiet_namespace_waiting
     """Between a flood's claims, the places held for the claim out are all the worker
     holds, and they may fill it: a namespace holding nothing still starts eagerly."""
     app = make_app()
-
-    @app.activity
-    async def bump(x: int) -> int:
-        return x + 1
-
-    @app.workflow
-    async def one_step(ctx: tether.Context, x: int) -> int:
-        return await ctx.activity(bump, x)
-
+    one_step = with_one_step(app)
     async with app:
         for name in ("loud", "quiet"):
             await app.client.namespaces.create(name)

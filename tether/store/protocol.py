@@ -447,7 +447,8 @@ class Store(Protocol):
     ) -> list[Event]: ...
 
     async def wait_closed(self, namespace: str, run_id: str, timeout: float | None) -> RunRecord:
-        """Return the run once it is closed (or as it is when ``timeout`` passes)."""
+        """Return the run once it is closed (or as it is when ``timeout`` passes). Its
+        search attributes may be left empty (``get_run`` has them)."""
 
     async def terminate_run(
         self, namespace: str, run_id: str, *, reason: str, identity: str

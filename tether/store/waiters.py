@@ -133,8 +133,9 @@ async def wait_closed(
     local: LocalCloses | None = None,
 ) -> RunRecord:
     """The run once it is closed, or as it is when ``timeout`` passes. A close handed
-    by ``local`` completes the run as last read, without reading it again (its search
-    attributes then left empty, as they may have changed in that close)."""
+    by ``local`` completes the run as last read, without reading it again (a closed
+    run has no stuck task; its search attributes are left empty, as they may have
+    changed in that close)."""
     key = (namespace, run_id)
     last: RunRecord | None = None
 
@@ -144,7 +145,8 @@ async def wait_closed(
             c = box.close
             closed = dataclasses.replace(
                 last, status=c.status, result=c.result, failure=c.failure,
-                closed_at=c.closed_at, history_length=c.history_length, search_attributes={},
+                closed_at=c.closed_at, history_length=c.history_length, stuck=None,
+                search_attributes={},
             )  # fmt: skip
             return True, closed
         last = await store.get_run(namespace, "", run_id)
