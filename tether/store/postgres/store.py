@@ -58,7 +58,6 @@ from ..protocol import (
     NamespaceStats,
     NewRun,
     QueueBacklog,
-    RunClose,
     RunPage,
     RunRecord,
     RunStatus,
@@ -524,27 +523,30 @@ class PostgresStore(PostgresUpdates):
         owners, commands = _commands(commit)
         outcome = (*_events(commit.events), *commands)
         refused = start_refused(run, then=lease_lost(0))
-        if not _linked(commit):
-            op = _start_op(run, owner, lease, float(created_at), (True, *outcome))
-            with self._closing(run.namespace, run.run_id, commit):
+        with self._closing(run.namespace, run.run_id, commit) as hand:
+            if not _linked(commit):
+                op = _start_op(run, owner, lease, float(created_at), (True, *outcome))
                 row = (await self._write(START, op, refused))[3:]
-        else:
-            # Child runs or continue-as-new: the start, then the commit's own path, in
-            # one transaction.
-            async def both(conn: Conn) -> tuple[Any, ...]:
-                async with conn.transaction():
-                    (started,) = await conn.fetch(
-                        START.sql, [_start_op(run, owner, lease, float(created_at))]
-                    )
-                    if started[0] is not None:
-                        raise refusal(started)
-                    args = (run.namespace, run.run_id, started[4], 1, float(lease), *outcome)
-                    done = await _commit(conn, q.COMPLETE_WORKFLOW_TASK, args, run.run_id, commit)
-                    assert done is not None
-                    return (started[3], started[4], *done)
+            else:
+                # Child runs or continue-as-new: the start, then the commit's own path,
+                # in one transaction.
+                async def both(conn: Conn) -> tuple[Any, ...]:
+                    async with conn.transaction():
+                        (started,) = await conn.fetch(
+                            START.sql, [_start_op(run, owner, lease, float(created_at))]
+                        )
+                        if started[0] is not None:
+                            raise refusal(started)
+                        args = (run.namespace, run.run_id, started[4], 1, float(lease), *outcome)
+                        done = await _commit(
+                            conn, q.COMPLETE_WORKFLOW_TASK, args, run.run_id, commit
+                        )
+                        assert done is not None
+                        return (started[3], started[4], *done)
 
-            row = await self._call(both, refused)
-        created, _, now, steps, ids, next_token, last_seq = row
+                row = await self._call(both, refused)
+            created, _, now, steps, ids, next_token, last_seq = row
+            hand(now, last_seq)
         claimed = _claimed(run.namespace, run.run_id, run.workflow_id, commit, owners,
                            steps, ids, now)  # fmt: skip
         next_task = None
@@ -555,7 +557,6 @@ class PostgresStore(PostgresUpdates):
             )  # fmt: skip
         record = _new_run_record(run, created)
         if commit.close is not None:
-            self._closed_here(run.namespace, run.run_id, commit.close, now, last_seq)
             record = dataclasses.replace(
                 record, status=commit.close.status, closed_at=now,
                 result=commit.close.result, failure=commit.close.failure,
@@ -697,19 +698,18 @@ class PostgresStore(PostgresUpdates):
             *_events(commit.events),
             *commands,
         )
-        if _linked(commit):
-            linked = await self._call(
-                lambda c: _commit(c, q.COMPLETE_WORKFLOW_TASK, args, task.run_id, commit),
-                lease_lost(task.task_id),
-            )
-            assert linked is not None
-            row: Sequence[Any] = tuple(linked)
-        else:
-            with self._closing(task.namespace, task.run_id, commit):
+        with self._closing(task.namespace, task.run_id, commit) as hand:
+            if _linked(commit):
+                linked = await self._call(
+                    lambda c: _commit(c, q.COMPLETE_WORKFLOW_TASK, args, task.run_id, commit),
+                    lease_lost(task.task_id),
+                )
+                assert linked is not None
+                row: Sequence[Any] = tuple(linked)
+            else:
                 row = (await self._write(COMPLETE, args, lease_lost(task.task_id)))[3:]
-        now, steps, ids, next_token, last_seq = row
-        if commit.close is not None:
-            self._closed_here(task.namespace, task.run_id, commit.close, now, last_seq)
+            now, steps, ids, next_token, last_seq = row
+            hand(now, last_seq)
         claimed = _claimed(task.namespace, task.run_id, task.workflow_id, commit, owners,
                            steps, ids, now)  # fmt: skip
         next_task = None
@@ -818,21 +818,20 @@ class PostgresStore(PostgresUpdates):
             *_events([*outcome_events(task, outcome), *commit.events]),
             *commands,
         )
-        if _linked(commit):
-            linked = await self._call(
-                lambda c: _commit(c, q.ADVANCE_AFTER_ACTIVITY, args, task.run_id, commit, 0),
-                lease_lost(task.task_id),
-            )
-            assert linked is not None
-            row: Sequence[Any] = tuple(linked)
-        else:
-            with self._closing(task.namespace, task.run_id, commit):
+        with self._closing(task.namespace, task.run_id, commit) as hand:
+            if _linked(commit):
+                linked = await self._call(
+                    lambda c: _commit(c, q.ADVANCE_AFTER_ACTIVITY, args, task.run_id, commit, 0),
+                    lease_lost(task.task_id),
+                )
+                assert linked is not None
+                row: Sequence[Any] = tuple(linked)
+            else:
                 row = (await self._write(ADVANCE, args, lease_lost(task.task_id)))[3:]
-        applied, now, steps, ids, last_seq = row
-        if not applied:
-            return None
-        if commit.close is not None:
-            self._closed_here(task.namespace, task.run_id, commit.close, now, last_seq)
+            applied, now, steps, ids, last_seq = row
+            if not applied:
+                return None
+            hand(now, last_seq)
         claimed = _claimed(task.namespace, task.run_id, task.workflow_id, commit, owners,
                            steps, ids, now)  # fmt: skip
         return CommitResult(claimed, None, last_seq)
@@ -923,38 +922,39 @@ class PostgresStore(PostgresUpdates):
             self._wake_closed(namespace, run_id)
 
     @contextlib.contextmanager
-    def _closing(self, namespace: str, run_id: str, commit: WorkflowCommit) -> Iterator[None]:
-        """While this process writes a run's close, the server's notification of it
-        does not wake the run's waiters here: the write's return hands them the run
-        (_closed_here), and the notification, on another connection, may overtake it.
-        Whatever the write's fate, they are woken after it."""
-        if commit.close is None:
-            yield
+    def _closing(
+        self, namespace: str, run_id: str, commit: WorkflowCommit
+    ) -> Iterator[Callable[[float, int], None]]:
+        """Around the write of a commit that may close a run. The body calls the
+        callable given with the close's time and last seq once the close is written:
+        the run's waiters here then get the run as written (as get_run would read it)
+        without reading it back. Meanwhile the server's notification of the close does
+        not wake them (on another connection, it may overtake the write's return); they
+        are woken once, after the write, whatever its fate."""
+        close = commit.close
+        if close is None:
+            yield lambda now, last_seq: None
             return
         key = (namespace, run_id)
+
+        def hand(now: float, last_seq: int) -> None:
+            self._local_closes.hand(
+                key,
+                status=close.status,
+                result=_loads(_dumps(close.result)),
+                failure=None if close.failure is None else _loads(_dumps(close.failure)),
+                closed_at=now,
+                history_length=last_seq,
+            )
+
         self._closing_runs[key] += 1
         try:
-            yield
+            yield hand
         finally:
             self._closing_runs[key] -= 1
             if self._closing_runs[key] <= 0:
                 del self._closing_runs[key]
             self._wake_closed(namespace, run_id)
-
-    def _closed_here(
-        self, namespace: str, run_id: str, close: RunClose, now: float, last_seq: int
-    ) -> None:
-        """A close this process committed: its waiters here get the run closed as
-        written (as get_run would read it), without reading it back."""
-        self._local_closes.hand(
-            (namespace, run_id),
-            status=close.status,
-            result=_loads(_dumps(close.result)),
-            failure=None if close.failure is None else _loads(_dumps(close.failure)),
-            closed_at=now,
-            history_length=last_seq,
-        )
-        self._wake_closed(namespace, run_id)
 
     def _wake_closed(self, namespace: str, run_id: str) -> None:
         """Wake the waiters of a run that closed; a close committed by this process
