@@ -85,6 +85,7 @@ from .commits import ADVANCE, COMPLETE, FINISH, START, GroupCommit, Kind, refusa
 from .listener import Listener
 from .migrate import current_version, latest_version
 from .migrate import migrate as apply_migrations
+from .planner_stats import PlannerStats
 from .refusals import Refusal, being_deleted, input_refused, lease_lost, start_refused
 from .reset import reset_run
 from .updates import COMPLETE_UPDATES, UPDATE_CHANNEL, PostgresUpdates, completions
@@ -100,6 +101,14 @@ _CONNECTION_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.InternalClientErr
 # Reads of runs by key, batched as the commits are (commits.py).
 _LOOK = Kind(q.GET_RUNS)
 _RETRIES = 3  # for deadlocks and serialization failures, which roll back cleanly
+
+
+#: Every statement here reads or writes rows by key, so one plan fits every call of it;
+#: PostgreSQL's default re-plans a statement whose parameters are arrays at each call
+#: (a plan for the array's actual length looks cheaper than the generic one), which
+#: cost more than running it: 0.27 ms to plan the 0.03 ms look at a run, and the
+#: batch functions' statements likewise (W2: a tenth of PostgreSQL's time).
+_SESSION = {"plan_cache_mode": "force_generic_plan"}
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
@@ -330,6 +339,7 @@ class PostgresStore(PostgresUpdates):
         # of what to run next must not wait in the queue of the work it already runs.
         self._control: asyncpg.Pool | None = None
         self._listener: Listener | None = None
+        self._planner_stats = PlannerStats(self._call)
         self._work_waiters: set[tuple[frozenset[str], frozenset[str], asyncio.Future[None]]] = set()
         self._close_waiters: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
         self._local_closes = LocalCloses()
@@ -438,6 +448,7 @@ class PostgresStore(PostgresUpdates):
                 # Pooled connections keep no session state (no LISTEN, no advisory
                 # locks, no SET): skip asyncpg's reset query, a round trip per release.
                 reset=_no_reset,
+                server_settings=_SESSION,
             )
             self._control = await asyncpg.create_pool(
                 self.url,
@@ -446,6 +457,7 @@ class PostgresStore(PostgresUpdates):
                 timeout=self.connect_timeout,
                 command_timeout=self.command_timeout,
                 reset=_no_reset,
+                server_settings=_SESSION,
             )
             self._listener = Listener(
                 self._connect,
@@ -458,6 +470,7 @@ class PostgresStore(PostgresUpdates):
                 health_interval=max(self.poll_interval, 1.0),
             )
             await self._listener.start()
+            self._planner_stats.start()
         except TetherError:
             await self.close()
             raise
@@ -469,6 +482,7 @@ class PostgresStore(PostgresUpdates):
         await self.ensure_namespace("default")
 
     async def close(self) -> None:
+        await self._planner_stats.stop()
         await self._commits.close()
         if self._listener is not None:
             await self._listener.stop()

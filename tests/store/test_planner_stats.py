@@ -1,0 +1,99 @@
+"""The PostgreSQL store analyzes its young tables as they grow (planner_stats.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from tests.support.pg import PgTemplate, database_url
+from tether.store.postgres import PostgresStore
+from tether.store.postgres.planner_stats import LOCK_KEY, MIN_PAGES
+
+from .helpers import eventually
+
+
+@pytest.fixture
+async def database(pg_template: PgTemplate) -> AsyncIterator[str]:
+    name = await pg_template.clone()
+    yield name
+    await pg_template.drop_database(name)
+
+
+async def add_runs(conn: asyncpg.Connection, first: int, count: int) -> None:
+    """Closed runs written straight to the table: only its size matters here."""
+    await conn.execute(
+        "INSERT INTO tether.runs (namespace, run_id, workflow_id, workflow_type, task_queue,"
+        " status, created_at, closed_at, last_seq)"
+        " SELECT 'default', 'r' || i, 'w' || i, 'T', 'q', 'completed', 0, 1, 3"
+        " FROM generate_series($1::int, $2::int) AS i",
+        first,
+        first + count - 1,
+    )
+
+
+async def analyzed(conn: asyncpg.Connection) -> tuple[int, float]:
+    row = await conn.fetchrow(
+        "SELECT relpages, reltuples FROM pg_class WHERE oid = 'tether.runs'::regclass"
+    )
+    assert row is not None
+    return row[0], row[1]
+
+
+async def test_a_table_is_analyzed_once_it_doubled(database: str) -> None:
+    store = PostgresStore(database_url(database), pool_size=2)
+    await store.open()
+    conn = await asyncpg.connect(database_url(database))
+    try:
+        await store._planner_stats.stop()  # checked by hand here
+        keeper = store._planner_stats
+        assert "runs" not in await keeper.check()  # empty: nothing to learn yet
+        assert (await analyzed(conn))[1] < 0  # never analyzed
+
+        await add_runs(conn, 1, 3000)
+        assert "runs" in await keeper.check()
+        pages, tuples = await analyzed(conn)
+        assert pages >= MIN_PAGES and tuples == 3000
+        assert "runs" not in await keeper.check()  # not grown since
+
+        await add_runs(conn, 3001, 3000)  # twice the pages of the last ANALYZE
+        assert "runs" in await keeper.check()
+        assert (await analyzed(conn))[1] == 6000
+    finally:
+        await conn.close()
+        await store.close()
+
+
+async def test_one_process_analyzes_at_a_time(database: str) -> None:
+    store = PostgresStore(database_url(database), pool_size=2)
+    await store.open()
+    conn = await asyncpg.connect(database_url(database))
+    try:
+        await store._planner_stats.stop()
+        await add_runs(conn, 1, 3000)
+        await conn.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)  # another analyzer
+        assert await store._planner_stats.check() == []
+        assert (await analyzed(conn))[1] < 0
+        await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
+        # Not counted as done while another held the lock: due at the next check.
+        assert "runs" in await store._planner_stats.check()
+    finally:
+        await conn.close()
+        await store.close()
+
+
+async def test_the_store_analyzes_in_the_background(database: str) -> None:
+    store = PostgresStore(database_url(database), pool_size=2)
+    await store.open()
+    conn = await asyncpg.connect(database_url(database))
+    try:
+        await add_runs(conn, 1, 3000)
+        await eventually(lambda: _has_statistics(conn), timeout=10)
+    finally:
+        await conn.close()
+        await store.close()
+
+
+async def _has_statistics(conn: asyncpg.Connection) -> bool:
+    return (await analyzed(conn))[1] >= 0
