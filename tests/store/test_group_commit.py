@@ -24,7 +24,7 @@ from tether.store import (
     WorkflowCommit,
     WorkflowTask,
 )
-from tether.store.postgres.commits import START, GroupCommit
+from tether.store.postgres.commits import RESUME_AT_ONCE, START, GroupCommit
 
 from .conftest import Harness
 from .helpers import (
@@ -183,6 +183,7 @@ async def test_activity_outcomes_together_apply_as_one_by_one(store: Store) -> N
 
 @pytest.mark.parametrize("harness", ["postgres"], indirect=True)
 async def test_postgres_sends_writes_of_one_turn_as_one_batch(harness: Harness) -> None:
+    """After the first, which leaves at once (its namespace had no batch out)."""
     store = await harness.open()
     sent: list[int] = []
     send = store._commits._send  # type: ignore[attr-defined]
@@ -193,14 +194,14 @@ async def test_postgres_sends_writes_of_one_turn_as_one_batch(harness: Harness) 
 
     store._commits._send = counting  # type: ignore[attr-defined]
     await asyncio.gather(*(store.start_run(new_run(f"b-{i}")) for i in range(50)))
-    assert sent == [50]
+    assert sent == [1, 49]
     # A write cancelled before its batch left is not written.
     run = new_run("cancelled")
     pending = asyncio.ensure_future(store.start_run(run))
-    await asyncio.sleep(0)  # it is queued for the next batch
+    await asyncio.sleep(0)  # its batch is created, and runs at the next turn
     pending.cancel()
     await asyncio.gather(store.start_run(new_run("after")))
-    assert sent == [50, 1]
+    assert sent == [1, 49, 1]
     with pytest.raises(WorkflowNotFound):
         await store.get_run(NS, "cancelled")
 
@@ -263,7 +264,8 @@ async def test_postgres_a_flooding_namespace_leaves_a_batch_for_the_others() -> 
     commits = GroupCommit(batches.send, max_in_flight=2, lane_in_flight=1, max_ops=10)
     flood = [asyncio.ensure_future(commits.submit(START, ("a", f"{i:02}"))) for i in range(30)]
     await batches.batches_sent(1)
-    assert sent == [[f"a:{i:02}" for i in range(10)]]  # one batch of a, not two
+    await asyncio.sleep(0)  # the end of the turn: the others would gather for a batch now
+    assert sent == [["a:00"]]  # one batch of a out (the first, alone), not two
     late = await commits.submit(START, ("b", "0"))  # while a's batch is still out
     assert late[3] == "0"
     assert sent[1] == ["b:0"]
@@ -284,10 +286,31 @@ async def test_postgres_a_quiet_namespace_does_not_ride_in_a_floods_batch() -> N
     flood = [asyncio.ensure_future(commits.submit(START, ("a", f"{i:02}"))) for i in range(30)]
     quiet = asyncio.ensure_future(commits.submit(START, ("b", "0")))
     await batches.batches_sent(3)
-    assert sent[0] == ["b:0"], sent  # alone, not one of sixty
-    assert sent[1:] == [[f"a:{i:02}" for i in range(j, j + 10)] for j in (0, 10)]
+    # Each namespace's first write leaves at once; then b's does not wait for a's.
+    assert sent[:2] == [["a:00"], ["b:0"]], sent
+    assert sent[2] == [f"a:{i:02}" for i in range(1, 11)]
     batches.release.set()
     await asyncio.gather(*flood, quiet)
     assert [op for batch in sent for op in batch if op.startswith("a")] == [
         f"a:{i:02}" for i in range(30)
     ]
+
+
+async def test_postgres_callers_of_a_batch_resume_a_few_each_turn() -> None:
+    """Sixty callers resumed in one turn of the loop would make every other task of the
+    process wait that turn out (no server, as above)."""
+    batches = HeldBatches({"a"})
+    commits = GroupCommit(batches.send, max_in_flight=1, max_ops=30)
+    first = asyncio.ensure_future(commits.submit(START, ("a", "first")))
+    await batches.batches_sent(1)
+    batch = [asyncio.ensure_future(commits.submit(START, ("a", f"{i:02}"))) for i in range(24)]
+    batches.release.set()
+    await first
+    await batches.batches_sent(2)
+    done_per_turn: list[int] = []
+    while not all(f.done() for f in batch):
+        await asyncio.sleep(0)
+        done_per_turn.append(sum(f.done() for f in batch))
+    steps = [b - a for a, b in zip([0, *done_per_turn], done_per_turn, strict=False)]
+    assert max(steps) <= RESUME_AT_ONCE < len(batch), done_per_turn
+    assert [(await f)[3] for f in batch] == [f"{i:02}" for i in range(24)]
