@@ -388,6 +388,25 @@ def _variant(job: Job, jobs: Sequence[Job]) -> str:
     return f"{job.variant} (round {job.round})" if several else job.variant
 
 
+def w2_floor(jobs: Sequence[Job]) -> str:
+    """W2 against what four durable commits in sequence cost on the same database."""
+    mine = find_rounds(jobs, "tether", "W2", "postgres", "K=1 embedded")
+    dbos = find_rounds(jobs, "dbos", "W2", "postgres")
+    lines = []
+    for r, res in sorted(mine.items()):
+        floor = res.get("commit_floor_p50_ms")
+        if floor is None:
+            continue
+        line = (
+            f"- W2 on PostgreSQL, round {r}: Tether p50 {res['p50_ms']} ms; four one-row"
+            f" commits in sequence (the floor of a start and three durable steps) {floor} ms"
+        )
+        if r in dbos:
+            line += f"; 1/5 of DBOS's p50: {round(dbos[r]['p50_ms'] / 5, 2)} ms"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def saturation(jobs: Sequence[Job]) -> str:
     lines = []
     for job in jobs:
@@ -541,6 +560,9 @@ def main() -> None:
             "ins/upd/del / wf",
         ]
         out += ["", md_table(headers, scaling), "", saturation(jobs)]
+    floor = w2_floor(jobs)
+    if floor:
+        out += ["", floor]
     out += ["", "Durability compared:"]
     out += [f"- {who}: {text}" for who, text in DURABILITY.items()]
     failed = [job for job in jobs if job.error]

@@ -28,6 +28,7 @@ import os
 import shutil
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -367,6 +368,25 @@ async def w2_latency(client: tether.Client, n: int) -> tuple[dict[str, Any], flo
     return latency_result(SYSTEM, latencies), time.perf_counter() - t_all
 
 
+async def commit_floor(url: str, runs: int = 200) -> float:
+    """W2's floor on this database: the p50 of four one-row INSERTs in sequence, each
+    its own transaction (a start and three steps, each durable before the next; no
+    reads, no logic, one connection already open)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CREATE TABLE bench_floor (id bigserial PRIMARY KEY, k text, v int)")
+        latencies = []
+        for i in range(runs):
+            t0 = time.perf_counter()
+            for step in range(4):
+                await conn.execute("INSERT INTO bench_floor (k, v) VALUES ($1, $2)", str(i), step)
+            latencies.append(time.perf_counter() - t0)
+        await conn.execute("DROP TABLE bench_floor")
+    finally:
+        await conn.close()
+    return round(statistics.median(latencies) * 1000, 2)
+
+
 async def w3_fanout(client: tether.Client, n: int) -> tuple[dict[str, Any], float]:
     p = prefix()
     runs: list[float] = []
@@ -537,6 +557,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             result = await w4_signals(n, target)
         else:
             result = await run_simple(args.workload, n, target, args.workers, mode)
+            if args.workload == "W2" and target.kind == "postgres":
+                result["commit_floor_p50_ms"] = await commit_floor(target.url)
     result["tether_source"] = source
     return result
 
