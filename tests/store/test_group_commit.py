@@ -24,7 +24,7 @@ from tether.store import (
     WorkflowCommit,
     WorkflowTask,
 )
-from tether.store.postgres.commits import RESUME_AT_ONCE, START, GroupCommit
+from tether.store.postgres.commits import ADVANCE, RESUME_AT_ONCE, START, GroupCommit
 
 from .conftest import Harness
 from .helpers import (
@@ -314,3 +314,12 @@ async def test_postgres_callers_of_a_batch_resume_a_few_each_turn() -> None:
     steps = [b - a for a, b in zip([0, *done_per_turn], done_per_turn, strict=False)]
     assert max(steps) <= RESUME_AT_ONCE < len(batch), done_per_turn
     assert [(await f)[3] for f in batch] == [f"{i:02}" for i in range(24)]
+
+
+def test_postgres_a_batch_of_one_calls_the_operations_own_function() -> None:
+    op = ("ns", "run", *range(19))
+    sql, params = ADVANCE.statement([op])
+    assert "tether.advance_after_activity(" in sql and params == op
+    sql, params = ADVANCE.statement([op, op])
+    assert "advance_after_activities" in sql and params == ([op, op],)
+    assert START.statement([op]) == (START.sql, ([op],))  # starts have no function of their own

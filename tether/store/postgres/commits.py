@@ -53,18 +53,44 @@ RESUME_AT_ONCE = 8
 @dataclass(frozen=True)
 class Kind:
     """One batched write: the batch function's statement, whose first three columns are
-    the SQLSTATE, message and constraint of a refused operation."""
+    the SQLSTATE, message and constraint of a refused operation; and, if the kind has
+    one, the statement of a batch of one: a call of the operation's own function with
+    the operation's fields as parameters, whose row has the same columns (the three
+    refusal columns null: a refusal is the statement's error)."""
 
     sql: str
+    single: str | None = None
+
+    def statement(self, ops: list[tuple[Any, ...]]) -> tuple[str, tuple[Any, ...]]:
+        """The statement that writes these operations, and its parameters."""
+        if len(ops) == 1 and self.single is not None:
+            return self.single, ops[0]
+        return self.sql, (ops,)
 
 
+def _call(function: str, arity: int, columns: str = "f.*") -> str:
+    params = ", ".join(f"${i}" for i in range(1, arity + 1))
+    return f"SELECT NULL::text, NULL::text, NULL::text, {columns} FROM {function}({params}) f"
+
+
+# Starts have no function of their own: start_runs writes a lone start inline.
 START = Kind("SELECT * FROM tether.start_runs($1::tether.start_op[])")
-COMPLETE = Kind("SELECT * FROM tether.complete_workflow_tasks($1::tether.complete_op[])")
-ADVANCE = Kind("SELECT * FROM tether.advance_after_activities($1::tether.advance_op[])")
-FINISH = Kind("SELECT * FROM tether.finish_activities($1::tether.finish_op[])")
+COMPLETE = Kind(
+    "SELECT * FROM tether.complete_workflow_tasks($1::tether.complete_op[])",
+    _call("tether.complete_workflow_task", 19),
+)
+ADVANCE = Kind(
+    "SELECT * FROM tether.advance_after_activities($1::tether.advance_op[])",
+    _call("tether.advance_after_activity", 21),
+)
+FINISH = Kind(
+    "SELECT * FROM tether.finish_activities($1::tether.finish_op[])",
+    _call("tether.finish_activity", 10),
+)
 
 Op = tuple[tuple[Any, ...], "asyncio.Future[asyncpg.Record]"]
-Send = Callable[[str, list[tuple[Any, ...]]], Awaitable[Sequence[asyncpg.Record]]]
+#: ``send(kind, ops)`` writes a batch (see ``Kind.statement``) on a pooled connection.
+Send = Callable[[Kind, list[tuple[Any, ...]]], Awaitable[Sequence[asyncpg.Record]]]
 
 
 def refusal(row: asyncpg.Record) -> asyncpg.PostgresError:
@@ -76,8 +102,7 @@ def refusal(row: asyncpg.Record) -> asyncpg.PostgresError:
 
 
 class GroupCommit:
-    """Gathers operations per kind and sends them in batches through ``send``
-    (``send(sql, ops)`` runs the statement on a pooled connection)."""
+    """Gathers operations per kind and sends them in batches through ``send``."""
 
     def __init__(
         self,
@@ -157,7 +182,7 @@ class GroupCommit:
         # An operation whose caller gave up before it was sent is not written.
         ops = sorted((op for op in ops if not op[1].done()), key=lambda op: op[0][:2])
         try:
-            rows = await self._send(kind.sql, [args for args, _ in ops]) if ops else []
+            rows = await self._send(kind, [args for args, _ in ops]) if ops else []
         except Exception as exc:
             for _, future in ops:
                 if not future.done():

@@ -410,11 +410,12 @@ class PostgresStore(PostgresUpdates):
             raise StoreUnavailable("the store is not open", store=self._where)
         return await self._guarded(lambda: self._commits.submit(kind, args), on_error)
 
-    async def _send_batch(self, sql: str, ops: list[tuple[Any, ...]]) -> list[asyncpg.Record]:
+    async def _send_batch(self, kind: Kind, ops: list[tuple[Any, ...]]) -> list[asyncpg.Record]:
         pool = self._pool
         if pool is None:
             raise StoreUnavailable("the store is not open", store=self._where)
-        return await self._on(pool, lambda c: c.fetch(sql, ops))
+        sql, params = kind.statement(ops)
+        return await self._on(pool, lambda c: c.fetch(sql, *params))
 
     def queue_delay(self) -> float:
         return self._queued
