@@ -1,6 +1,6 @@
 """Run the benchmark workloads on Tether, Temporal and DBOS and print the comparison.
 
-Usage: python bench/run.py [--quick] [--only W1,W2] [--skip-peers] [--pg [URL]]
+Usage: python bench/run.py [--quick] [--only W1,W2] [--skip-peers | --peers dbos] [--pg [URL]]
                           [--rounds R]
 
 Tether is benchmarked at a commit: by default ``tether/`` as committed at HEAD, exported
@@ -82,7 +82,9 @@ def plan(args: argparse.Namespace) -> list[Job]:
     unknown = set(only) - set(WORKLOADS)
     if unknown:
         raise SystemExit(f"unknown workloads {sorted(unknown)}; choose from {WORKLOADS}")
-    peers = [] if args.skip_peers else ["temporal", "dbos"]
+    peers = [] if args.skip_peers else args.peers.split(",")
+    if unknown := set(peers) - {"temporal", "dbos"}:
+        raise SystemExit(f"unknown peers: {', '.join(sorted(unknown))} (temporal, dbos)")
     jobs: list[Job] = []
 
     def add(system: str, w: str, store: str, extra: Sequence[str] = (), variant: str = "") -> None:
@@ -105,7 +107,7 @@ def plan(args: argparse.Namespace) -> list[Job]:
             for k in PG_WORKERS:
                 extra = ["--db", args.pg, "--workers", str(k), "--mode", "processes"]
                 add("tether", w, "postgres", extra, f"K={k} processes")
-            if not args.skip_peers:
+            if "dbos" in peers:
                 add("dbos", w, "postgres", ["--pg", args.pg])
     return jobs
 
@@ -479,6 +481,12 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help=f"smaller N: {QUICK_N}")
     p.add_argument("--only", default=None, help="comma-separated workloads, e.g. W1,W2")
     p.add_argument("--skip-peers", action="store_true", help="run Tether only")
+    p.add_argument(
+        "--peers",
+        default="temporal,dbos",
+        help="comma-separated peers to run (default temporal,dbos; DBOS alone for the"
+        " PostgreSQL targets)",
+    )
     p.add_argument(
         "--pg",
         nargs="?",
