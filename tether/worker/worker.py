@@ -65,8 +65,11 @@ log = logging.getLogger("tether.worker")
 # Commands whose commit does more than a workflow task's completion: it starts runs.
 _LINKED = frozenset({EventType.CHILD_WORKFLOW_STARTED, EventType.WORKFLOW_CONTINUED_AS_NEW})
 
-# How often a full worker looks at due timers: a free slot or new work wakes it sooner.
+# How often a busy worker looks at due timers (a full one: a free slot or new work wakes
+# it sooner; one claiming without pause: each look is a round trip).
 FULL_POLL = 0.05
+#: Timers fired per look.
+TIMER_BATCH = 500
 
 _CLOSE_STATUS = {
     EventType.WORKFLOW_COMPLETED: RunStatus.COMPLETED,
@@ -249,7 +252,11 @@ class Worker:
             try:
                 await asyncio.sleep(0)  # let the waiter register
                 if time.time() >= timers_due:
-                    await store.fire_timers(ns, queues, 500)
+                    fired = await store.fire_timers(ns, queues, TIMER_BATCH)
+                    # While claims keep this loop turning, due timers are looked for at
+                    # most every FULL_POLL (a look is a round trip), unless a full batch
+                    # fired: then more are due now.
+                    timers_due = time.time() + (0.0 if fired >= TIMER_BATCH else FULL_POLL)
                 wanted = min(
                     (self.max_workflow_tasks - self._workflow_slots)
                     + (self.max_activities - self._activity_slots),
