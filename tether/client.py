@@ -61,7 +61,8 @@ class LocalWorker(Protocol):
         """Hold a place for the run if this worker can run it now."""
 
     async def start_here(self, run: NewRun) -> RunRecord:
-        """Start the run offered for, running its first task here."""
+        """Start the run offered for, running its first task here; the record says
+        whether that task closed it."""
 
 
 @dataclass(frozen=True)
@@ -75,11 +76,15 @@ class WorkflowHandle(Generic[T]):
 
     async def result(self, timeout: float | None = None) -> T:
         """Wait for the run to close; return its result or raise ``WorkflowFailed``."""
+        return await self._result(timeout)
+
+    async def _result(self, timeout: float | None, started: RunRecord | None = None) -> T:
         run_id = self.run_id or (await self.describe()).run_id
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            run = await self.client.store.wait_closed(self.namespace, run_id, left)
+            run = await self.client.store.wait_closed(self.namespace, run_id, left, started=started)
+            started = None
             if run.workflow_id != self.workflow_id:
                 raise WorkflowNotFound(
                     namespace=self.namespace, workflow_id=self.workflow_id, run_id=run_id
@@ -338,26 +343,34 @@ class Client:
                 f" {sorted(_ID_CONFLICT)}, got {id_reuse!r} and {id_conflict!r}"
             )
         run = self._new_run(workflow, args, id, task_queue, namespace, priority, search_attributes)
-        if id is not None and id_reuse != "allow":
+        return (await self._start(run, id is not None, id_reuse, id_conflict))[0]
+
+    async def _start(
+        self, run: NewRun, named: bool, id_reuse: IdReuse, id_conflict: IdConflict
+    ) -> tuple[WorkflowHandle[Any], RunRecord | None]:
+        """The handle on the run started (or found), and the run as started if its
+        first task ran here."""
+        if named and id_reuse != "allow":
             await self._check_reuse(run.namespace, run.workflow_id, id_reuse)
         await self.namespaces.admit(run)
         try:
-            record = await self._start_run(run)
+            record, here = await self._start_run(run)
         except WorkflowAlreadyStarted:
             if id_conflict != "use_existing":
                 raise
             existing = await self.store.get_run(run.namespace, run.workflow_id)
-            return WorkflowHandle(self, run.namespace, run.workflow_id, existing.run_id)
-        return WorkflowHandle(self, run.namespace, run.workflow_id, record.run_id)
+            return WorkflowHandle(self, run.namespace, run.workflow_id, existing.run_id), None
+        handle = WorkflowHandle[Any](self, run.namespace, run.workflow_id, record.run_id)
+        return handle, record if here and record.status == RunStatus.RUNNING else None
 
-    async def _start_run(self, run: NewRun) -> RunRecord:
+    async def _start_run(self, run: NewRun) -> tuple[RunRecord, bool]:
         """Store the run; when a worker of this process can run it now, that worker
         runs its first workflow task and stores the start with the task's outcome
-        (eager execution, see Worker.start_here)."""
+        (eager execution, see Worker.start_here): then True."""
         for worker in list(self.local_workers):
             if worker.offer(run.namespace, run.task_queue, run.workflow_type):
-                return await worker.start_here(run)
-        return await self.store.start_run(run)
+                return await worker.start_here(run), True
+        return await self.store.start_run(run), False
 
     async def _check_reuse(self, namespace: str, workflow_id: str, policy: IdReuse) -> None:
         try:
@@ -554,16 +567,11 @@ class Client:
         search_attributes: Mapping[str, Any] | None = None,
     ) -> Any:
         """Start a run and wait for its result."""
-        handle = await self.start(
-            workflow,
-            *args,
-            id=id,
-            task_queue=task_queue,
-            namespace=namespace,
-            priority=priority,
-            search_attributes=search_attributes,
-        )
-        return await handle.result(timeout)
+        run = self._new_run(workflow, args, id, task_queue, namespace, priority, search_attributes)
+        handle, started = await self._start(run, id is not None, "allow", "fail")
+        # Nothing awaited between the start and the wait: the wait is registered before
+        # the run's next commit, and need not read the run first (waiters.wait_closed).
+        return await handle._result(timeout, started)
 
     def get_handle(
         self, workflow_id: str, run_id: str | None = None, *, namespace: str | None = None

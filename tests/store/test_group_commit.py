@@ -323,3 +323,22 @@ def test_postgres_a_batch_of_one_calls_the_operations_own_function() -> None:
     sql, params = ADVANCE.statement([op, op])
     assert "advance_after_activities" in sql and params == ([op, op],)
     assert START.statement([op]) == (START.sql, ([op],))  # starts have no function of their own
+
+
+async def test_postgres_callers_of_a_batch_cancelled_while_resuming_get_their_rows() -> None:
+    """Their writes are done: a batch's task stopped midway (the process shutting down)
+    resumes the rest at once rather than leave them waiting (no server, as above)."""
+    batches = HeldBatches({"a"})
+    commits = GroupCommit(batches.send, max_in_flight=1, max_ops=60)
+    first = asyncio.ensure_future(commits.submit(START, ("a", "first")))
+    await batches.batches_sent(1)  # the first leaves alone; the others gather behind it
+    callers = [asyncio.ensure_future(commits.submit(START, ("a", f"{i:02}"))) for i in range(60)]
+    batches.release.set()
+    await first
+    await asyncio.wait(callers, return_when=asyncio.FIRST_COMPLETED)
+    (batch,) = commits._batches  # type: ignore[attr-defined]
+    assert not batch.done()  # still resuming, a few a turn
+    batch.cancel()
+    # Without the rows, the rest would wait for ever: the bound is the failure.
+    rows = await asyncio.wait_for(asyncio.gather(*callers), 5.0)
+    assert [row[3] for row in rows] == [f"{i:02}" for i in range(60)]

@@ -41,58 +41,59 @@ async def analyzed(conn: asyncpg.Connection) -> tuple[int, float]:
     return row[0], row[1]
 
 
-async def test_a_table_is_analyzed_once_it_doubled(database: str) -> None:
+@pytest.fixture
+async def opened(database: str) -> AsyncIterator[tuple[PostgresStore, asyncpg.Connection]]:
+    """The store on the fresh database, and a connection of the test's own."""
     store = PostgresStore(database_url(database), pool_size=2)
     await store.open()
     conn = await asyncpg.connect(database_url(database))
     try:
-        await store._planner_stats.stop()  # checked by hand here
-        keeper = store._planner_stats
-        assert "runs" not in await keeper.check()  # empty: nothing to learn yet
-        assert (await analyzed(conn))[1] < 0  # never analyzed
-
-        await add_runs(conn, 1, 3000)
-        assert "runs" in await keeper.check()
-        pages, tuples = await analyzed(conn)
-        assert pages >= MIN_PAGES and tuples == 3000
-        assert "runs" not in await keeper.check()  # not grown since
-
-        await add_runs(conn, 3001, 3000)  # twice the pages of the last ANALYZE
-        assert "runs" in await keeper.check()
-        assert (await analyzed(conn))[1] == 6000
+        yield store, conn
     finally:
         await conn.close()
         await store.close()
 
 
-async def test_one_process_analyzes_at_a_time(database: str) -> None:
-    store = PostgresStore(database_url(database), pool_size=2)
-    await store.open()
-    conn = await asyncpg.connect(database_url(database))
-    try:
-        await store._planner_stats.stop()
-        await add_runs(conn, 1, 3000)
-        await conn.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)  # another analyzer
-        assert await store._planner_stats.check() == []
-        assert (await analyzed(conn))[1] < 0
-        await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
-        # Not counted as done while another held the lock: due at the next check.
-        assert "runs" in await store._planner_stats.check()
-    finally:
-        await conn.close()
-        await store.close()
+async def test_a_table_is_analyzed_once_it_doubled(
+    opened: tuple[PostgresStore, asyncpg.Connection],
+) -> None:
+    store, conn = opened
+    keeper = store._planner_stats
+    await keeper.stop()  # checked by hand here
+    assert "runs" not in await keeper.check()  # empty: nothing to learn yet
+    assert (await analyzed(conn))[1] < 0  # never analyzed
+
+    await add_runs(conn, 1, 3000)
+    assert "runs" in await keeper.check()
+    pages, tuples = await analyzed(conn)
+    assert pages >= MIN_PAGES and tuples == 3000
+    assert "runs" not in await keeper.check()  # not grown since
+
+    await add_runs(conn, 3001, 3000)  # twice the pages of the last ANALYZE
+    assert "runs" in await keeper.check()
+    assert (await analyzed(conn))[1] == 6000
 
 
-async def test_the_store_analyzes_in_the_background(database: str) -> None:
-    store = PostgresStore(database_url(database), pool_size=2)
-    await store.open()
-    conn = await asyncpg.connect(database_url(database))
-    try:
-        await add_runs(conn, 1, 3000)
-        await eventually(lambda: _has_statistics(conn), timeout=10)
-    finally:
-        await conn.close()
-        await store.close()
+async def test_one_process_analyzes_at_a_time(
+    opened: tuple[PostgresStore, asyncpg.Connection],
+) -> None:
+    store, conn = opened
+    await store._planner_stats.stop()
+    await add_runs(conn, 1, 3000)
+    await conn.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)  # another analyzer
+    assert await store._planner_stats.check() == []
+    assert (await analyzed(conn))[1] < 0
+    await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
+    # Not counted as done while another held the lock: due at the next check.
+    assert "runs" in await store._planner_stats.check()
+
+
+async def test_the_store_analyzes_in_the_background(
+    opened: tuple[PostgresStore, asyncpg.Connection],
+) -> None:
+    _, conn = opened
+    await add_runs(conn, 1, 3000)
+    await eventually(lambda: _has_statistics(conn), timeout=10)
 
 
 async def _has_statistics(conn: asyncpg.Connection) -> bool:

@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import pydantic
 import pytest
@@ -380,3 +381,33 @@ async def test_a_run_started_beside_a_worker_starts_eagerly(make_app: AppFactory
         assert not worker.offer("default", "elsewhere", "quick")
         assert not worker.offer("default", "default", "unknown")
     assert not worker.offer("default", "default", "quick")  # stopped
+
+
+async def test_a_result_awaited_beside_its_start_is_not_read_first(make_app: AppFactory) -> None:
+    """``execute`` waits for news of a run whose first task ran here before reading it:
+    nothing else can have closed it yet. A run its first task closed is read at once."""
+    app = make_app()
+    one_step = with_one_step(app)
+
+    @app.workflow
+    async def at_once(ctx: tether.Context, x: int) -> int:
+        return x + 1
+
+    async with app, app.worker() as worker:
+        store = app.client.store
+        reads: list[str] = []
+        get_run = store.get_run
+
+        async def counted(namespace: str, workflow_id: str, run_id: str | None = None) -> Any:
+            reads.append(run_id or workflow_id)
+            return await get_run(namespace, workflow_id, run_id)
+
+        store.get_run = counted  # type: ignore[method-assign]
+        assert await asyncio.wait_for(app.client.execute(one_step, 1), 10) == 2
+        assert worker.eager_starts == 1
+        # PostgreSQL hands the close written here to the waiter; SQLite reads it once.
+        assert len(reads) == (0 if store.url.startswith("postgres") else 1), reads
+        # Closed by the start's own write: read, not waited for (that close's wake-up
+        # may have come before the wait began).
+        assert await asyncio.wait_for(app.client.execute(at_once, 1), 10) == 2
+        assert worker.eager_starts == 2

@@ -446,9 +446,19 @@ class Store(Protocol):
         self, namespace: str, run_id: str, after_seq: int = 0
     ) -> list[Event]: ...
 
-    async def wait_closed(self, namespace: str, run_id: str, timeout: float | None) -> RunRecord:
+    async def wait_closed(
+        self,
+        namespace: str,
+        run_id: str,
+        timeout: float | None,
+        *,
+        started: RunRecord | None = None,
+    ) -> RunRecord:
         """Return the run once it is closed (or as it is when ``timeout`` passes). Its
-        search attributes may be left empty (``get_run`` has them)."""
+        search attributes may be left empty (``get_run`` has them). ``started``: the
+        run as the caller's start wrote it, in this turn of the event loop, with its
+        first task run in this process (nothing can have closed it yet): the store
+        waits for news of it before reading it."""
 
     async def terminate_run(
         self, namespace: str, run_id: str, *, reason: str, identity: str

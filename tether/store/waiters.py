@@ -131,16 +131,26 @@ async def wait_closed(
     timeout: float | None,
     poll: float | None = None,
     local: LocalCloses | None = None,
+    *,
+    started: RunRecord | None = None,
 ) -> RunRecord:
     """The run once it is closed, or as it is when ``timeout`` passes. A close handed
     by ``local`` completes the run as last read, without reading it again (a closed
     run has no stuck task; its search attributes are left empty, as they may have
-    changed in that close)."""
+    changed in that close). A run ``started`` in this very turn, whose first task ran
+    here, is taken as that record at first (one read less for a result awaited beside
+    its start); the wait for news is registered before anything else can close it."""
     key = (namespace, run_id)
     last: RunRecord | None = None
+    unread = started is not None and (timeout is None or timeout > 0)
 
     async def look(box: _Box | None) -> tuple[bool, RunRecord]:
-        nonlocal last
+        nonlocal last, unread
+        if unread:
+            unread = False
+            last = started
+            assert last is not None
+            return False, last
         if box is not None and box.close is not None and last is not None:
             c = box.close
             closed = dataclasses.replace(

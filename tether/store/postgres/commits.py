@@ -101,6 +101,16 @@ def refusal(row: asyncpg.Record) -> asyncpg.PostgresError:
     return asyncpg.PostgresError.new(fields)
 
 
+def _resume(ops: Sequence[Op], rows: Sequence[asyncpg.Record]) -> None:
+    for (_, future), row in zip(ops, rows, strict=True):
+        if future.done():
+            continue  # its caller was cancelled meanwhile; the write stands
+        if row[0] is not None:
+            future.set_exception(refusal(row))
+        else:
+            future.set_result(row)
+
+
 class GroupCommit:
     """Gathers operations per kind and sends them in batches through ``send``."""
 
@@ -194,20 +204,25 @@ class GroupCommit:
             raise
         finally:
             self._done(names)
+        if len(rows) != len(ops):
+            broken = RuntimeError(f"{len(rows)} rows came back for {len(ops)} operations")
+            for _, future in ops:
+                if not future.done():
+                    future.set_exception(broken)
+            return
         # The callers resume a few at a time, a turn of the loop each: sixty resumed in
         # one turn make a turn of tens of milliseconds, which every other task of the
         # process (another tenant's next step) waits out at each of its awaits.
-        for start in range(0, len(ops), RESUME_AT_ONCE):
-            if start:
-                await asyncio.sleep(0)
-            chunk = zip(ops[start : start + RESUME_AT_ONCE], rows[start:], strict=False)
-            for (_, future), row in chunk:
-                if future.done():
-                    continue  # its caller was cancelled meanwhile; the write stands
-                if row[0] is not None:
-                    future.set_exception(refusal(row))
-                else:
-                    future.set_result(row)
+        start = 0
+        try:
+            while start < len(ops):
+                if start:
+                    await asyncio.sleep(0)
+                _resume(ops[start : start + RESUME_AT_ONCE], rows[start : start + RESUME_AT_ONCE])
+                start += RESUME_AT_ONCE
+        except asyncio.CancelledError:
+            _resume(ops[start:], rows[start:])  # written: their callers get the rows
+            raise
 
     def _done(self, names: set[str | None]) -> None:
         """A batch came back: its place (and its lanes' places) go to the next one."""

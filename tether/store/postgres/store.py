@@ -635,9 +635,18 @@ class PostgresStore(PostgresUpdates):
         rows = await self._fetch(q.READ_HISTORY, namespace, run_id, after_seq)
         return [Event(r[0], r[1], r[2], orjson.loads(r[3])) for r in rows]
 
-    async def wait_closed(self, namespace: str, run_id: str, timeout: float | None) -> RunRecord:
+    async def wait_closed(
+        self,
+        namespace: str,
+        run_id: str,
+        timeout: float | None,
+        *,
+        started: RunRecord | None = None,
+    ) -> RunRecord:
         waiters, poll, local = self._close_waiters, self.poll_interval, self._local_closes
-        return await wait_closed(self, waiters, namespace, run_id, timeout, poll, local)
+        return await wait_closed(
+            self, waiters, namespace, run_id, timeout, poll, local, started=started
+        )
 
     async def terminate_run(
         self, namespace: str, run_id: str, *, reason: str, identity: str

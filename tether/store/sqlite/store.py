@@ -434,8 +434,17 @@ class SqliteStore:
     async def read_history(self, namespace: str, run_id: str, after_seq: int = 0) -> list[Event]:
         return await self._read(lambda c: events_after(c, namespace, run_id, after_seq))
 
-    async def wait_closed(self, namespace: str, run_id: str, timeout: float | None) -> RunRecord:
-        return await wait_closed(self, self._close_waiters, namespace, run_id, timeout)
+    async def wait_closed(
+        self,
+        namespace: str,
+        run_id: str,
+        timeout: float | None,
+        *,
+        started: RunRecord | None = None,
+    ) -> RunRecord:
+        return await wait_closed(
+            self, self._close_waiters, namespace, run_id, timeout, started=started
+        )
 
     async def terminate_run(
         self, namespace: str, run_id: str, *, reason: str, identity: str

@@ -1,8 +1,9 @@
 -- A batch of one operation is sent as a call of the operation's own function (commits.py):
 -- the batch function around it (unpack an array of composites, loop, a subtransaction
--- to catch a refusal, pack a row back) cost more than the call itself: W2, where every
--- write goes alone, spent 5-15% less PostgreSQL time and 4-10% less of its own without
--- it. A refusal is then the statement's own error, as in the batch.
+-- to catch a refusal, pack a row back) is work the call does not need: W2, where every
+-- write goes alone, spent 4% less PostgreSQL time and 3% less wall time without it
+-- (medians of 8 interleaved runs). A refusal is then the statement's own error, as
+-- the batch's row would have given it.
 --
 -- Called alone, these functions plan with the settings the batch functions give their
 -- statements (0017, "Plans"): only index lookups, whatever a young table's statistics
