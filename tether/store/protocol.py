@@ -457,8 +457,9 @@ class Store(Protocol):
         """Return the run once it is closed (or as it is when ``timeout`` passes). Its
         search attributes may be left empty (``get_run`` has them). ``started``: the
         run as the caller's start wrote it, in this turn of the event loop, with its
-        first task run in this process (nothing can have closed it yet): the store
-        waits for news of it before reading it."""
+        first task run in this process: the store waits for news of it before reading
+        it (only this process runs it yet; a close from elsewhere in that instant,
+        a terminate, is seen at the next poll)."""
 
     async def terminate_run(
         self, namespace: str, run_id: str, *, reason: str, identity: str
