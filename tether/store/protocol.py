@@ -421,7 +421,8 @@ class Store(Protocol):
         execution: one commit instead of two). ``created_at`` is the time the task
         saw, the run's creation and WorkflowStarted time. Refusals are
         :meth:`start_run`'s; activities of ``commit`` may be leased to ``owner`` as
-        in :meth:`complete_workflow_task`, whose result this returns too."""
+        in :meth:`complete_workflow_task`, whose result this returns too. The record
+        is the run as the start left it: closed if ``commit`` closed it."""
 
     async def get_run(
         self, namespace: str, workflow_id: str, run_id: str | None = None

@@ -141,16 +141,14 @@ async def wait_closed(
     here, is taken as that record at first (one read less for a result awaited beside
     its start); the wait for news is registered before anything else can close it."""
     key = (namespace, run_id)
-    last: RunRecord | None = None
+    last = started
     unread = started is not None and (timeout is None or timeout > 0)
 
     async def look(box: _Box | None) -> tuple[bool, RunRecord]:
         nonlocal last, unread
-        if unread:
+        if unread and started is not None:
             unread = False
-            last = started
-            assert last is not None
-            return False, last
+            return False, started
         if box is not None and box.close is not None and last is not None:
             c = box.close
             closed = dataclasses.replace(

@@ -381,12 +381,6 @@ class Worker:
             if result.next_task is not None:
                 self._spawn(self._workflow_chain(result.next_task, run.namespace))
                 running = True
-            if commit.close is not None:  # its first task closed it: say so
-                close = commit.close
-                record = dataclasses.replace(
-                    record, status=close.status, result=close.result, failure=close.failure,
-                    history_length=result.last_seq,
-                )  # fmt: skip
             return record
         finally:
             if not running:

@@ -68,9 +68,9 @@ class Kind:
         return self.sql, (ops,)
 
 
-def _call(function: str, arity: int, columns: str = "f.*") -> str:
+def _call(function: str, arity: int) -> str:
     params = ", ".join(f"${i}" for i in range(1, arity + 1))
-    return f"SELECT NULL::text, NULL::text, NULL::text, {columns} FROM {function}({params}) f"
+    return f"SELECT NULL::text, NULL::text, NULL::text, f.* FROM {function}({params}) f"
 
 
 # Starts have no function of their own: start_runs writes a lone start inline.

@@ -9,7 +9,8 @@ with the namespace (reading every entry of the namespace) costs what the primary
 costs. Measured on the benchmark's fresh database: the batch functions' lookups of
 runs and of leased tasks went through such indexes, a sixth of PostgreSQL's time.
 
-So the store does what autovacuum would, sooner: a table of the ``tether`` schema that
+So the store does what autovacuum would, sooner (checking every half second while
+tables grow, less often while they do not): a table of the ``tether`` schema that
 holds at least twice the pages it held at its last ANALYZE (and at least
 ``MIN_PAGES``) is analyzed, until it held ``MAX_PAGES`` then; past that, autovacuum's
 own thresholds come soon enough and its statistics hold. ANALYZE makes every cached
@@ -35,11 +36,14 @@ log = logging.getLogger("tether.store.postgres")
 MIN_PAGES = 16
 #: About 100,000 short rows: autovacuum's scale factor takes over from here.
 MAX_PAGES = 2_000
+#: The longest wait between checks that found nothing to do, in seconds.
+QUIET_INTERVAL = 8.0
 #: The advisory lock one analyzing process holds (per transaction).
 LOCK_KEY = 0x7E7E_A7A1
 
 GROWN = f"""
-SELECT c.relname, pg_relation_size(c.oid) / current_setting('block_size')::int AS pages
+SELECT c.relname, format('tether.%I', c.relname),
+       pg_relation_size(c.oid) / current_setting('block_size')::int AS pages
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'tether' AND c.relkind = 'r' AND c.relpages < {MAX_PAGES}
   AND pg_relation_size(c.oid) / current_setting('block_size')::int
@@ -78,35 +82,39 @@ class PlannerStats:
         """Analyze the tables that grew enough; returns the ones analyzed here."""
         rows = await self._call(lambda c: c.fetch(GROWN))
         done: list[str] = []
-        for table, pages in rows:
+        for table, qualified, pages in rows:
             if pages < 2 * self._analyzed.get(table, 0):
                 continue
-            if await self._call(partial(_analyze, table=table)):
+            if await self._call(partial(_analyze, table=qualified)):
                 self._analyzed[table] = pages
                 done.append(table)
         return done
 
     async def _run(self) -> None:
+        # Every ``interval`` while tables grow; a check that finds nothing to do waits
+        # twice as long for the next (up to QUIET_INTERVAL): a fleet of idle workers
+        # does not poll the catalog twice a second each.
+        wait = self._interval
         while True:
-            await asyncio.sleep(self._interval)
+            await asyncio.sleep(wait)
             try:
                 analyzed = await self.check()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the store being down is the other paths' news
                 log.debug("planner statistics check failed: %s", exc)
-                continue
+                analyzed = []
             if analyzed:
                 log.debug("analyzed %s", ", ".join(analyzed))
+                wait = self._interval
+            else:
+                wait = min(wait * 2, QUIET_INTERVAL)
 
 
 async def _analyze(conn: Any, *, table: str) -> bool:
+    """ANALYZE ``table`` (schema-qualified and quoted by the catalog query)."""
     async with conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", LOCK_KEY):
             return False  # another process is analyzing; it will do this one too
-        await conn.execute(f"ANALYZE tether.{_ident(table)}")
+        await conn.execute(f"ANALYZE {table}")
     return True
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'

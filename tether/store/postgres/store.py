@@ -410,6 +410,27 @@ class PostgresStore(PostgresUpdates):
             raise StoreUnavailable("the store is not open", store=self._where)
         return await self._guarded(lambda: self._commits.submit(kind, args), on_error)
 
+    async def _task_commit(
+        self,
+        kind: Kind,
+        sql: str,
+        args: tuple[Any, ...],
+        task: WorkflowTask | ActivityTask,
+        commit: WorkflowCommit,
+        applied: int | None = None,
+    ) -> Sequence[Any]:
+        """The row of a task's commit: through the group commit (``kind``), or, when it
+        starts runs or finishes updates, through ``sql`` with those in one transaction
+        (``applied``: the column that says whether it was)."""
+        if not _linked(commit):
+            return (await self._write(kind, args, lease_lost(task.task_id)))[3:]
+        row = await self._call(
+            lambda c: _commit(c, sql, args, task.run_id, commit, applied),
+            lease_lost(task.task_id),
+        )
+        assert row is not None
+        return tuple(row)
+
     async def _send_batch(self, kind: Kind, ops: list[tuple[Any, ...]]) -> list[asyncpg.Record]:
         pool = self._pool
         if pool is None:
@@ -723,15 +744,7 @@ class PostgresStore(PostgresUpdates):
             *commands,
         )
         with self._closing(task.namespace, task.run_id, commit) as hand:
-            if _linked(commit):
-                linked = await self._call(
-                    lambda c: _commit(c, q.COMPLETE_WORKFLOW_TASK, args, task.run_id, commit),
-                    lease_lost(task.task_id),
-                )
-                assert linked is not None
-                row: Sequence[Any] = tuple(linked)
-            else:
-                row = (await self._write(COMPLETE, args, lease_lost(task.task_id)))[3:]
+            row = await self._task_commit(COMPLETE, q.COMPLETE_WORKFLOW_TASK, args, task, commit)
             now, steps, ids, next_token, last_seq = row
             hand(now, last_seq)
         claimed = _claimed(task.namespace, task.run_id, task.workflow_id, commit, owners,
@@ -843,15 +856,9 @@ class PostgresStore(PostgresUpdates):
             *commands,
         )
         with self._closing(task.namespace, task.run_id, commit) as hand:
-            if _linked(commit):
-                linked = await self._call(
-                    lambda c: _commit(c, q.ADVANCE_AFTER_ACTIVITY, args, task.run_id, commit, 0),
-                    lease_lost(task.task_id),
-                )
-                assert linked is not None
-                row: Sequence[Any] = tuple(linked)
-            else:
-                row = (await self._write(ADVANCE, args, lease_lost(task.task_id)))[3:]
+            row = await self._task_commit(
+                ADVANCE, q.ADVANCE_AFTER_ACTIVITY, args, task, commit, applied=0
+            )
             applied, now, steps, ids, last_seq = row
             if not applied:
                 return None
