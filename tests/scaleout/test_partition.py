@@ -29,9 +29,14 @@ GATED = 3  # slow runs that worker A holds when it is cut off
 PLAIN = 40
 LEASE = 1.5
 _COMPLETIONS = {"complete_workflow_task", "advance_after_activity", "finish_activity"}
-# A refused write in the server log, as the group commit's batch function logs it.
+_FUNCTIONS = "|".join(sorted(_COMPLETIONS))
+# A refused write in the server log: as the group commit's batch function logs it, or,
+# for a write sent alone (a call of its own function, commits.py), as PostgreSQL
+# reports the function's error.
 _REFUSED = re.compile(
-    r"app=worker-a LOG:  tether refused (" + "|".join(sorted(_COMPLETIONS)) + r")\(.*lease lost"
+    rf"app=worker-a LOG:  tether refused ({_FUNCTIONS})\(.*lease lost"
+    rf"|app=worker-a ERROR:  lease lost\n[^\n]*app=worker-a CONTEXT:  PL/pgSQL function"
+    rf" tether\.({_FUNCTIONS})\("
 )
 
 
