@@ -14,7 +14,7 @@ import pytest
 import tether
 from tests.conftest import AppFactory
 from tether.history import EventType
-from tether.store import WorkflowTask
+from tether.store import ActivityTask, WorkflowTask
 
 
 class Order(pydantic.BaseModel):
@@ -381,6 +381,42 @@ async def test_a_run_started_beside_a_worker_starts_eagerly(make_app: AppFactory
         assert not worker.offer("default", "elsewhere", "quick")
         assert not worker.offer("default", "default", "unknown")
     assert not worker.offer("default", "default", "quick")  # stopped
+
+
+async def test_an_activity_hands_its_slot_to_the_next_step_of_its_run(
+    make_app: AppFactory,
+) -> None:
+    """An activity that ends by advancing its run frees its slot for the activity the
+    advance schedules: with one slot, every step of a run is leased to this worker by
+    the write that schedules it, none waits in the queue for a claim."""
+    app = make_app()
+
+    @app.activity
+    async def inc(x: int) -> int:
+        return x + 1
+
+    @app.workflow
+    async def three(ctx: tether.Context, x: int) -> int:
+        for _ in range(3):
+            x = await ctx.activity(inc, x)
+        return x
+
+    async with app:
+        worker = app.worker(max_activities=1)
+        claimed: list[ActivityTask] = []
+        claim = worker.scheduler.claim_activity_tasks
+
+        async def counted(limit: int, lease: float) -> list[ActivityTask]:
+            tasks = await claim(limit, lease)
+            claimed.extend(tasks)
+            return tasks
+
+        worker.scheduler.claim_activity_tasks = counted  # type: ignore[method-assign]
+        async with worker:
+            handle = await app.client.start(three, 1)
+            assert await handle.result(timeout=30) == 4
+        assert worker.eager_starts == 1
+        assert claimed == []
 
 
 async def test_a_result_awaited_beside_its_start_is_not_read_first(make_app: AppFactory) -> None:

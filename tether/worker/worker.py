@@ -654,6 +654,7 @@ class Worker:
 
     async def _activity(self, task: ActivityTask) -> None:
         follow_up: WorkflowTask | None = None
+        holding = True
         try:
             options = ActivityOptions.from_dict(task.options)
             info = ActivityInfo(
@@ -680,6 +681,11 @@ class Worker:
                 beats.push,
             )
             await beats.flush()
+            # The attempt's code is done: its slot is free from here, first for the next
+            # activity of its own run (an advance's commit reserves in the same turn),
+            # which then does not queue behind every task waiting to be claimed.
+            self._activity_slots -= 1
+            holding = False
             if verdict.outcome is None or not await self._advance_locally(task, verdict.outcome):
                 follow_up = await self._report(task, verdict)
         except (LeaseLost, StoreUnavailable) as exc:
@@ -691,7 +697,8 @@ class Worker:
         finally:
             self._running_activities.pop(task.task_id, None)
             self._release_place(task.namespace)
-            self._activity_slots -= 1
+            if holding:
+                self._activity_slots -= 1
             self._slot_freed.set()
         if follow_up is not None:
             self._take_workflow_place(follow_up.namespace)
