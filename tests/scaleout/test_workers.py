@@ -94,8 +94,11 @@ async def test_killed_worker_leases_expire_and_others_finish(cluster: Cluster, p
         ]
         assert len(others) == len(ran) - 1, (key, ran, recorded)
         assert all(r["attempt"] < recorded["attempt"] for r in others), (key, ran, recorded)
+    # At the kill the victim held at most MAX_ACTIVITIES attempts running, and at most
+    # as many whose code was done and whose outcome was on its way to the store (an
+    # attempt's slot is free once its code is done).
     in_flight = [k for k, ran in repeated.items() if any(r["by"] == victim.identity for r in ran)]
-    assert len(in_flight) <= MAX_ACTIVITIES, in_flight
+    assert len(in_flight) <= 2 * MAX_ACTIVITIES, in_flight
     # The survivors took over the victim's leased attempts once the leases expired.
     taken_over = [r for r in cluster.effects() if r["attempt"] > 1 and r["by"] != victim.identity]
     assert taken_over, "no attempt of the killed worker was taken over"
