@@ -322,7 +322,9 @@ def test_postgres_a_batch_of_one_calls_the_operations_own_function() -> None:
     assert "tether.advance_after_activity(" in sql and params == op
     sql, params = ADVANCE.statement([op, op])
     assert "advance_after_activities" in sql and params == ([op, op],)
-    assert START.statement([op]) == (START.sql, ([op],))  # starts have no function of their own
+    start = ("ns", "run", *range(22))
+    sql, params = START.statement([start])
+    assert "tether.start_run_one(" in sql and params == start
 
 
 async def test_postgres_callers_of_a_batch_cancelled_while_resuming_get_their_rows() -> None:

@@ -73,8 +73,10 @@ def _call(function: str, arity: int) -> str:
     return f"SELECT NULL::text, NULL::text, NULL::text, f.* FROM {function}({params}) f"
 
 
-# Starts have no function of their own: start_runs writes a lone start inline.
-START = Kind("SELECT * FROM tether.start_runs($1::tether.start_op[])")
+START = Kind(
+    "SELECT * FROM tether.start_runs($1::tether.start_op[])",
+    _call("tether.start_run_one", 24),
+)
 COMPLETE = Kind(
     "SELECT * FROM tether.complete_workflow_tasks($1::tether.complete_op[])",
     _call("tether.complete_workflow_task", 19),
