@@ -404,15 +404,19 @@ async def test_an_activity_hands_its_slot_to_the_next_step_of_its_run(
     async with app:
         worker = app.worker(max_activities=1)
         claimed: list[ActivityTask] = []
+        polled = asyncio.Event()
         claim = worker.scheduler.claim_activity_tasks
 
         async def counted(limit: int, lease: float) -> list[ActivityTask]:
             tasks = await claim(limit, lease)
             claimed.extend(tasks)
+            polled.set()
             return tasks
 
         worker.scheduler.claim_activity_tasks = counted  # type: ignore[method-assign]
         async with worker:
+            # A claim out holds the free slots; start once the first one is back.
+            await asyncio.wait_for(polled.wait(), 30)
             handle = await app.client.start(three, 1)
             assert await handle.result(timeout=30) == 4
         assert worker.eager_starts == 1
