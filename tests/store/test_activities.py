@@ -235,6 +235,44 @@ async def test_advance_after_activity_applies_on_expected_history(store: Store) 
     assert (await store.get_run(NS, "", run.run_id)).status == RunStatus.COMPLETED
 
 
+async def test_advance_after_activity_with_a_timer_and_remote_work(store: Store) -> None:
+    _, act = await scheduled_activity(store)
+    fire_at = time.time() + 3600
+    commit = WorkflowCommit(
+        events=[("ActivityScheduled", {"step": 2}), ("TimerStarted", {"step": 3})],
+        activities=[NewActivity(2, "remote", "gpu", [], {})],
+        timers=[(3, fire_at)],
+        claim_activities_for="me",
+        local_queues=[Q],
+    )
+    result = await store.advance_after_activity(
+        act, DONE, expected_seq=2, ts=time.time(), commit=commit, lease=LEASE
+    )
+    assert result is not None and result.activities == [] and result.last_seq == 6
+    (remote,) = await store.claim_activity_tasks("other", [NS], ["gpu"], 10, LEASE)
+    assert remote.step == 2
+    assert await store.next_due([NS], [Q]) == pytest.approx(fire_at)
+
+
+async def test_advance_after_activity_that_closes_leaves_no_tasks(store: Store) -> None:
+    """A commit that closes the run while scheduling an activity (a workflow that
+    returned without awaiting it): the run closes, and nothing of it is left to run."""
+    run, act = await scheduled_activity(store)
+    commit = WorkflowCommit(
+        events=[("ActivityScheduled", {"step": 2}), ("WorkflowCompleted", {"result": 7})],
+        activities=[NewActivity(2, "orphan", Q, [], {})],
+        close=RunClose(RunStatus.COMPLETED, 7),
+    )
+    done = await store.advance_after_activity(
+        act, DONE, expected_seq=2, ts=time.time(), commit=commit, lease=LEASE
+    )
+    assert done is not None and done.activities == [] and done.last_seq == 6
+    record = await store.get_run(NS, "", run.run_id)
+    assert record.status == RunStatus.COMPLETED and record.result == 7
+    assert await store.claim_activity_tasks("other", [NS], [Q], 10, LEASE) == []
+    assert await store.next_due([NS], [Q]) is None
+
+
 async def test_advance_after_activity_declines_when_history_moved(store: Store) -> None:
     run = await start(store)
     await store.complete_workflow_task(await claim_one(store), schedule(1, 2), LEASE)
