@@ -142,13 +142,14 @@ async def wait_closed(
     its start); the wait for news is registered before anything else can close it."""
     key = (namespace, run_id)
     last = started
-    unread = started is not None and (timeout is None or timeout > 0)
+    # Taken as the first look, unless there is no time to wait for news of it.
+    first = started if timeout is None or timeout > 0 else None
 
     async def look(box: _Box | None) -> tuple[bool, RunRecord]:
-        nonlocal last, unread
-        if unread and started is not None:
-            unread = False
-            return False, started
+        nonlocal last, first
+        if first is not None:
+            record, first = first, None
+            return False, record
         if box is not None and box.close is not None and last is not None:
             c = box.close
             closed = dataclasses.replace(

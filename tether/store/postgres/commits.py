@@ -52,10 +52,10 @@ RESUME_AT_ONCE = 8
 
 @dataclass(frozen=True)
 class Kind:
-    """One batched write: the batch function's statement, whose first three columns are
-    the SQLSTATE, message and constraint of a refused operation; and, if the kind has
-    one, the statement of a batch of one: a call of the operation's own function with
-    the operation's fields as parameters, whose row has the same columns (the three
+    """One batched statement: the batch function's, whose first three columns are the
+    SQLSTATE, message and constraint of a refused operation; and, for every write, the
+    statement of one operation alone: a call of the operation's own function with the
+    operation's fields as parameters, whose row has the same columns (the three
     refusal columns null: a refusal is the statement's error)."""
 
     sql: str

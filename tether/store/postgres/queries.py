@@ -19,10 +19,8 @@ import orjson
 from ..protocol import NewRun
 
 __all__ = [
-    "ADVANCE_AFTER_ACTIVITY",
     "CLAIM_ACTIVITY_TASKS",
     "CLAIM_WORKFLOW_TASKS",
-    "COMPLETE_WORKFLOW_TASK",
     "ENSURE_NAMESPACE",
     "EXTEND_LEASES",
     "FIRE_TIMERS",
@@ -146,12 +144,6 @@ FROM tether.claim_ready('workflow', $1, tether.usable_namespaces($2::text[]), $3
                         $5, tether.epoch())
 """
 
-COMPLETE_WORKFLOW_TASK = """
-SELECT o_now, o_activity_steps, o_activity_ids, o_next_token, o_last_seq
-FROM tether.complete_workflow_task($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-                                   $14, $15, $16, $17, $18, $19)
-"""
-
 RELEASE_WORKFLOW_TASK = """
 UPDATE tether.tasks SET owner = NULL, visible_at = tether.epoch() + $4, error = $5
 WHERE id = $1 AND namespace = $2 AND kind = 'workflow' AND token = $3 AND owner IS NOT NULL
@@ -189,12 +181,6 @@ UPDATE tether.tasks SET owner = NULL, visible_at = tether.epoch()
 WHERE id = $1 AND namespace = $2 AND kind = 'activity' AND token = $3 AND owner IS NOT NULL
   AND visible_at > tether.epoch()
 RETURNING tether.notify_work(namespace, task_queue)
-"""
-
-ADVANCE_AFTER_ACTIVITY = """
-SELECT o_applied, o_now, o_activity_steps, o_activity_ids, o_last_seq
-FROM tether.advance_after_activity($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-                                   $14, $15, $16, $17, $18, $19, $20, $21)
 """
 
 # -- timers and waking up -------------------------------------------------------------

@@ -81,7 +81,7 @@ from ..waiters import LocalCloses, wait_closed
 from . import namespaces as nq
 from . import queries as q
 from . import usage
-from .commits import ADVANCE, COMPLETE, FINISH, START, GroupCommit, Kind, refusal
+from .commits import ADVANCE, COMPLETE, FINISH, START, GroupCommit, Kind
 from .listener import Listener
 from .migrate import current_version, latest_version
 from .migrate import migrate as apply_migrations
@@ -289,19 +289,23 @@ def _new_run_record(run: NewRun, created_at: float) -> RunRecord:
 
 async def _commit(
     conn: Conn,
-    sql: str,
+    kind: Kind,
     args: tuple[Any, ...],
     run_id: str,
     commit: WorkflowCommit,
     applied: int | None = None,
-) -> asyncpg.Record | None:
-    """Run a commit statement that starts child runs or continues as new (start those
-    runs) or finishes updates (store their outcomes), all in one transaction. Other
-    commits go through the group commit."""
+) -> tuple[Any, ...]:
+    """Write a commit that starts child runs or continues as new (start those runs) or
+    finishes updates (store their outcomes), all in one transaction: its operation's
+    own function (``kind.single``), then those. Returns the function's row past the
+    three refusal columns (``applied``: the column there that says whether it applied).
+    Other commits go through the group commit."""
     linked = bool(commit.children) or commit.continue_as_new is not None
+    assert kind.single is not None  # every write has one
     async with conn.transaction():
-        row = await conn.fetchrow(sql, *args)
-        if row is not None and (applied is None or row[applied]):
+        (record,) = await conn.fetch(kind.single, *args)
+        row = tuple(record)[3:]
+        if applied is None or row[applied]:
             if linked:
                 await conn.execute(q.START_LINKED_RUNS, args[0], run_id, *_linked_runs(commit))
             if commit.updates:
@@ -418,23 +422,20 @@ class PostgresStore(PostgresUpdates):
     async def _task_commit(
         self,
         kind: Kind,
-        sql: str,
         args: tuple[Any, ...],
         task: WorkflowTask | ActivityTask,
         commit: WorkflowCommit,
         applied: int | None = None,
     ) -> Sequence[Any]:
-        """The row of a task's commit: through the group commit (``kind``), or, when it
-        starts runs or finishes updates, through ``sql`` with those in one transaction
-        (``applied``: the column that says whether it was)."""
+        """The row of a task's commit past its refusal columns: through the group
+        commit, or, when it starts runs or finishes updates, with those in one
+        transaction (``_commit``)."""
         if not _linked(commit):
             return (await self._write(kind, args, lease_lost(task.task_id)))[3:]
-        row = await self._call(
-            lambda c: _commit(c, sql, args, task.run_id, commit, applied),
+        return await self._call(
+            lambda c: _commit(c, kind, args, task.run_id, commit, applied),
             lease_lost(task.task_id),
         )
-        assert row is not None
-        return tuple(row)
 
     async def _send_batch(self, kind: Kind, ops: list[tuple[Any, ...]]) -> list[asyncpg.Record]:
         pool = self._pool
@@ -573,16 +574,11 @@ class PostgresStore(PostgresUpdates):
                 # in one transaction.
                 async def both(conn: Conn) -> tuple[Any, ...]:
                     async with conn.transaction():
-                        (started,) = await conn.fetch(
-                            START.sql, [_start_op(run, owner, lease, float(created_at))]
-                        )
-                        if started[0] is not None:
-                            raise refusal(started)
+                        op = _start_op(run, owner, lease, float(created_at))
+                        assert START.single is not None
+                        (started,) = await conn.fetch(START.single, *op)
                         args = (run.namespace, run.run_id, started[4], 1, float(lease), *outcome)
-                        done = await _commit(
-                            conn, q.COMPLETE_WORKFLOW_TASK, args, run.run_id, commit
-                        )
-                        assert done is not None
+                        done = await _commit(conn, COMPLETE, args, run.run_id, commit)
                         return (started[3], started[4], *done)
 
                 row = await self._call(both, refused)
@@ -749,7 +745,7 @@ class PostgresStore(PostgresUpdates):
             *commands,
         )
         with self._closing(task.namespace, task.run_id, commit) as hand:
-            row = await self._task_commit(COMPLETE, q.COMPLETE_WORKFLOW_TASK, args, task, commit)
+            row = await self._task_commit(COMPLETE, args, task, commit)
             now, steps, ids, next_token, last_seq = row
             hand(now, last_seq)
         claimed = _claimed(task.namespace, task.run_id, task.workflow_id, commit, owners,
@@ -861,9 +857,7 @@ class PostgresStore(PostgresUpdates):
             *commands,
         )
         with self._closing(task.namespace, task.run_id, commit) as hand:
-            row = await self._task_commit(
-                ADVANCE, q.ADVANCE_AFTER_ACTIVITY, args, task, commit, applied=0
-            )
+            row = await self._task_commit(ADVANCE, args, task, commit, applied=0)
             applied, now, steps, ids, last_seq = row
             if not applied:
                 return None
