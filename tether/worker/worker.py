@@ -70,6 +70,9 @@ _LINKED = frozenset({EventType.CHILD_WORKFLOW_STARTED, EventType.WORKFLOW_CONTIN
 FULL_POLL = 0.05
 #: Timers fired per look.
 TIMER_BATCH = 500
+# Pauses between tries to record an activity's outcome while the store is unreachable.
+_RECORD_RETRY_FIRST = 0.05
+_RECORD_RETRY_MAX = 1.0
 
 _CLOSE_STATUS = {
     EventType.WORKFLOW_COMPLETED: RunStatus.COMPLETED,
@@ -686,8 +689,7 @@ class Worker:
             # which then does not queue behind every task waiting to be claimed.
             self._activity_slots -= 1
             holding = False
-            if verdict.outcome is None or not await self._advance_locally(task, verdict.outcome):
-                follow_up = await self._report(task, verdict)
+            follow_up = await self._record(task, verdict, options.heartbeat)
         except (LeaseLost, StoreUnavailable) as exc:
             log.info("activity %s step %s not recorded: %s", task.name, task.step, exc)
         except asyncio.CancelledError:
@@ -703,6 +705,35 @@ class Worker:
         if follow_up is not None:
             self._take_workflow_place(follow_up.namespace)
             await self._workflow_chain(follow_up, follow_up.namespace)
+
+    async def _record(
+        self, task: ActivityTask, verdict: Verdict, heartbeat: float | None
+    ) -> WorkflowTask | None:
+        """Write the attempt's outcome. While the store is unreachable (a database
+        restart, a failover), try again for as long as the attempt's lease can still
+        hold: a finished step is then not run a second time. Past that the store would
+        refuse the write anyway (the lease is fenced) and the step runs again elsewhere."""
+        give_up = time.monotonic() + (heartbeat or self.activity_lease)
+        pause = _RECORD_RETRY_FIRST
+        local = verdict.outcome is not None
+        while True:
+            try:
+                if local and verdict.outcome is not None:
+                    local = False  # a write that failed may have landed: the store decides
+                    if await self._advance_locally(task, verdict.outcome):
+                        return None
+                return await self._report(task, verdict)
+            except StoreUnavailable as exc:
+                if self._stopping or time.monotonic() + pause > give_up:
+                    raise
+                log.info(
+                    "activity %s step %s: store unreachable (%s); retrying",
+                    task.name,
+                    task.step,
+                    exc,
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _RECORD_RETRY_MAX)
 
     async def _advance_locally(self, task: ActivityTask, outcome: ActivityOutcome) -> bool:
         """Record the outcome and the run's next step in one write, if this worker holds
