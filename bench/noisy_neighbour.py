@@ -259,6 +259,13 @@ def report(args: argparse.Namespace, rounds: list[dict[str, dict[str, Any]]], ti
         f" A >= 90% of alone: {'met' if ok_a else 'NOT met'} ({share('fair'):.0%})",
         flush=True,
     )
+    if len(rounds) > 1:
+        both = sum(
+            r["fair"]["b_p99"] <= 2 * r["idle"]["b_p99"] + 0.05
+            and r["fair"]["a_rate"] >= 0.9 * r["alone"]["a_rate"]
+            for r in rounds
+        )
+        print(f"rounds meeting both targets on their own: {both} of {len(rounds)}", flush=True)
 
 
 if __name__ == "__main__":
