@@ -715,12 +715,14 @@ class Worker:
         refuse the write anyway (the lease is fenced) and the step runs again elsewhere."""
         give_up = time.monotonic() + (heartbeat or self.activity_lease)
         pause = _RECORD_RETRY_FIRST
-        local = verdict.outcome is not None
+        # Tried locally once: after a failed write (which may have landed) the store
+        # decides, through the plain report.
+        local = verdict.outcome
         while True:
             try:
-                if local and verdict.outcome is not None:
-                    local = False  # a write that failed may have landed: the store decides
-                    if await self._advance_locally(task, verdict.outcome):
+                if local is not None:
+                    outcome, local = local, None
+                    if await self._advance_locally(task, outcome):
                         return None
                 return await self._report(task, verdict)
             except StoreUnavailable as exc:
