@@ -195,13 +195,16 @@ async def test_postgres_sends_writes_of_one_turn_as_one_batch(harness: Harness) 
     store._commits._send = counting  # type: ignore[attr-defined]
     await asyncio.gather(*(store.start_run(new_run(f"b-{i}")) for i in range(50)))
     assert sent == [1, 49]
-    # A write cancelled before its batch left is not written.
+    # A write cancelled before its batch left is not written: the second write of a
+    # namespace in one turn waits for the end of the turn, the first being out.
     run = new_run("cancelled")
+    first = asyncio.ensure_future(store.start_run(new_run("first")))
     pending = asyncio.ensure_future(store.start_run(run))
-    await asyncio.sleep(0)  # its batch is created, and runs at the next turn
+    await asyncio.sleep(0)  # the first leaves; the second's batch runs at the next turn
     pending.cancel()
+    await first
     await asyncio.gather(store.start_run(new_run("after")))
-    assert sent == [1, 49, 1]
+    assert sent == [1, 49, 1, 1]
     with pytest.raises(WorkflowNotFound):
         await store.get_run(NS, "cancelled")
 

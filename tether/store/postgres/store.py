@@ -26,10 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -82,6 +81,7 @@ from . import namespaces as nq
 from . import queries as q
 from . import usage
 from .commits import ADVANCE, COMPLETE, FINISH, START, GroupCommit, Kind
+from .connections import Conn, Connections
 from .listener import Listener
 from .migrate import current_version, latest_version
 from .migrate import migrate as apply_migrations
@@ -94,7 +94,6 @@ __all__ = ["PostgresStore"]
 
 
 T = TypeVar("T")
-Conn: TypeAlias = "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]"
 # InternalClientError: a pooled connection the server ended while it sat idle (a fast
 # shutdown or restart) raises it on next use; the pool then replaces the connection.
 _CONNECTION_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError, TimeoutError)
@@ -109,10 +108,6 @@ _RETRIES = 3  # for deadlocks and serialization failures, which roll back cleanl
 #: cost more than running it: 0.27 ms to plan the 0.03 ms look at a run, and the
 #: batch functions' statements likewise (W2: a tenth of PostgreSQL's time).
 _SESSION = {"plan_cache_mode": "force_generic_plan"}
-
-
-async def _no_reset(conn: asyncpg.Connection) -> None:
-    return None
 
 
 def _dumps(value: Any) -> str:
@@ -338,10 +333,10 @@ class PostgresStore(PostgresUpdates):
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
         self._where = _redact(url)
-        self._pool: asyncpg.Pool | None = None
+        self._pool: Connections | None = None
         # Claims and timers go through a connection of their own: a worker's decision
         # of what to run next must not wait in the queue of the work it already runs.
-        self._control: asyncpg.Pool | None = None
+        self._control: Connections | None = None
         self._listener: Listener | None = None
         self._planner_stats = PlannerStats(self._call)
         self._work_waiters: set[tuple[frozenset[str], frozenset[str], asyncio.Future[None]]] = set()
@@ -349,7 +344,6 @@ class PostgresStore(PostgresUpdates):
         self._local_closes = LocalCloses()
         # Runs whose close this process is writing (see _closing).
         self._closing_runs: Counter[tuple[str, str]] = Counter()
-        self._queued = 0.0
         # The pool holds every batch that may be out at once: up to pool_size - 2
         # batches of writes (commits.py) and two of reads by key. One namespace fills
         # at most a quarter of the pool with write batches and one read batch, so the
@@ -375,6 +369,15 @@ class PostgresStore(PostgresUpdates):
             self.url, timeout=self.connect_timeout, command_timeout=self.command_timeout
         )
 
+    async def _connect_pooled(self) -> Conn:
+        conn: Conn = await asyncpg.connect(
+            self.url,
+            timeout=self.connect_timeout,
+            command_timeout=self.command_timeout,
+            server_settings=_SESSION,
+        )
+        return conn
+
     async def _call(
         self,
         op: Callable[[Conn], Awaitable[T]],
@@ -385,14 +388,7 @@ class PostgresStore(PostgresUpdates):
         pool = self._control if control else self._pool
         if pool is None:
             raise StoreUnavailable("the store is not open", store=self._where)
-        return await self._guarded(lambda: self._on(pool, op), on_error)
-
-    async def _on(self, pool: asyncpg.Pool, op: Callable[[Conn], Awaitable[T]]) -> T:
-        asked = time.monotonic()
-        async with pool.acquire(timeout=self.command_timeout) as conn:
-            # A moving average of the wait for a connection: the load signal.
-            self._queued += (time.monotonic() - asked - self._queued) * 0.2
-            return await op(conn)
+        return await self._guarded(lambda: pool.run(op), on_error)
 
     async def _guarded(self, run: Callable[[], Awaitable[T]], on_error: Refusal | None) -> T:
         """``run()``, retried on deadlocks and serialization failures (which roll back
@@ -442,10 +438,10 @@ class PostgresStore(PostgresUpdates):
         if pool is None:
             raise StoreUnavailable("the store is not open", store=self._where)
         sql, params = kind.statement(ops)
-        return await self._on(pool, lambda c: c.fetch(sql, *params))
+        return await pool.run(lambda c: c.fetch(sql, *params))
 
     def queue_delay(self) -> float:
-        return self._queued
+        return 0.0 if self._pool is None else self._pool.queued
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         return await self._call(lambda c: c.fetch(sql, *args))
@@ -467,26 +463,11 @@ class PostgresStore(PostgresUpdates):
                 await apply_migrations(conn, self._where, apply=migrate)
             finally:
                 await conn.close()
-            self._pool = await asyncpg.create_pool(
-                self.url,
-                min_size=1,
-                max_size=self.pool_size,
-                timeout=self.connect_timeout,
-                command_timeout=self.command_timeout,
-                # Pooled connections keep no session state (no LISTEN, no advisory
-                # locks, no SET): skip asyncpg's reset query, a round trip per release.
-                reset=_no_reset,
-                server_settings=_SESSION,
-            )
-            self._control = await asyncpg.create_pool(
-                self.url,
-                min_size=1,
-                max_size=1,
-                timeout=self.connect_timeout,
-                command_timeout=self.command_timeout,
-                reset=_no_reset,
-                server_settings=_SESSION,
-            )
+            # Pooled connections keep no session state (no LISTEN, no advisory locks,
+            # no SET), so one given back needs no reset (asyncpg's is a round trip).
+            wait = self.command_timeout
+            self._pool = Connections(self._connect_pooled, self.pool_size, wait_timeout=wait)
+            self._control = Connections(self._connect_pooled, 1, wait_timeout=wait)
             self._listener = Listener(
                 self._connect,
                 {
@@ -517,10 +498,7 @@ class PostgresStore(PostgresUpdates):
             self._listener = None
         for pool in (self._pool, self._control):
             if pool is not None:
-                try:
-                    await asyncio.wait_for(pool.close(), 10.0)
-                except (Exception, TimeoutError):
-                    pool.terminate()
+                await pool.close()
         self._pool = self._control = None
         error = StoreUnavailable("the store was closed", store=self._where)
         for *_, future in self._work_waiters:
