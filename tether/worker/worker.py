@@ -689,6 +689,12 @@ class Worker:
             # which then does not queue behind every task waiting to be claimed.
             self._activity_slots -= 1
             holding = False
+            # Nor is it renewed or stopped from here: the write of its outcome deletes
+            # its task, and a renewal that then finds the task gone would cancel that
+            # write's caller after it landed, and with it the start of the run's next
+            # step, leased to this worker by the same write. A lease that really was
+            # lost shows as the store refusing the outcome.
+            self._running_activities.pop(task.task_id, None)
             follow_up = await self._record(task, verdict, options.heartbeat)
         except (LeaseLost, StoreUnavailable) as exc:
             log.info("activity %s step %s not recorded: %s", task.name, task.step, exc)
@@ -769,7 +775,9 @@ class Worker:
                     commit=commit,
                     lease=self.activity_lease,
                 )
-            except (LeaseLost, StoreUnavailable):
+            except (LeaseLost, StoreUnavailable, asyncio.CancelledError):
+                # Refused, or landed or not: the run replays from the store, and the
+                # slots reserved for its next activities go back.
                 self.cache.evict(task.run_id)
                 self._unreserve(commit, 0)
                 raise
