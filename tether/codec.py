@@ -57,6 +57,10 @@ class Codec:
         return None if data is None else orjson.loads(data)
 
 
+#: Types whose exact instances pydantic's validation returns unchanged.
+_AS_IS = frozenset({int, float, str, bool})
+
+
 @functools.cache
 def _adapter(hint: Any) -> pydantic.TypeAdapter[Any]:
     return pydantic.TypeAdapter(hint)
@@ -80,6 +84,7 @@ class Signature:
         self.name = name or getattr(fn, "__qualname__", repr(fn))
         self.params = [(p.name, hints.get(p.name, Any), p.default) for p in params]
         self.variadic = any(p.kind is p.VAR_POSITIONAL for p in params)
+        self._required = sum(1 for p in self.params if p[2] is inspect.Parameter.empty)
         self.result_hint: Any = hints.get("return", Any)
         # Build the validators now, at registration, not on the first call.
         for hint in [*(p[1] for p in self.params), self.result_hint]:
@@ -89,11 +94,11 @@ class Signature:
         """Validate and convert positional arguments; raise InvalidArgument if they don't fit."""
         if self.variadic:
             return list(args)
-        required = [p for p in self.params if p[2] is inspect.Parameter.empty]
-        if not len(required) <= len(args) <= len(self.params):
+        required = self._required
+        if not required <= len(args) <= len(self.params):
             raise InvalidArgument(
-                f"{self.name} takes {len(required)}"
-                + (f" to {len(self.params)}" if len(self.params) != len(required) else "")
+                f"{self.name} takes {required}"
+                + (f" to {len(self.params)}" if len(self.params) != required else "")
                 + f" argument(s), got {len(args)}"
             )
         out = []
@@ -114,6 +119,8 @@ class Signature:
     def _convert(hint: Any, value: Any, what: str) -> Any:
         if hint is Any or hint is inspect.Parameter.empty:
             return value
+        if type(value) is hint and hint in _AS_IS:
+            return value  # what validation would return, without a call into pydantic
         try:
             return _adapter(hint).validate_python(value)
         except pydantic.ValidationError as exc:
