@@ -33,22 +33,28 @@ class Opened:
         return conn
 
 
+class Held:
+    """An operation that keeps its connection until released; returns its backend."""
+
+    def __init__(self) -> None:
+        self.holding, self.release = asyncio.Event(), asyncio.Event()
+
+    async def __call__(self, conn: Conn) -> int:
+        self.holding.set()
+        await self.release.wait()
+        return int(await conn.fetchval("SELECT pg_backend_pid()"))
+
+
 async def test_a_caller_waits_for_the_one_connection_and_gets_it_back(url: str) -> None:
     opened = Opened(url)
     conns = Connections(opened, 1, wait_timeout=30)
-    holding, release = asyncio.Event(), asyncio.Event()
-
-    async def hold(conn: Conn) -> int:
-        holding.set()
-        await release.wait()
-        return int(await conn.fetchval("SELECT pg_backend_pid()"))
-
-    first = asyncio.ensure_future(conns.run(hold))
-    await holding.wait()
+    held = Held()
+    first = asyncio.ensure_future(conns.run(held))
+    await held.holding.wait()
     second = asyncio.ensure_future(conns.run(lambda c: c.fetchval("SELECT pg_backend_pid()")))
     await asyncio.sleep(0)
     assert not second.done()  # the only connection is lent out
-    release.set()
+    held.release.set()
     assert await first == await second  # handed over, not a second connection
     assert len(opened.conns) == 1
     await conns.close()
@@ -85,17 +91,12 @@ async def test_a_refused_statement_keeps_its_connection_a_cancelled_one_does_not
 async def test_a_waiter_that_gives_up_leaves_its_place_to_the_next(url: str) -> None:
     opened = Opened(url)
     conns = Connections(opened, 1, wait_timeout=0.2)
-    holding, release = asyncio.Event(), asyncio.Event()
-
-    async def hold(conn: Conn) -> None:
-        holding.set()
-        await release.wait()
-
-    first = asyncio.ensure_future(conns.run(hold))
-    await holding.wait()
+    held = Held()
+    first = asyncio.ensure_future(conns.run(held))
+    await held.holding.wait()
     with pytest.raises(TimeoutError):  # no connection came free within wait_timeout
         await conns.run(lambda c: c.fetchval("SELECT 1"))
-    release.set()
+    held.release.set()
     await first
     assert await conns.run(lambda c: c.fetchval("SELECT 3")) == 3
     assert len(opened.conns) == 1

@@ -364,19 +364,17 @@ class PostgresStore(PostgresUpdates):
 
     # -- connections --------------------------------------------------------------------
 
-    async def _connect(self) -> asyncpg.Connection:
-        return await asyncpg.connect(
-            self.url, timeout=self.connect_timeout, command_timeout=self.command_timeout
-        )
-
-    async def _connect_pooled(self) -> Conn:
+    async def _connect(self, server_settings: dict[str, str] | None = None) -> Conn:
         conn: Conn = await asyncpg.connect(
             self.url,
             timeout=self.connect_timeout,
             command_timeout=self.command_timeout,
-            server_settings=_SESSION,
+            server_settings=server_settings,
         )
         return conn
+
+    async def _connect_pooled(self) -> Conn:
+        return await self._connect(_SESSION)
 
     async def _call(
         self,
