@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Literal, Protocol, TypeVar, get_args
 
-from .codec import Codec
+from .codec import Codec, check_text
 from .definitions import Registry, workflow_name
 from .engine import RunInfo, answer_query
 from .errors import (
@@ -141,6 +141,7 @@ class WorkflowHandle(Generic[T]):
         point are sent to the new run again unless ``reapply_signals`` is False. A
         point where the code had not taken in all input raises ``InvalidArgument``.
         """
+        _check_reason(reason, identity)
         run = await self.describe()
         events = await self.client.store.read_history(self.namespace, run.run_id)
         seq = reset_point(events, to, run.run_id)
@@ -162,6 +163,7 @@ class WorkflowHandle(Generic[T]):
 
     async def terminate(self, reason: str = "", *, identity: str = "client") -> RunRecord:
         """End the run at once; its pending steps are dropped. Records who and why."""
+        _check_reason(reason, identity)
         run = await self._current()
         return await self.client.store.terminate_run(
             self.namespace, run.run_id, reason=reason, identity=identity
@@ -185,6 +187,7 @@ class WorkflowHandle(Generic[T]):
         run closes as ``canceled``. Activities scheduled before the request are asked
         to stop through their heartbeats. Returns at once; await :meth:`result` to see
         the run end."""
+        _check_reason(reason, identity)
         run = await self._current()
         return await self.client.store.request_cancel(
             self.namespace, run.run_id, reason=reason, identity=identity
@@ -264,16 +267,22 @@ def new_id() -> str:
 
 
 def _check_name(name: Any, what: str) -> None:
-    if not isinstance(name, str) or not name:
-        raise InvalidArgument(f"a {what} name must be a non-empty string, got {name!r}")
+    check_text(name, f"a {what} name")
 
 
 def _update_id(update_id: Any) -> str:
     if update_id is None:
         return new_id()
-    if not isinstance(update_id, str) or not update_id:
-        raise InvalidArgument(f"an update id must be a non-empty string, got {update_id!r}")
-    return update_id
+    return check_text(update_id, "an update id")
+
+
+def _check_reason(reason: Any, identity: Any) -> None:
+    """Why and by whom a run is cancelled, terminated or reset (the reason may be empty)."""
+    if not isinstance(reason, str) or "\x00" in reason:
+        raise InvalidArgument(
+            f"a reason must be a string without the NUL character, got {reason!r}"
+        )
+    check_text(identity, "an identity")
 
 
 def _seconds(value: float | datetime | None, what: str) -> float | None:
@@ -526,9 +535,8 @@ class Client:
         checked = definition.signature.check_args(args) if definition else list(args)
         plain = self.codec.plain(checked, what=f"arguments of workflow {name}")
         queue = task_queue or (definition.task_queue if definition else self.task_queue)
-        if id is not None and (not isinstance(id, str) or not id):
-            raise InvalidArgument(f"a workflow id must be a non-empty string, got {id!r}")
-        workflow_id = id or new_id()
+        check_text(queue, "a task queue")
+        workflow_id = new_id() if id is None else check_text(id, "a workflow id")
         started: dict[str, Any] = {
             "workflow_type": name,
             "workflow_id": workflow_id,
@@ -608,10 +616,8 @@ class Client:
             except ValueError:
                 choices = ", ".join(s.value for s in RunStatus)
                 raise InvalidArgument(f"unknown status {status!r} (one of {choices})") from None
-        if workflow_type is not None and (not isinstance(workflow_type, str) or not workflow_type):
-            raise InvalidArgument(
-                f"workflow_type must be a non-empty string, got {workflow_type!r}"
-            )
+        if workflow_type is not None:
+            check_text(workflow_type, "workflow_type")
         if not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidArgument(f"limit must be between 1 and 10000, got {limit!r}")
         if cursor is not None and not isinstance(cursor, str):

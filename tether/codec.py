@@ -18,7 +18,7 @@ import pydantic
 
 from .errors import InvalidArgument, PayloadTooLarge
 
-__all__ = ["DEFAULT_MAX_PAYLOAD", "Codec", "Signature"]
+__all__ = ["DEFAULT_MAX_PAYLOAD", "Codec", "Signature", "check_text"]
 
 DEFAULT_MAX_PAYLOAD = 2 * 1024 * 1024
 
@@ -29,6 +29,16 @@ def _default(value: Any) -> Any:
     if isinstance(value, set | frozenset):
         return list(value)
     raise TypeError(f"{type(value).__name__} is not JSON-compatible")
+
+
+def check_text(value: Any, what: str) -> str:
+    """``value`` as an id, name or key every store can hold: a non-empty string without
+    the NUL character, which PostgreSQL's text refuses (so SQLite refuses it too)."""
+    if not isinstance(value, str) or not value:
+        raise InvalidArgument(f"{what} must be a non-empty string, got {value!r}")
+    if "\x00" in value:
+        raise InvalidArgument(f"{what} must not contain the NUL character (\\x00), got {value!r}")
+    return value
 
 
 class Codec:

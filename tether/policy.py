@@ -130,6 +130,8 @@ class Priority:
         key = self.fairness_key
         if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
             raise InvalidArgument(f"fairness_key must be 1 to 200 characters, got {key!r}")
+        if key is not None and "\x00" in key:
+            raise InvalidArgument(f"fairness_key must not contain the NUL character, got {key!r}")
         weight = self.fairness_weight
         if isinstance(weight, bool) or not isinstance(weight, int | float):
             raise InvalidArgument(f"fairness_weight must be a number, got {weight!r}")

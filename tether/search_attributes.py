@@ -83,6 +83,11 @@ def check_name(name: Any) -> str:
 
 
 def _keyword(name: str, value: str) -> str:
+    if "\x00" in value:
+        raise InvalidArgument(
+            f"search attribute {name!r}: a keyword must not contain the NUL character"
+            f" (\\x00), got {value!r}"
+        )
     if len(value) > MAX_KEYWORD:
         raise PayloadTooLarge(
             f"search attribute {name!r}: a keyword holds at most {MAX_KEYWORD} characters,"

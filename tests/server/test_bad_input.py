@@ -96,6 +96,25 @@ async def test_unknown_things_are_404_and_bad_parameters_400(make_app: AppFactor
         )
 
 
+async def test_the_nul_character_is_400_or_404_never_a_store_error(make_app: AppFactory) -> None:
+    """PostgreSQL's text cannot hold NUL: on both stores a request naming one is a
+    client error (400), or finds nothing (404), and nothing is stored."""
+    async with serving(build_app(make_app)) as http:
+        for body in [
+            {"type": "greet", "args": ["x"], "id": "a\x00b"},
+            {"type": "greet", "args": ["x"], "task_queue": "q\x00"},
+            {"type": "greet", "args": ["x"], "search_attributes": {"customer": "\x00"}},
+        ]:
+            message = await _error(await http.post(RUNS, json=body), 400, "invalid_argument")
+            assert "NUL" in message
+        await _error(await http.get(f"{RUNS}/a%00b"), 404, "workflow_not_found")
+        await _error(await http.get(f"{RUNS}/a%00b/result"), 404, "workflow_not_found")
+        await _error(await http.get(f"{RUNS}?type=a%00"), 400, "invalid_argument")
+        nul_namespace = "/v1/namespaces/a%00b/workflows"
+        await _error(await http.get(nul_namespace), 400, "invalid_argument")
+        assert (await http.get(RUNS)).json()["runs"] == [], "nothing was started"
+
+
 async def test_oversized_bodies_are_refused_and_nothing_is_lost(make_app: AppFactory) -> None:
     app = build_app(make_app, max_payload=10_000)
     async with serving(app) as http:

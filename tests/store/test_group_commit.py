@@ -13,7 +13,13 @@ import time
 
 import pytest
 
-from tether.errors import LeaseLost, NamespaceNotFound, WorkflowAlreadyStarted, WorkflowNotFound
+from tether.errors import (
+    InvalidArgument,
+    LeaseLost,
+    NamespaceNotFound,
+    WorkflowAlreadyStarted,
+    WorkflowNotFound,
+)
 from tether.store import (
     ActivityOutcome,
     ActivityTask,
@@ -179,6 +185,28 @@ async def test_activity_outcomes_together_apply_as_one_by_one(store: Store) -> N
     # The declined outcome is still the worker's to report the slow way.
     await store.finish_activity(second, DONE, claim_for=None, local_queues=(), lease=LEASE)
     assert (await store.get_run(NS, "", run.run_id)).history_length == 8
+
+
+@pytest.mark.parametrize("harness", ["postgres"], indirect=True)
+async def test_postgres_text_with_nul_is_refused_alone_not_with_its_batch(
+    harness: Harness,
+) -> None:
+    """PostgreSQL refuses a NUL character in any text parameter of a statement, so one
+    such write (or read) in a batch would fail everyone's: it is refused before it
+    joins one."""
+    store = await harness.open()
+    runs = [new_run(f"ok-{i}") for i in range(N)]
+    runs.insert(9, new_run("bad\x00id"))
+    outcomes = await asyncio.gather(*(store.start_run(r) for r in runs), return_exceptions=True)
+    assert isinstance(outcomes[9], InvalidArgument) and "NUL" in str(outcomes[9])
+    assert all(not isinstance(o, BaseException) for i, o in enumerate(outcomes) if i != 9)
+    looks = [(NS, "", r.run_id) for r in runs if r.workflow_id != "bad\x00id"]
+    looks.insert(4, (NS, "", "no\x00such"))
+    found = await asyncio.gather(*(store.get_run(*k) for k in looks), return_exceptions=True)
+    assert isinstance(found[4], WorkflowNotFound)
+    assert all(not isinstance(f, BaseException) for i, f in enumerate(found) if i != 4)
+    claimed = await store.claim_workflow_tasks(OWNER, [NS], [Q], 100, LEASE)
+    assert len(claimed) == N
 
 
 @pytest.mark.parametrize("harness", ["postgres"], indirect=True)

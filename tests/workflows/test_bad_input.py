@@ -110,6 +110,75 @@ async def test_payload_limit_applies_everywhere(make_app: AppFactory) -> None:
         assert await app.client.execute("typed", 2, "ab", timeout=30) == "abab"
 
 
+async def test_text_with_the_nul_character_is_refused_alike_on_every_store(
+    make_app: AppFactory,
+) -> None:
+    """PostgreSQL's text cannot hold NUL: an id, name, key or reason with one is refused
+    up front on both stores (not a store error, not stored on one store only), and a
+    lookup with one finds nothing."""
+    app = _app(make_app)
+
+    @app.workflow
+    async def waits(ctx: tether.Context) -> str:
+        await ctx.wait_signal("go")
+        return "done"
+
+    async with app:
+        nul = "a\x00b"
+        refusals = [
+            app.client.start("typed", 1, id=nul),
+            app.client.start("typed", 1, task_queue=nul),
+            app.client.start("typed", 1, search_attributes={"customer": nul}),
+            app.client.start("typed", 1, search_attributes={"tags": ["x", nul]}),
+            app.client.list(workflow_type=nul),
+            app.client.list(search_attributes={"customer": nul}),
+        ]
+        for call in refusals:
+            with pytest.raises(tether.InvalidArgument, match="NUL"):
+                await call
+        with pytest.raises(tether.InvalidArgument, match="NUL"):
+            tether.Priority(fairness_key=nul)
+        handle = await app.client.start(waits, id="fine")
+        for call in [
+            handle.signal(nul, 1),
+            handle.cancel(reason=nul),
+            handle.terminate(reason="why", identity=nul),
+            handle.update("anything", update_id=nul),
+        ]:
+            with pytest.raises(tether.InvalidArgument, match="NUL"):
+                await call
+        with pytest.raises(tether.WorkflowNotFound):
+            await app.client.get_handle(nul).describe()
+        with pytest.raises(tether.WorkflowNotFound):
+            await app.client.get_handle("fine", run_id=nul).describe()
+        runs = (await app.client.list()).runs
+        assert [(r.workflow_id, r.status) for r in runs] == [("fine", tether.RunStatus.RUNNING)]
+        assert [e.type for e in await handle.history()] == ["WorkflowStarted"]
+
+
+async def test_workflow_code_naming_text_with_nul_fails_its_run_alike(
+    make_app: AppFactory,
+) -> None:
+    """A task queue or child id with NUL, given by workflow code, fails the run with
+    the reason on both stores (not a store error on one, a run waiting forever on a
+    queue nobody serves on the other)."""
+    app = _app(make_app)
+
+    @app.workflow
+    async def odd_queue(ctx: tether.Context) -> str:
+        return await ctx.activity("echo", "x", task_queue="q\x00")
+
+    @app.workflow
+    async def odd_child(ctx: tether.Context) -> str:
+        return await ctx.child(odd_queue, id="c\x00")
+
+    async with app, app.worker():
+        for workflow in (odd_queue, odd_child):
+            with pytest.raises(tether.WorkflowFailed) as failed:
+                await app.client.execute(workflow, timeout=30)
+            assert "NUL" in str(failed.value.__cause__)
+
+
 def test_bad_options_are_named() -> None:
     app = tether.App("unused.db")
     with pytest.raises(tether.InvalidArgument, match=r"tether\.Retry"):

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar
 
+from ..codec import check_text
 from ..definitions import WorkflowDefinition, workflow_name
 from ..errors import InvalidArgument
 from ..search_attributes import encode
@@ -66,8 +67,8 @@ def start_child(
             f"parent_close_policy must be one of {', '.join(CLOSE_POLICIES)},"
             f" got {parent_close_policy!r}"
         )
-    if id is not None and (not isinstance(id, str) or not id):
-        raise InvalidArgument(f"a child workflow id must be a non-empty string, got {id!r}")
+    if id is not None:
+        check_text(id, "a child workflow id")
     checked = definition.signature.check_args(args) if definition else list(args)
     what = f"arguments of child workflow {name}"
     plain = instance.codec.plain(checked, what=what, limit=instance.max_payload)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, overload
 import pydantic
 
 from ..chat import ChatRequest, ChatResult, Message, Tool, ToolCall
+from ..codec import check_text
 from ..definitions import activity_name
 from ..errors import InvalidArgument
 from ..policy import ActivityOptions, Retry, seconds
@@ -153,6 +154,7 @@ class Context:
             )
             if options.task_queue is None:
                 options = options.merged(task_queue=self._instance.info.task_queue)
+            check_text(options.task_queue, f"activity {name}: a task queue")
         if definition is not None:
             checked = definition.signature.check_args(args)
             convert: Callable[[Any], Any] = definition.signature.convert_result

@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..codec import Codec
+from ..codec import Codec, check_text
 from ..definitions import WorkflowDefinition
 from ..errors import (
     CancelledFailure,
@@ -379,7 +379,8 @@ class WorkflowInstance:
         return limit if isinstance(limit, int) else None
 
     def check_queue(self, queue: str, what: str) -> None:
-        """Refuse a task queue the run's namespace may not use."""
+        """Refuse a task queue the run's namespace may not use, or no store can hold."""
+        check_text(queue, f"{what}: a task queue")
         allowed = self.limits.get("task_queues")
         if allowed is not None and queue not in allowed:
             raise InvalidArgument(

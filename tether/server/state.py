@@ -10,6 +10,7 @@ from starlette.requests import Request
 
 from ..app import App
 from ..client import Client
+from ..codec import check_text
 from .auth import Grant, Tokens
 from .wire import Body, read_body
 
@@ -45,7 +46,7 @@ class Server:
 
     def namespace(self, request: Request) -> str:
         """The path's namespace, once the request's token is checked against it."""
-        namespace: str = request.path_params["ns"]
+        namespace = check_text(request.path_params["ns"], "a namespace")
         self.grant(request).check(namespace)
         return namespace
 

@@ -153,8 +153,32 @@ def _run_record(row: asyncpg.Record, attrs: dict[str, Any] | None = None) -> Run
     )
 
 
+#: PostgreSQL's text holds no NUL character: a parameter with one is refused as a whole
+#: statement (22021), and a JSON string's ``\\u0000`` cannot become text (22P05).
+_NUL_STATES = ("22021", "22P05")
+_NUL_REFUSED = (
+    "text with the NUL character (\\x00) is refused: PostgreSQL's text cannot hold it"
+    " (ids, names, task queues, reasons, search attribute values)"
+)
+
+
+def _has_nul(values: Sequence[Any]) -> bool:
+    """Whether a statement's parameters hold a string with the NUL character. Checked
+    before a write joins a batch: the server would refuse the batch's whole statement,
+    and with it every other caller's write in it."""
+    for value in values:
+        if isinstance(value, str):
+            if "\x00" in value:
+                return True
+        elif isinstance(value, list) and any(isinstance(v, str) and "\x00" in v for v in value):
+            return True
+    return False
+
+
 def _translate(exc: asyncpg.PostgresError, where: str) -> TetherError:
     state = getattr(exc, "sqlstate", None)
+    if state in _NUL_STATES:
+        return InvalidArgument(f"{_NUL_REFUSED} ({exc})")
     if state == q.LEASE_LOST:
         return LeaseLost()
     if state == q.RUN_NOT_FOUND:
@@ -411,6 +435,8 @@ class PostgresStore(PostgresUpdates):
         """One operation of a group commit (``commits.py``): its batch function's row."""
         if self._pool is None:
             raise StoreUnavailable("the store is not open", store=self._where)
+        if _has_nul(args):
+            raise InvalidArgument(_NUL_REFUSED)
         return await self._guarded(lambda: self._commits.submit(kind, args), on_error)
 
     async def _task_commit(
@@ -582,6 +608,9 @@ class PostgresStore(PostgresUpdates):
         self, namespace: str, workflow_id: str, run_id: str | None = None
     ) -> RunRecord:
         row: Any
+        if _has_nul((namespace, workflow_id, run_id)):
+            # No run has such a key, and in a batch of looks it would fail the others'.
+            raise WorkflowNotFound(namespace=namespace, workflow_id=workflow_id, run_id=run_id)
         if run_id is not None:
             # By key, the reads of one loop turn share a statement (many waiters look
             # at once: every result() of a burst of starts).
