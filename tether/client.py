@@ -527,6 +527,7 @@ class Client:
         search_attributes: Mapping[str, Any] | None = None,
     ) -> NewRun:
         name, definition = workflow_name(workflow)
+        check_text(name, "a workflow type")
         definition = definition or self.registry.workflows.get(name)
         if definition is None and self.registry.workflows:
             known = ", ".join(sorted(self.registry.workflows))

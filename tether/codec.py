@@ -31,13 +31,24 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-compatible")
 
 
+#: The longest id, name or task queue, in UTF-8 bytes (Temporal's default limit too).
+#: PostgreSQL indexes them, and an index entry holds at most about 2,700 bytes.
+MAX_TEXT_BYTES = 1000
+
+
 def check_text(value: Any, what: str) -> str:
-    """``value`` as an id, name or key every store can hold: a non-empty string without
-    the NUL character, which PostgreSQL's text refuses (so SQLite refuses it too)."""
+    """``value`` as an id, name or key every store can hold: a non-empty string of at
+    most ``MAX_TEXT_BYTES``, without the NUL character, which PostgreSQL's text refuses
+    (so SQLite refuses both too)."""
     if not isinstance(value, str) or not value:
         raise InvalidArgument(f"{what} must be a non-empty string, got {value!r}")
     if "\x00" in value:
         raise InvalidArgument(f"{what} must not contain the NUL character (\\x00), got {value!r}")
+    # Four bytes a character at most: only a long string can be over.
+    if len(value) > MAX_TEXT_BYTES // 4 and (size := len(value.encode())) > MAX_TEXT_BYTES:
+        raise InvalidArgument(
+            f"{what} must be at most {MAX_TEXT_BYTES} bytes (UTF-8), got {size}: {value[:40]!r}..."
+        )
     return value
 
 

@@ -55,7 +55,7 @@ __all__ = [
 
 TYPES = ("keyword", "keyword_list", "int", "float", "bool", "datetime")
 MAX_ATTRIBUTES = 64  # per run
-MAX_KEYWORD = 1024  # characters of one keyword
+MAX_KEYWORD = 1024  # UTF-8 bytes of one keyword: PostgreSQL indexes it (2,700 at most)
 MAX_LIST = 64  # elements of one keyword list
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
 _INT64 = (-(2**63), 2**63 - 1)
@@ -88,10 +88,10 @@ def _keyword(name: str, value: str) -> str:
             f"search attribute {name!r}: a keyword must not contain the NUL character"
             f" (\\x00), got {value!r}"
         )
-    if len(value) > MAX_KEYWORD:
+    if len(value) > MAX_KEYWORD // 4 and (size := len(value.encode())) > MAX_KEYWORD:
         raise PayloadTooLarge(
-            f"search attribute {name!r}: a keyword holds at most {MAX_KEYWORD} characters,"
-            f" got {len(value)}"
+            f"search attribute {name!r}: a keyword holds at most {MAX_KEYWORD} bytes (UTF-8),"
+            f" got {size}"
         )
     return value
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,7 +22,7 @@ from tether.errors import StoreUnavailable
 from tether.store import open_store
 from tether.store.postgres import PostgresStore
 
-from .helpers import LEASE, NS, Q, eventually, start
+from .helpers import LEASE, NS, Q, eventually, new_run, start
 
 
 @pytest.fixture
@@ -162,3 +164,19 @@ async def test_a_result_awaited_beside_the_worker_is_not_read_back(make_app: App
         with pytest.raises(tether.WorkflowFailed) as failed:
             await failing.result(timeout=30)
         assert "too big: 21" in str(failed.value.__cause__)
+
+
+async def test_values_the_server_cannot_take_are_client_errors(database: str) -> None:
+    """Below the client's checks (which refuse these first, on both stores), the
+    server's own refusals of a value are InvalidArgument, not an outage: a NUL
+    character in text, and a value too long for an index entry."""
+    store = PostgresStore(database_url(database), pool_size=2)
+    await store.open()
+    try:
+        for value, message in [("a\x00b", "NUL"), ("x" + secrets.token_hex(2000), "too long")]:
+            with pytest.raises(tether.InvalidArgument, match=message):
+                run = dataclasses.replace(new_run("w"), task_queue=value)
+                await store.signal_with_start(run, "go", None)
+        assert (await start(store, "after")).workflow_id == "after"
+    finally:
+        await store.close()

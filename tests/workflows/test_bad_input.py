@@ -156,6 +156,29 @@ async def test_text_with_the_nul_character_is_refused_alike_on_every_store(
         assert [e.type for e in await handle.history()] == ["WorkflowStarted"]
 
 
+async def test_ids_and_names_longer_than_1000_bytes_are_refused_alike(
+    make_app: AppFactory,
+) -> None:
+    """PostgreSQL indexes ids, task queues and keywords, and an index entry holds about
+    2,700 bytes: the limit is in UTF-8 bytes, on both stores."""
+    app = _app(make_app)
+    async with app:
+        longest = "\u00e9" * 500  # two bytes each: 1,000 bytes
+        handle = await app.client.start("typed", 1, id=longest, task_queue=longest)
+        assert (await handle.describe()).workflow_id == longest
+        for call in [
+            app.client.start("typed", 1, id=longest + "x"),
+            app.client.start("typed", 1, task_queue="q" * 1001),
+            app.client.start("not_a_type" * 101),
+        ]:
+            with pytest.raises(tether.InvalidArgument, match="at most 1000 bytes"):
+                await call
+        keyword = "\u4e00" * 342  # three bytes each: 1,026 bytes, 342 characters
+        with pytest.raises(tether.PayloadTooLarge, match="at most 1024 bytes"):
+            await app.client.start("typed", 1, search_attributes={"k": keyword})
+        assert [r.workflow_id for r in (await app.client.list()).runs] == [longest]
+
+
 async def test_workflow_code_naming_text_with_nul_fails_its_run_alike(
     make_app: AppFactory,
 ) -> None:

@@ -179,6 +179,8 @@ def _translate(exc: asyncpg.PostgresError, where: str) -> TetherError:
     state = getattr(exc, "sqlstate", None)
     if state in _NUL_STATES:
         return InvalidArgument(f"{_NUL_REFUSED} ({exc})")
+    if state == "54000":  # program_limit_exceeded: a value too long for an index entry
+        return InvalidArgument(f"a value is too long for PostgreSQL to index: {exc}")
     if state == q.LEASE_LOST:
         return LeaseLost()
     if state == q.RUN_NOT_FOUND:
