@@ -138,6 +138,8 @@ async def test_text_with_the_nul_character_is_refused_alike_on_every_store(
                 await call
         with pytest.raises(tether.InvalidArgument, match="NUL"):
             tether.Priority(fairness_key=nul)
+        with pytest.raises(tether.InvalidArgument, match="task_queues"):
+            await app.client.namespaces.create("odd", task_queues=[nul])
         handle = await app.client.start(waits, id="fine")
         for call in [
             handle.signal(nul, 1),

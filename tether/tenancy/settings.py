@@ -42,7 +42,8 @@ def _duration(value: Any) -> Any:
     return value
 
 
-QueueName = Annotated[str, Field(min_length=1, max_length=200)]
+#: No NUL character: PostgreSQL's text cannot hold it (see ``codec.check_text``).
+QueueName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
 Rate = Annotated[float, Field(gt=0, le=1_000_000)]
 
 
