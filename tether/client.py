@@ -79,6 +79,10 @@ class WorkflowHandle(Generic[T]):
         return await self._result(timeout)
 
     async def _result(self, timeout: float | None, started: RunRecord | None = None) -> T:
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout != timeout
+        ):
+            raise InvalidArgument(f"timeout must be a number of seconds or None, got {timeout!r}")
         run_id = self.run_id or (await self.describe()).run_id
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -323,6 +327,9 @@ class Client:
         # adds its workers); weakly held, so a worker dropped is gone from here too.
         self.local_workers: weakref.WeakSet[LocalWorker] = weakref.WeakSet()
 
+    def _namespace(self, namespace: str | None) -> str:
+        return self.namespace if namespace is None else check_text(namespace, "a namespace")
+
     async def start(
         self,
         workflow: Callable[..., Any] | str,
@@ -532,7 +539,7 @@ class Client:
         if definition is None and self.registry.workflows:
             known = ", ".join(sorted(self.registry.workflows))
             raise UnknownWorkflowType(f"no workflow named {name!r} (known: {known})")
-        namespace = namespace or self.namespace
+        namespace = self._namespace(namespace)
         checked = definition.signature.check_args(args) if definition else list(args)
         plain = self.codec.plain(checked, what=f"arguments of workflow {name}")
         queue = task_queue or (definition.task_queue if definition else self.task_queue)
@@ -586,7 +593,12 @@ class Client:
         self, workflow_id: str, run_id: str | None = None, *, namespace: str | None = None
     ) -> WorkflowHandle[Any]:
         """A handle on an existing run (the newest run of the id if ``run_id`` is None)."""
-        return WorkflowHandle(self, namespace or self.namespace, workflow_id, run_id)
+        # Only the types: an id no store could hold is simply not found.
+        if not isinstance(workflow_id, str) or not workflow_id:
+            raise InvalidArgument(f"a workflow id must be a non-empty string, got {workflow_id!r}")
+        if run_id is not None and (not isinstance(run_id, str) or not run_id):
+            raise InvalidArgument(f"a run id must be a non-empty string or None, got {run_id!r}")
+        return WorkflowHandle(self, self._namespace(namespace), workflow_id, run_id)
 
     async def list(
         self,
@@ -619,7 +631,7 @@ class Client:
                 raise InvalidArgument(f"unknown status {status!r} (one of {choices})") from None
         if workflow_type is not None:
             check_text(workflow_type, "workflow_type")
-        if not isinstance(limit, int) or not 1 <= limit <= 10_000:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
             raise InvalidArgument(f"limit must be between 1 and 10000, got {limit!r}")
         if cursor is not None and not isinstance(cursor, str):
             raise InvalidArgument(f"cursor must be a page token (a string), got {cursor!r}")
@@ -635,7 +647,7 @@ class Client:
             attributes=tuple(attribute_filter(k, v) for k, v in (search_attributes or {}).items()),
         )
         return await self.store.list_runs(
-            namespace or self.namespace,
+            self._namespace(namespace),
             status=status,
             workflow_type=workflow_type,
             limit=limit,

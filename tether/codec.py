@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, get_type_hints
 
@@ -141,11 +142,20 @@ class Signature:
         if hint is Any or hint is inspect.Parameter.empty:
             return value
         if type(value) is hint and hint in _AS_IS:
+            if hint is float and not math.isfinite(value):
+                raise InvalidArgument(
+                    f"{what}: {value} is not a finite number (JSON has no NaN or infinity)"
+                )
             return value  # what validation would return, without a call into pydantic
         try:
-            return _adapter(hint).validate_python(value)
+            out = _adapter(hint).validate_python(value)
         except pydantic.ValidationError as exc:
             first = exc.errors()[0]
             raise InvalidArgument(f"{what}: {first['msg']} (got {value!r:.80})") from None
         except pydantic.PydanticSchemaGenerationError:
             return value
+        if isinstance(out, float) and not math.isfinite(out):
+            raise InvalidArgument(
+                f"{what}: {out} is not a finite number (JSON has no NaN or infinity)"
+            )
+        return out

@@ -65,6 +65,34 @@ async def test_wrong_argument_types_are_refused_before_anything_is_stored(
         assert (await app.client.list()).runs == []
 
 
+async def test_wrong_types_in_client_calls_are_invalid_argument_on_both_stores(
+    make_app: AppFactory,
+) -> None:
+    """Not a store error on one store and "not found" on the other."""
+    app = _app(make_app)
+
+    @app.workflow
+    async def measured(ctx: tether.Context, seconds: float) -> float:
+        return seconds
+
+    async with app:
+        handle = await app.client.start("typed", 1, id="one")
+        calls = {
+            "a namespace": lambda: app.client.start("typed", 1, namespace=5),  # type: ignore[arg-type]
+            "a workflow id": lambda: app.client.get_handle(5).describe(),  # type: ignore[arg-type]
+            "a run id": lambda: app.client.get_handle("one", run_id=7).describe(),  # type: ignore[arg-type]
+            "timeout": lambda: handle.result(timeout="soon"),  # type: ignore[arg-type]
+            "not a finite number": lambda: app.client.start(measured, float("nan")),
+            "limit": lambda: app.client.list(limit=True),
+        }
+        for message, call in calls.items():
+            with pytest.raises(tether.InvalidArgument, match=message):
+                await call()
+        with pytest.raises(tether.InvalidArgument, match="not a finite number"):
+            await app.client.start(measured, float("inf"))
+        assert [r.workflow_id for r in (await app.client.list()).runs] == ["one"]
+
+
 async def test_payloads_that_cannot_be_encoded(make_app: AppFactory) -> None:
     app = make_app()  # knows no workflow types, so nothing converts the arguments
 
