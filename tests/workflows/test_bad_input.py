@@ -225,8 +225,16 @@ async def test_workflow_code_naming_text_with_nul_fails_its_run_alike(
     async def odd_child(ctx: tether.Context) -> str:
         return await ctx.child(odd_queue, id="c\x00")
 
+    @app.workflow
+    async def odd_names(ctx: tether.Context) -> str:
+        try:
+            await ctx.activity("ech\x00", "x")
+        except tether.InvalidArgument:
+            return await ctx.child("typ\x00")
+        return "not refused"
+
     async with app, app.worker():
-        for workflow in (odd_queue, odd_child):
+        for workflow in (odd_queue, odd_child, odd_names):
             with pytest.raises(tether.WorkflowFailed) as failed:
                 await app.client.execute(workflow, timeout=30)
             assert "NUL" in str(failed.value.__cause__)

@@ -62,6 +62,7 @@ def start_child(
     search_attributes: Mapping[str, Any] | None = None,
 ) -> ChildHandle[Any]:
     name, definition = workflow_name(workflow)
+    check_text(name, "a child workflow type")
     if parent_close_policy not in CLOSE_POLICIES:
         raise InvalidArgument(
             f"parent_close_policy must be one of {', '.join(CLOSE_POLICIES)},"

@@ -139,6 +139,7 @@ class Context:
         arrives as :class:`tether.ActivityError` with the cause chained.
         """
         name, definition = activity_name(fn)
+        check_text(name, "an activity name")
         base = definition.options if definition else _NO_OPTIONS
         overrides = (task_queue, retry, schedule_to_close, start_to_close, heartbeat)
         if base.task_queue is None and all(o is None for o in overrides):
