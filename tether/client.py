@@ -646,8 +646,10 @@ class Client:
             closed_before=_seconds(closed_before, "closed_before"),
             attributes=tuple(attribute_filter(k, v) for k, v in (search_attributes or {}).items()),
         )
+        scope = self._namespace(namespace)
+        await self.namespaces.settings(scope)  # NamespaceNotFound, not an empty page
         return await self.store.list_runs(
-            self._namespace(namespace),
+            scope,
             status=status,
             workflow_type=workflow_type,
             limit=limit,

@@ -64,6 +64,7 @@ async def test_unknown_things_are_404_and_bad_parameters_400(make_app: AppFactor
         await _error(await http.get(f"{RUNS}/ghost/result"), 404, "workflow_not_found")
         await _error(await http.post(f"{RUNS}/ghost/signal/x"), 404, "workflow_not_found")
         await _error(await http.delete(f"{RUNS}/ghost"), 404, "workflow_not_found")
+        await _error(await http.get("/v1/namespaces/nowhere/workflows"), 404, "namespace_not_found")
         await _error(
             await http.post("/v1/namespaces/nowhere/workflows", json={"type": "greet"}),
             404,

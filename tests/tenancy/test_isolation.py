@@ -86,7 +86,8 @@ async def test_every_call_is_refused_across_namespaces(make_app: AppFactory) -> 
         listed_b = [(r.namespace, r.workflow_id) for r in (await client.list(namespace="b")).runs]
         assert sorted(listed_a) == [("a", "only-a"), ("a", "same")]
         assert listed_b == [("b", "same")]
-        assert (await client.list(namespace="ghost")).runs == []
+        with pytest.raises(tether.NamespaceNotFound):  # a typo is not an empty namespace
+            await client.list(namespace="ghost")
         figures_b = (await client.namespaces.describe("b")).to_dict()["runs"]
         assert figures_b == {"running": 0, "closed": 1, "by_status": {"completed": 1}}
 
