@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
 import sqlite3
 from pathlib import Path
 
@@ -271,6 +273,14 @@ async def test_a_file_that_is_not_ours_is_refused_and_left_alone(tmp_path: Path)
         with pytest.raises(tether.IncompatibleStore, match=str(path)):
             await tether.App(str(path)).open()
         assert _digest(path) == before
+
+
+async def test_a_store_url_that_names_no_store_is_refused_clearly(tmp_path: Path) -> None:
+    with pytest.raises(tether.InvalidArgument, match="unsupported store URL scheme 'mysql'"):
+        tether.App("mysql://user@host/db")
+    with pytest.raises(tether.IncompatibleStore, match="is a directory"):
+        await tether.App(str(tmp_path)).open()
+    assert await asyncio.to_thread(os.listdir, tmp_path) == []  # nothing written there
 
 
 async def test_a_newer_schema_is_refused_and_its_data_kept(tmp_path: Path) -> None:

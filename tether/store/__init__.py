@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from ..errors import InvalidArgument
 from .llm_limits import LimitState
 from .protocol import (
     DELETE_BATCH,
@@ -85,6 +86,12 @@ def open_store(url: str | None = None, **options: object) -> Store:
     the embedded SQLite store.
     """
     url = url or os.environ.get("TETHER_DATABASE_URL") or DEFAULT_URL
+    scheme, sep, _ = url.partition("://")
+    if sep and scheme not in ("postgresql", "postgres", "sqlite"):
+        raise InvalidArgument(
+            f"unsupported store URL scheme {scheme!r}: use postgresql://..., sqlite:///PATH"
+            " or a file path"
+        )
     if url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore
 

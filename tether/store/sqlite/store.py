@@ -199,7 +199,12 @@ class SqliteStore:
     async def open(self, *, migrate: bool = True) -> None:
         if self._writer is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise IncompatibleStore(f"{self.path} is a directory, not a Tether store file")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot open {self.path}: {exc}") from None
         await asyncio.to_thread(self._migrate, migrate)
         writer = self._connect()
         self._writer = Writer(writer, self._on_notes)
@@ -231,13 +236,18 @@ class SqliteStore:
         if self.path.exists():
             # Look before touching: switching to WAL rewrites the header, and a file
             # that is not ours must be left exactly as it was.
-            probe = sqlite3.connect(
-                f"file:{self.path}?mode=ro", uri=True, timeout=30.0, isolation_level=None
-            )
+            try:
+                probe = sqlite3.connect(
+                    f"file:{self.path}?mode=ro", uri=True, timeout=30.0, isolation_level=None
+                )
+            except sqlite3.OperationalError as exc:  # unreadable: permissions, I/O
+                raise StoreUnavailable(f"cannot open {self.path}: {exc}") from None
             try:
                 # One read transaction: another process may be migrating the file.
                 probe.execute("BEGIN")
                 self._check(probe, latest)
+            except sqlite3.OperationalError as exc:
+                raise StoreUnavailable(f"cannot open {self.path}: {exc}") from None
             finally:
                 probe.close()
         conn = self._connect()
