@@ -21,6 +21,7 @@ from .definitions import Registry, workflow_name
 from .engine import RunInfo, answer_query
 from .errors import (
     InvalidArgument,
+    PayloadTooLarge,
     UnknownWorkflowType,
     UpdateFailed,
     UpdateRejected,
@@ -280,11 +281,19 @@ def _update_id(update_id: Any) -> str:
     return check_text(update_id, "an update id")
 
 
+#: A cancel, terminate or reset reason is a note for people, kept in history.
+MAX_REASON_BYTES = 10_000
+
+
 def _check_reason(reason: Any, identity: Any) -> None:
     """Why and by whom a run is cancelled, terminated or reset (the reason may be empty)."""
     if not isinstance(reason, str) or "\x00" in reason:
         raise InvalidArgument(
-            f"a reason must be a string without the NUL character, got {reason!r}"
+            f"a reason must be a string without the NUL character, got {reason!r:.80}"
+        )
+    if len(reason) > MAX_REASON_BYTES // 4 and (size := len(reason.encode())) > MAX_REASON_BYTES:
+        raise PayloadTooLarge(
+            f"a reason holds at most {MAX_REASON_BYTES} bytes (UTF-8), got {size}"
         )
     check_text(identity, "an identity")
 

@@ -92,6 +92,10 @@ async def test_wrong_types_in_client_calls_are_invalid_argument_on_both_stores(
                 await call()
         with pytest.raises(tether.InvalidArgument, match="not a finite number"):
             await app.client.start(measured, float("inf"))
+        for end in (handle.cancel, handle.terminate):
+            with pytest.raises(tether.PayloadTooLarge, match="a reason holds at most 10000"):
+                await end("why" * 3_334)
+        assert [e.type for e in await handle.history()] == ["WorkflowStarted"]
         assert [r.workflow_id for r in (await app.client.list()).runs] == ["one"]
 
 
