@@ -127,3 +127,24 @@ async def test_a_bad_tool_call_is_answered_with_the_error(
     assert out[0] == "A"
     assert out[1].startswith("error:") and "nope" in out[1]
     assert out[2].startswith("error:") and "missing" in out[2]
+
+
+async def test_a_model_name_no_store_can_hold_fails_the_call(
+    make_app: AppFactory, sim: SimServer
+) -> None:
+    """The ledger keys its rows by the model's name: NUL (which PostgreSQL's text
+    refuses) or over 1,000 bytes is refused at the call, alike on both stores."""
+    app = make_app(llm=settings(sim))
+
+    @app.workflow
+    async def odd(ctx: tether.Context, model: str) -> str:
+        try:
+            await ctx.llm(model, "hi")
+        except tether.InvalidArgument as err:
+            return str(err)
+        return "called"
+
+    async with app, app.worker():
+        assert "NUL" in await app.client.execute(odd, "oa:m\x00", timeout=30)
+        assert "1000 bytes" in await app.client.execute(odd, "oa:" + "m" * 1000, timeout=30)
+    assert sim.served("m\x00") == 0

@@ -23,6 +23,7 @@ import orjson
 import pydantic
 
 from ..chat import LLM_STEP, ChatRequest, ChatResult, Message, ToolCall
+from ..codec import check_text
 from ..definitions import ActivityDefinition, activity_name
 from ..errors import ActivityError, InvalidArgument
 from ..policy import ActivityOptions, Retry
@@ -53,7 +54,8 @@ def schedule_llm(
 ) -> asyncio.Future[ChatResult]:
     """Schedule the LLM step for ``request`` (built by ``ChatRequest.build``); the
     reply's ``parsed`` is validated as ``output``, the model the request was built for."""
-    model = request.model
+    # The ledger keys its rows by the model's name: text every store can hold.
+    model = check_text(request.model, "a model name")
     definition = instance.definition.activities.get(LLM_STEP)
     base = definition.options if definition is not None else DEFAULT_LLM_OPTIONS
     options = base.merged(
