@@ -32,7 +32,7 @@ from .errors import (
 )
 from .history import Event
 from .policy import Priority
-from .search_attributes import encode
+from .search_attributes import MAX_ATTRIBUTES, encode
 from .store import (
     LimitState,
     NewRun,
@@ -647,6 +647,11 @@ class Client:
         if search_attributes is not None and not isinstance(search_attributes, Mapping):
             raise InvalidArgument(
                 f"search_attributes must map names to values, got {search_attributes!r}"
+            )
+        if search_attributes is not None and len(search_attributes) > MAX_ATTRIBUTES:
+            # No run holds more; and each filter is a join, which SQLite caps.
+            raise InvalidArgument(
+                f"at most {MAX_ATTRIBUTES} search attribute filters, got {len(search_attributes)}"
             )
         where = RunFilter(
             started_after=_seconds(started_after, "started_after"),

@@ -117,10 +117,17 @@ async def test_bad_list_arguments_are_refused(make_app: AppFactory) -> None:
             {"status": "finished"},
             {"workflow_type": 3},
             {"limit": 0},
+            {"search_attributes": {f"k{i}": i for i in range(65)}},  # SQLite: too deep
         ]
         for kwargs in bad:
             with pytest.raises(tether.InvalidArgument):
                 await app.client.list(**kwargs)
+        # As many filters as a run may hold attributes: a run that has them all matches.
+        every = {f"k{i}": i for i in range(64)}
+        await app.client.start("order", 1.0, id="all", search_attributes=every)
+        await app.client.start("order", 1.0, id="one", search_attributes={"k0": 0})
+        page = await app.client.list(search_attributes=every)
+        assert [r.workflow_id for r in page.runs] == ["all"]
 
 
 async def test_an_upsert_of_another_type_fails_the_run_clearly(make_app: AppFactory) -> None:
