@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Literal, Protocol, TypeVar, get_args
 
-from .codec import Codec, check_text
+from .codec import Codec, check_text, utf8_size_over
 from .definitions import Registry, workflow_name
 from .engine import RunInfo, answer_query
 from .errors import (
@@ -291,7 +291,7 @@ def _check_reason(reason: Any, identity: Any) -> None:
         raise InvalidArgument(
             f"a reason must be a string without the NUL character, got {reason!r:.80}"
         )
-    if len(reason) > MAX_REASON_BYTES // 4 and (size := len(reason.encode())) > MAX_REASON_BYTES:
+    if (size := utf8_size_over(reason, MAX_REASON_BYTES)) is not None:
         raise PayloadTooLarge(
             f"a reason holds at most {MAX_REASON_BYTES} bytes (UTF-8), got {size}"
         )

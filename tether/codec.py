@@ -19,7 +19,7 @@ import pydantic
 
 from .errors import InvalidArgument, PayloadTooLarge
 
-__all__ = ["DEFAULT_MAX_PAYLOAD", "Codec", "Signature", "check_text"]
+__all__ = ["DEFAULT_MAX_PAYLOAD", "Codec", "Signature", "check_text", "utf8_size_over"]
 
 DEFAULT_MAX_PAYLOAD = 2 * 1024 * 1024
 
@@ -37,6 +37,15 @@ def _default(value: Any) -> Any:
 MAX_TEXT_BYTES = 1000
 
 
+def utf8_size_over(value: str, limit: int) -> int | None:
+    """The UTF-8 size of ``value`` if over ``limit`` bytes, else None (encoded only when
+    it could be: a character is four bytes at most)."""
+    if len(value) <= limit // 4:
+        return None
+    size = len(value.encode())
+    return size if size > limit else None
+
+
 def check_text(value: Any, what: str) -> str:
     """``value`` as an id, name or key every store can hold: a non-empty string of at
     most ``MAX_TEXT_BYTES``, without the NUL character, which PostgreSQL's text refuses
@@ -45,8 +54,7 @@ def check_text(value: Any, what: str) -> str:
         raise InvalidArgument(f"{what} must be a non-empty string, got {value!r}")
     if "\x00" in value:
         raise InvalidArgument(f"{what} must not contain the NUL character (\\x00), got {value!r}")
-    # Four bytes a character at most: only a long string can be over.
-    if len(value) > MAX_TEXT_BYTES // 4 and (size := len(value.encode())) > MAX_TEXT_BYTES:
+    if (size := utf8_size_over(value, MAX_TEXT_BYTES)) is not None:
         raise InvalidArgument(
             f"{what} must be at most {MAX_TEXT_BYTES} bytes (UTF-8), got {size}: {value[:40]!r}..."
         )

@@ -240,16 +240,14 @@ class SqliteStore:
                 probe = sqlite3.connect(
                     f"file:{self.path}?mode=ro", uri=True, timeout=30.0, isolation_level=None
                 )
+                try:
+                    # One read transaction: another process may be migrating the file.
+                    probe.execute("BEGIN")
+                    self._check(probe, latest)
+                finally:
+                    probe.close()
             except sqlite3.OperationalError as exc:  # unreadable: permissions, I/O
                 raise StoreUnavailable(f"cannot open {self.path}: {exc}") from None
-            try:
-                # One read transaction: another process may be migrating the file.
-                probe.execute("BEGIN")
-                self._check(probe, latest)
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"cannot open {self.path}: {exc}") from None
-            finally:
-                probe.close()
         conn = self._connect()
         try:
             conn.execute("BEGIN IMMEDIATE")
