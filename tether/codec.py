@@ -8,6 +8,7 @@ pydantic model comes back as that model and a wrong type is a clear error.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
 import math
@@ -30,6 +31,21 @@ def _default(value: Any) -> Any:
     if isinstance(value, set | frozenset):
         return list(value)
     raise TypeError(f"{type(value).__name__} is not JSON-compatible")
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether ``value`` holds a float that is NaN or infinite, at any depth."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_non_finite(v) for v in value)
+    if isinstance(value, pydantic.BaseModel):
+        return _non_finite(value.model_dump())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _non_finite(dataclasses.asdict(value))
+    return False
 
 
 #: The longest id, name or task queue, in UTF-8 bytes (Temporal's default limit too).
@@ -73,6 +89,13 @@ class Codec:
             data = orjson.dumps(value, default=_default, option=orjson.OPT_NON_STR_KEYS)
         except TypeError as exc:
             raise InvalidArgument(f"{what} cannot be encoded: {exc}") from None
+        # orjson writes NaN and infinity as null: the value would come back changed.
+        # Only an encoding with a null can hide one, so the walk is rarely needed.
+        if b"null" in data and _non_finite(value):
+            raise InvalidArgument(
+                f"{what} holds a number that is not finite (NaN or infinity), which JSON"
+                " cannot carry: it would come back as null"
+            )
         most = self.max_payload if limit is None else min(limit, self.max_payload)
         if len(data) > most:
             raise PayloadTooLarge(f"{what} is {len(data)} bytes, over the limit of {most} bytes")

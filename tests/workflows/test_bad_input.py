@@ -7,6 +7,7 @@ import hashlib
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,6 +112,46 @@ async def test_payloads_that_cannot_be_encoded(make_app: AppFactory) -> None:
         with pytest.raises(tether.InvalidArgument, match="cannot be encoded"):
             await app.client.start(loose, {1, object()})
         assert (await app.client.list()).runs == []
+
+
+async def test_a_payload_with_nan_or_infinity_is_refused_not_stored_as_null(
+    make_app: AppFactory,
+) -> None:
+    """JSON has no NaN: encoded as null, the value would come back changed. Untyped
+    arguments, an activity's result and a workflow's result holding one are refused,
+    with ``None`` (a real null) still going through."""
+    app = make_app()
+
+    @app.activity
+    async def sensor(text: str) -> Any:
+        return {"celsius": float(text), "note": None}
+
+    @app.workflow
+    async def read(ctx: tether.Context, text: str) -> Any:
+        try:
+            return await ctx.activity(sensor, text)
+        except tether.ActivityError as err:
+            assert isinstance(err.__cause__, tether.ApplicationError)
+            return [err.__cause__.type, str(err.__cause__)]
+
+    @app.workflow
+    async def gives_back(ctx: tether.Context, value: Any) -> Any:
+        return [value, float(value["text"])] if isinstance(value, dict) else value
+
+    async with app, app.worker():
+        for bad in ({"t": [float("nan")]}, (1.0, float("-inf")), [{"deep": {"x": float("inf")}}]):
+            with pytest.raises(tether.InvalidArgument, match="not finite"):
+                await app.client.start(gives_back, bad)
+        assert (await app.client.list()).runs == []
+        assert await app.client.execute(gives_back, None, timeout=30) is None
+        assert await app.client.execute(read, "1.5", timeout=30) == {"celsius": 1.5, "note": None}
+        kind, message = await app.client.execute(read, "nan", timeout=30)
+        assert kind == "InvalidArgument" and "not finite" in message
+        with pytest.raises(tether.WorkflowFailed) as failed:
+            await app.client.execute(gives_back, {"text": "inf"}, timeout=30)
+        cause = failed.value.__cause__
+        assert isinstance(cause, tether.ApplicationError) and cause.type == "InvalidArgument"
+        assert "not finite" in str(cause)
 
 
 async def test_payload_limit_applies_everywhere(make_app: AppFactory) -> None:
