@@ -6,6 +6,7 @@ tests/scaleout/test_llm_limits.py."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pydantic
 import pytest
@@ -13,7 +14,7 @@ import pytest
 import tether
 from tests.conftest import AppFactory
 from tether.history import EventType
-from tether.llm import Limits, SimServer, StepInfo
+from tether.llm import Limits, LLMConfig, SimServer, StepInfo
 from tether.llm.ratelimit import Throttled, admit
 from tether.store.llm_limits import CallLimits, CallStart
 
@@ -115,3 +116,24 @@ async def test_a_full_concurrency_cap_waits_durably(make_app: AppFactory, sim: S
     assert retried, "one call found the slot taken and came back later"
     assert "call(s) in flight" in str(retried[0]["last_failure"])
     assert sim.served("m") == 2
+
+
+@pytest.mark.parametrize(
+    ("config", "names"),
+    [
+        ({"providers": {"oa:1": {"kind": "sim"}}}, "must not contain ':'"),
+        ({"providers": {"oa\x00": {"kind": "sim"}}}, "provider's name must not contain the NUL"),
+        ({"providers": {"oa": {"kind": "sim", "task_queue": ""}}}, "task queue of provider"),
+        ({"providers": {"oa": {"kind": "sim"}}, "aliases": {"f" * 1001: ["oa:m"]}}, "1000 bytes"),
+        ({"providers": {"oa": {"kind": "sim"}}, "aliases": {"f": ["oa:m\x00"]}}, "alias 'f'"),
+        ({"prices": {"m\x00": {"input": 1, "output": 1}}}, "priced model"),
+        ({"task_queue": "llm\x00"}, "LLM steps' task queue"),
+        ({"namespaces": {"t": {"providers": {"a:b": {"kind": "sim"}}}}}, "must not contain ':'"),
+    ],
+)
+def test_names_in_the_llm_config_are_text_every_store_can_hold(
+    config: dict[str, Any], names: str
+) -> None:
+    """Provider, alias, model and queue names key the usage ledger and task rows."""
+    with pytest.raises(pydantic.ValidationError, match=names):
+        LLMConfig(**config)
