@@ -13,6 +13,7 @@ import pytest
 
 import tether
 from tests.conftest import AppFactory
+from tether.store.sqlite import SqliteStore
 
 
 def _app(make_app: AppFactory, **options: object) -> tether.App:
@@ -326,6 +327,34 @@ async def test_a_store_url_that_names_no_store_is_refused_clearly(tmp_path: Path
     with pytest.raises(tether.IncompatibleStore, match="is a directory"):
         await tether.App(str(tmp_path)).open()
     assert await asyncio.to_thread(os.listdir, tmp_path) == []  # nothing written there
+
+
+async def test_a_store_file_locked_by_another_process_is_unavailable_not_foreign(
+    tmp_path: Path,
+) -> None:
+    """A lock held past the busy timeout is StoreUnavailable (try again), not
+    IncompatibleStore ("not a SQLite database"), and the file is left as it was."""
+    path = tmp_path / "tether.db"
+    app = tether.App(str(path))
+
+    @app.workflow
+    async def noop(ctx: tether.Context) -> int:
+        return 1
+
+    async with app, app.worker():
+        await app.client.execute(noop, id="kept", timeout=30)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        for _ in range(2):
+            locked = tether.App(SqliteStore(path, busy_timeout=0.2))
+            with pytest.raises(tether.StoreUnavailable, match="locked"):
+                await locked.open()
+    finally:
+        holder.close()
+    async with tether.App(str(path)) as again:
+        assert (await again.client.get_handle("kept").describe()).status == "completed"
 
 
 async def test_a_newer_schema_is_refused_and_its_data_kept(tmp_path: Path) -> None:

@@ -144,8 +144,17 @@ def _run_record(row: Sequence[Any], attrs: dict[str, Any] | None = None) -> RunR
 class SqliteStore:
     """A Tether store in one SQLite file (``:memory:`` is not supported: use a temp file)."""
 
-    def __init__(self, path: str | Path, *, durable: bool = False, poll_interval: float = 0.05):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        durable: bool = False,
+        poll_interval: float = 0.05,
+        busy_timeout: float = 30.0,
+    ):
         self.path = Path(path)
+        # How long a connection waits for another process's lock before giving up.
+        self.busy_timeout = busy_timeout
         self.url = f"sqlite:///{self.path}"
         self.durable = durable
         self.poll_interval = poll_interval
@@ -160,22 +169,34 @@ class SqliteStore:
 
     def _connect(self) -> sqlite3.Connection:
         # Several processes may open a new file at once; switching it to WAL needs a
-        # moment alone with it, so a "locked" answer is waited out, not reported.
-        for attempt in range(50):
+        # moment alone with it, so a "locked" answer is waited out (for the busy
+        # timeout in all), not reported.
+        deadline = time.monotonic() + self.busy_timeout
+        attempt = 0
+        while True:
             try:
-                conn = sqlite3.connect(
-                    self.path, isolation_level=None, check_same_thread=False, timeout=30.0
-                )
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
+                conn = self._connect_once()
                 break
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or attempt == 49:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
                     raise StoreUnavailable(f"cannot open {self.path}: {exc}") from None
-                time.sleep(0.02 * (attempt + 1))
+                attempt += 1
+                time.sleep(min(0.02 * attempt, 0.25))
             except sqlite3.DatabaseError as exc:
                 raise IncompatibleStore(f"{self.path} is not a SQLite database: {exc}") from None
         self._connections.append(conn)
+        return conn
+
+    def _connect_once(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
+        )
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {'FULL' if self.durable else 'NORMAL'}")
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -219,6 +240,8 @@ class SqliteStore:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
             version: int = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        except sqlite3.OperationalError as exc:  # locked by another process, or I/O
+            raise StoreUnavailable(f"cannot read {self.path}: {exc}") from None
         except sqlite3.DatabaseError as exc:
             raise IncompatibleStore(f"{self.path} is not a SQLite database: {exc}") from None
         if app_id != APPLICATION_ID and (app_id != 0 or tables):
@@ -238,7 +261,10 @@ class SqliteStore:
             # that is not ours must be left exactly as it was.
             try:
                 probe = sqlite3.connect(
-                    f"file:{self.path}?mode=ro", uri=True, timeout=30.0, isolation_level=None
+                    f"file:{self.path}?mode=ro",
+                    uri=True,
+                    timeout=self.busy_timeout,
+                    isolation_level=None,
                 )
                 try:
                     # One read transaction: another process may be migrating the file.
@@ -260,6 +286,10 @@ class SqliteStore:
             if apply:
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:  # locked past the busy timeout, or I/O
+            if conn.in_transaction:
+                conn.rollback()
+            raise StoreUnavailable(f"cannot migrate {self.path}: {exc}") from None
         except BaseException:
             if conn.in_transaction:
                 conn.rollback()
