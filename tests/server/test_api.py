@@ -197,5 +197,9 @@ async def test_usage_of_llm_steps(make_app: AppFactory) -> None:
         [row] = usage["rows"]
         assert (row["workflow_type"], row["model"], row["calls"]) == ("chat", "sim:sim-fast", 3)
         assert row["cost_usd"] > 0
+        twice = {"by": ["model", "workflow_type", "model"]}
+        again = await _ok(await http.get("/v1/namespaces/default/usage", params=twice))
+        assert again["groups"] == ["model", "workflow_type"]
+        assert [r["calls"] for r in again["rows"]] == [3]
         later = await _ok(await http.get("/v1/namespaces/default/usage", params={"since": 1e10}))
         assert later["rows"] == []

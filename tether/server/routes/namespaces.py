@@ -72,7 +72,8 @@ async def usage(request: Request) -> Response:
     ``[?since=, ?until=)`` in Unix seconds."""
     server = server_of(request)
     namespace = server.namespace(request)
-    groups = request.query_params.getlist("by") or ["model"]
+    # Repeated groups count once, in the store's report and in its echo here.
+    groups = list(dict.fromkeys(request.query_params.getlist("by"))) or ["model"]
     far = 1e12  # later than any Unix time a ledger holds
     rows = await server.client.usage(
         namespace=namespace,
