@@ -203,3 +203,46 @@ async def test_usage_of_llm_steps(make_app: AppFactory) -> None:
         assert [r["calls"] for r in again["rows"]] == [3]
         later = await _ok(await http.get("/v1/namespaces/default/usage", params={"since": 1e10}))
         assert later["rows"] == []
+
+
+async def test_an_unknown_or_repeated_query_parameter_is_refused_and_acts_on_nothing(
+    make_app: AppFactory,
+) -> None:
+    """Every /v1 endpoint checks its query string: a misspelt ``?runid=`` on a delete
+    would otherwise have deleted the workflow's newest run instead of the one named."""
+    from starlette.routing import Route
+
+    from tether.server.routes import ROUTES
+
+    async with serving(build_app(make_app)) as http:
+        first = await _ok(
+            await http.post(RUNS, json={"type": "inbox", "args": ["a"], "id": "x"}), 201
+        )
+        await _ok(await http.post(f"{RUNS}/x/terminate", json={"reason": "next"}))
+        await _ok(await http.post(RUNS, json={"type": "inbox", "args": ["b"], "id": "x"}), 201)
+        endpoints = [
+            (method, r.path)
+            for r in ROUTES
+            if isinstance(r, Route) and r.path.startswith("/v1") and r.methods
+            for method in sorted(r.methods - {"HEAD"})
+        ]
+        assert len(endpoints) >= 20
+        for method, template in endpoints:
+            path = (
+                template.replace("{ns}", "default")
+                .replace("{workflow_id:path}", "x")
+                .replace("{name}", "go")
+            )
+            response = await http.request(method, path, params={"bogus": "1"}, json={})
+            assert response.status_code == 400, (method, path, response.text)
+            error = response.json()["error"]
+            assert error["code"] == "invalid_argument" and "?bogus=" in error["message"]
+        response = await http.delete(f"{RUNS}/x", params={"runid": first["run_id"]})
+        assert response.status_code == 400 and "?run_id=" in response.json()["error"]["message"]
+        twice = [("run_id", first["run_id"]), ("run_id", "other")]
+        response = await http.get(f"{RUNS}/x", params=twice)
+        assert response.status_code == 400 and "more than once" in response.text
+        runs = (await _ok(await http.get(RUNS, params={"type": "inbox"})))["runs"]
+        assert [r["status"] for r in runs] == ["running", "terminated"], "nothing was deleted"
+        by = [("by", "model"), ("by", "workflow_type")]
+        assert (await _ok(await http.get("/v1/namespaces/default/usage", params=by)))["rows"] == []

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from ..convert import namespace_dict
 from ..state import server_of
 from ..wire import Body, json_response
-from .params import maybe_number
+from .params import maybe_number, takes
 
 __all__ = ["routes"]
 
@@ -27,6 +27,7 @@ class UpdateBody(Body):
     settings: dict[str, Any]
 
 
+@takes()
 async def create(request: Request) -> Response:
     server = server_of(request)
     server.grant(request).check_admin("creating a namespace")
@@ -35,6 +36,7 @@ async def create(request: Request) -> Response:
     return json_response(namespace_dict(info), 201)
 
 
+@takes()
 async def list_namespaces(request: Request) -> Response:
     """Every namespace for an admin; the token's own namespaces otherwise."""
     server = server_of(request)
@@ -45,12 +47,14 @@ async def list_namespaces(request: Request) -> Response:
     return json_response({"namespaces": [namespace_dict(i) for i in infos]})
 
 
+@takes()
 async def describe(request: Request) -> Response:
     server = server_of(request)
     namespace = server.namespace(request)
     return json_response((await server.client.namespaces.describe(namespace)).to_dict())
 
 
+@takes()
 async def update(request: Request) -> Response:
     server = server_of(request)
     server.grant(request).check_admin("changing a namespace's settings")
@@ -59,6 +63,7 @@ async def update(request: Request) -> Response:
     return json_response(namespace_dict(info))
 
 
+@takes()
 async def delete(request: Request) -> Response:
     server = server_of(request)
     server.grant(request).check_admin("deleting a namespace")
@@ -67,6 +72,7 @@ async def delete(request: Request) -> Response:
     return json_response({"deleted": name})
 
 
+@takes("since", "until", repeatable=("by",))
 async def usage(request: Request) -> Response:
     """LLM usage summed per ``?by=`` group (repeatable; default ``model``) over
     ``[?since=, ?until=)`` in Unix seconds."""

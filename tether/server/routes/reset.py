@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..wire import Body, json_response
+from .params import takes
 from .runs import RUN, handle_of
 
 __all__ = ["routes"]
@@ -20,6 +21,7 @@ class ResetBody(Body):
     reapply_signals: bool = True
 
 
+@takes("run_id")
 async def reset(request: Request) -> Response:
     server, handle = handle_of(request)
     body = await server.read(request, ResetBody, handle.namespace)

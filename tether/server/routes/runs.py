@@ -15,7 +15,7 @@ from ...errors import UnknownWorkflowType, WorkflowFailed
 from ..errors import QueryUnavailable
 from ..state import Server, server_of
 from ..wire import Body, json_response
-from .params import number, run_id
+from .params import number, run_id, takes
 
 __all__ = ["MAX_WAIT", "RUN", "handle_of", "routes"]
 
@@ -47,11 +47,13 @@ def handle_of(request: Request) -> tuple[Server, WorkflowHandle[Any]]:
     return server, server.client.get_handle(workflow_id, run_id(request), namespace=namespace)
 
 
+@takes("run_id")
 async def describe(request: Request) -> Response:
     _, handle = handle_of(request)
     return json_response((await handle.describe()).to_dict())
 
 
+@takes("run_id", "wait")
 async def result(request: Request) -> Response:
     """The run's outcome; ``?wait=SECONDS`` waits up to that long for it to close (202
     if it is still running then). A run that continued as new is followed to the end of
@@ -79,11 +81,13 @@ def _ids(workflow_id: str, run_id: str) -> dict[str, str]:
     return {"workflow_id": workflow_id, "run_id": run_id}
 
 
+@takes("run_id")
 async def history(request: Request) -> Response:
     _, handle = handle_of(request)
     return json_response({"events": [e.to_dict() for e in await handle.history()]})
 
 
+@takes("run_id")
 async def signal(request: Request) -> Response:
     server, handle = handle_of(request)
     body = await server.read(request, SignalBody, handle.namespace)
@@ -92,6 +96,7 @@ async def signal(request: Request) -> Response:
     return json_response({"workflow_id": handle.workflow_id, "signal": name}, 202)
 
 
+@takes("run_id")
 async def query(request: Request) -> Response:
     server, handle = handle_of(request)
     body = await server.read(request, QueryBody, handle.namespace)
@@ -109,6 +114,7 @@ async def query(request: Request) -> Response:
     return json_response({"result": plain})
 
 
+@takes("run_id")
 async def cancel(request: Request) -> Response:
     server, handle = handle_of(request)
     body = await server.read(request, ReasonBody, handle.namespace)
@@ -116,6 +122,7 @@ async def cancel(request: Request) -> Response:
     return json_response(run.to_dict(), 202)
 
 
+@takes("run_id")
 async def terminate(request: Request) -> Response:
     server, handle = handle_of(request)
     body = await server.read(request, ReasonBody, handle.namespace)
@@ -123,6 +130,7 @@ async def terminate(request: Request) -> Response:
     return json_response(run.to_dict())
 
 
+@takes("run_id")
 async def delete(request: Request) -> Response:
     """Delete the run and every byte of it (a GDPR erasure)."""
     server, handle = handle_of(request)

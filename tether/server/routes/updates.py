@@ -12,6 +12,7 @@ from starlette.routing import Route
 from ...client import IdConflict, IdReuse
 from ..state import server_of
 from ..wire import Body, json_response
+from .params import takes
 from .runs import MAX_WAIT, RUN, handle_of
 
 __all__ = ["routes"]
@@ -37,6 +38,7 @@ def _wait(body: UpdateBody) -> float:
     return min(max(body.wait, 0.0), MAX_WAIT)
 
 
+@takes("run_id")
 async def update(request: Request) -> Response:
     server, handle = handle_of(request)
     body = await server.read(request, UpdateBody, handle.namespace)
@@ -51,6 +53,7 @@ async def update(request: Request) -> Response:
     return json_response({"workflow_id": handle.workflow_id, "result": plain})
 
 
+@takes()
 async def update_with_start(request: Request) -> Response:
     server = server_of(request)
     namespace = server.namespace(request)

@@ -15,7 +15,7 @@ from ...policy import Priority
 from ...search_attributes import Range
 from ..state import server_of
 from ..wire import Body, json_response
-from .params import maybe_number, number, optional
+from .params import maybe_number, number, optional, takes
 
 __all__ = ["routes"]
 
@@ -50,6 +50,7 @@ class SignalWithStartBody(Body):
     search_attributes: dict[str, Any] | None = None
 
 
+@takes()
 async def start(request: Request) -> Response:
     server = server_of(request)
     namespace = server.namespace(request)
@@ -69,6 +70,7 @@ async def start(request: Request) -> Response:
     return json_response(out, 201)
 
 
+@takes()
 async def signal_with_start(request: Request) -> Response:
     server = server_of(request)
     namespace = server.namespace(request)
@@ -112,6 +114,10 @@ def _attribute_filters(request: Request) -> dict[str, Any] | None:
     return out
 
 
+@takes(
+    "status", "type", "limit", "cursor", "search_attributes",
+    "started_after", "started_before", "closed_after", "closed_before",
+)  # fmt: skip
 async def list_runs(request: Request) -> Response:
     server = server_of(request)
     namespace = server.namespace(request)
