@@ -167,11 +167,20 @@ def _has_nul(values: Sequence[Any]) -> bool:
     before a write joins a batch: the server would refuse the batch's whole statement,
     and with it every other caller's write in it."""
     for value in values:
-        if isinstance(value, str):
+        if type(value) is str:
             if "\x00" in value:
                 return True
-        elif isinstance(value, list) and any(isinstance(v, str) and "\x00" in v for v in value):
-            return True
+        elif type(value) is list and value:
+            # On every write's path: one search of the joined text, not one per item. A
+            # list of numbers holds no text; one of text may hold None (an owner).
+            first = value[0]
+            if type(first) is str or first is None:
+                try:
+                    joined = "".join(value)
+                except TypeError:
+                    joined = "".join(v for v in value if type(v) is str)
+                if "\x00" in joined:
+                    return True
     return False
 
 
