@@ -49,6 +49,16 @@ async def test_update_and_update_with_start(make_app: AppFactory) -> None:
         assert missing.status_code == 404
         wrong = await http.post(f"{RUNS}/p1/update/add", json={"args": "b"})
         assert wrong.status_code == 400
+        for wait in (-1, 301):  # refused as ?wait= is, not silently clamped
+            body = {"args": ["c"], "update_id": "u-wait", "wait": wait}
+            out_of_range = await http.post(f"{RUNS}/p1/update/add", json=body)
+            assert out_of_range.status_code == 400 and "wait" in out_of_range.text
+            started = {**body, "type": "plan", "start_args": [[]]}
+            out_of_range = await http.post(f"{RUNS}/p3/update-with-start/add", json=started)
+            assert out_of_range.status_code == 400 and "wait" in out_of_range.text
+        history = (await _ok(await http.get(f"{RUNS}/p1/history")))["events"]
+        assert sum(e["type"] == "UpdateAccepted" for e in history) == 1, "nothing recorded"
+        assert (await http.get(f"{RUNS}/p3")).status_code == 404, "nothing started"
 
 
 async def test_reset_over_http(make_app: AppFactory) -> None:

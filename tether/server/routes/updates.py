@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pydantic
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -22,8 +23,8 @@ class UpdateBody(Body):
     args: list[Any] = []
     update_id: str | None = None
     # Seconds to wait for the outcome (202 if it is not there yet; ask again with the
-    # same update_id to go on waiting).
-    wait: float = 60.0
+    # same update_id to go on waiting); out of range is refused, as ``?wait=`` is.
+    wait: float = pydantic.Field(default=60.0, ge=0.0, le=MAX_WAIT)
 
 
 class UpdateWithStartBody(UpdateBody):
@@ -34,19 +35,13 @@ class UpdateWithStartBody(UpdateBody):
     id_conflict: IdConflict = "use_existing"
 
 
-def _wait(body: UpdateBody) -> float:
-    return min(max(body.wait, 0.0), MAX_WAIT)
-
-
 @takes("run_id")
 async def update(request: Request) -> Response:
     server, handle = handle_of(request)
     body = await server.read(request, UpdateBody, handle.namespace)
     name = request.path_params["name"]
     try:
-        result = await handle.update(
-            name, *body.args, update_id=body.update_id, timeout=_wait(body)
-        )
+        result = await handle.update(name, *body.args, update_id=body.update_id, timeout=body.wait)
     except TimeoutError:
         return json_response({"workflow_id": handle.workflow_id, "status": "pending"}, 202)
     plain = server.client.codec.plain(result, what=f"the result of update {name!r}")
@@ -71,7 +66,7 @@ async def update_with_start(request: Request) -> Response:
             namespace=namespace,
             id_reuse=body.id_reuse,
             id_conflict=body.id_conflict,
-            timeout=_wait(body),
+            timeout=body.wait,
         )
     except TimeoutError:
         out = {"workflow_id": request.path_params["workflow_id"], "status": "pending"}
