@@ -96,6 +96,27 @@ class Context:
         value: T = self._instance.record_marker(name, fn)
         return value
 
+    def patched(self, patch_id: str) -> bool:
+        """Branch on a change to the workflow's code, for runs started before it:
+
+            if ctx.patched("vat-in-quote"):
+                quote = await ctx.activity(quote_with_vat, order)   # the new code
+            else:
+                quote = await ctx.activity(quote_net, order)        # what runs made
+
+        True in every run that reaches this point on this code (a marker records it);
+        False where a run's history was made without the call, so it replays as it ran.
+        The answer holds for the rest of the run. Once no run from before the change is
+        left, replace the call by :meth:`deprecate_patch` and drop the old branch."""
+        check_text(patch_id, "a patch id")
+        return self._instance.patched(patch_id)
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        """Mark where ``patched(patch_id)`` was, once only its new path remains: runs
+        that recorded the patch still replay, and no run records it any more."""
+        check_text(patch_id, "a patch id")
+        self._instance.patched(patch_id, deprecated=True)
+
     # -- steps ----------------------------------------------------------------------
 
     @overload

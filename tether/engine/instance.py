@@ -125,6 +125,10 @@ _CLOSING = frozenset(
 )
 
 
+#: The name of the markers ``patched`` records (``side_effect`` markers carry the user's).
+PATCH_MARKER = "tether.patch"
+
+
 def _key(event_type: str, attrs: dict[str, Any]) -> Any:
     if event_type in _CLOSING:
         return _CLOSE
@@ -161,6 +165,8 @@ class WorkflowInstance:
         self._step = 0
         self._recorded: dict[Any, Event] = {}
         self._matched: set[Any] = set()
+        # ctx.patched answers, by patch id: the first answer holds for the whole run.
+        self._patches: dict[str, bool] = {}
         self._replay_until = 0
         self._new: list[Command] = []
         self._activities: dict[int, tuple[asyncio.Future[Any], Any]] = {}
@@ -489,6 +495,34 @@ class WorkflowInstance:
             value = self.codec.plain(compute(), what=f"value of marker {name!r}")
         self._command(EventType.MARKER_RECORDED, {"step": step, "name": name, "value": value})
         return value
+
+    def patched(self, patch_id: str, *, deprecated: bool = False) -> bool:
+        """Whether the run takes the code's new path at ``patch_id``.
+
+        A run that reaches the call live records a marker and takes it. Replaying a
+        history, the answer is what that history did: the new path if it has this
+        patch's marker as its next step, the old one if it has anything else there (the
+        code ran without the call). Either way the call takes a step only where a marker
+        is recorded, so an old history's steps still line up. ``deprecated`` (all runs
+        from before the patch are gone) takes the new path, consuming the marker of a
+        run that recorded one and never recording another."""
+        known = self._patches.get(patch_id)
+        if known is not None:
+            return known
+        recorded = self._recorded.get(self._step + 1)
+        ours = (
+            recorded is not None
+            and recorded.type == EventType.MARKER_RECORDED
+            and recorded.attrs.get("name") == PATCH_MARKER
+            and recorded.attrs.get("patch_id") == patch_id
+        )
+        new_path = deprecated or ours or not self.replaying
+        if ours or (new_path and not deprecated):
+            step = self.next_step()
+            attrs = {"step": step, "name": PATCH_MARKER, "patch_id": patch_id}
+            self._command(EventType.MARKER_RECORDED, attrs)
+        self._patches[patch_id] = new_path
+        return new_path
 
     def upsert_search_attributes(self, update: dict[str, Encoded | None]) -> None:
         """Issue ``SearchAttributesUpserted``; the store applies it to the run's

@@ -1,0 +1,166 @@
+"""Changing a workflow's code under running agents: ``ctx.patched`` and
+``ctx.deprecate_patch``, on every store. Each "deployment" is an App with the same
+workflow name on the same store; the previous one's worker is stopped first."""
+
+from __future__ import annotations
+
+import tether
+from tests.conftest import AppFactory
+from tether.history import EventType
+
+
+def _app(make_app: AppFactory) -> tether.App:
+    app = make_app()
+
+    @app.activity
+    async def net(x: int) -> str:
+        return f"net {x}"
+
+    @app.activity
+    async def with_vat(x: int) -> str:
+        return f"vat {x}"
+
+    return app
+
+
+def v1(make_app: AppFactory) -> tether.App:
+    app = _app(make_app)
+
+    @app.workflow(name="quote")
+    async def quote(ctx: tether.Context, x: int) -> list[str]:
+        first = await ctx.activity("net", x)
+        await ctx.wait_signal("go")
+        return [first, await ctx.activity("net", x + 1)]
+
+    return app
+
+
+def v2(make_app: AppFactory) -> tether.App:
+    """The first step changes: runs from v1 passed it already, new runs take the new one."""
+    app = _app(make_app)
+
+    @app.workflow(name="quote")
+    async def quote(ctx: tether.Context, x: int) -> list[str]:
+        if ctx.patched("vat"):
+            first = await ctx.activity("with_vat", x)
+        else:
+            first = await ctx.activity("net", x)
+        await ctx.wait_signal("go")
+        # Asked again, the answer is the run's first one.
+        second = "with_vat" if ctx.patched("vat") else "net"
+        return [first, await ctx.activity(second, x + 1)]
+
+    return app
+
+
+def v3(make_app: AppFactory) -> tether.App:
+    """Every v1 run is gone: only the new path is left."""
+    app = _app(make_app)
+
+    @app.workflow(name="quote")
+    async def quote(ctx: tether.Context, x: int) -> list[str]:
+        ctx.deprecate_patch("vat")
+        first = await ctx.activity("with_vat", x)
+        await ctx.wait_signal("go")
+        return [first, await ctx.activity("with_vat", x + 1)]
+
+    return app
+
+
+async def _until(app: tether.App, handle: tether.WorkflowHandle[list[str]], name: str) -> None:
+    """Until the run's history schedules the activity ``name`` (a bounded wait for the
+    store's news between looks)."""
+    while not any(
+        e.type == EventType.ACTIVITY_SCHEDULED and e.attrs["name"] == name
+        for e in await handle.history()
+    ):
+        await app.store.wait_for_work(["default"], ["default"], 0.05)
+
+
+async def test_runs_from_before_a_patch_replay_their_old_path(make_app: AppFactory) -> None:
+    old = v1(make_app)
+    async with old, old.worker():
+        before = await old.client.start("quote", 1, id="before")
+        await _until(old, before, "net")
+    new = v2(make_app)
+    async with new, new.worker(cache_size=0):
+        after = await new.client.start("quote", 10, id="after")
+        await _until(new, after, "with_vat")
+        for workflow_id in ("before", "after"):
+            await new.client.get_handle(workflow_id).signal("go")
+        # Without a cache each step replays the whole history on v2's code.
+        assert await new.client.get_handle("before").result(timeout=30) == ["net 1", "net 2"]
+        assert await new.client.get_handle("after").result(timeout=30) == [
+            "vat 10",
+            "vat 11",
+        ]
+        markers = [e.attrs for e in await after.history() if e.type == EventType.MARKER_RECORDED]
+        assert [m["patch_id"] for m in markers] == ["vat"], "recorded once per run"
+        old_markers = [
+            e
+            for e in await new.client.get_handle("before").history()
+            if e.type == EventType.MARKER_RECORDED
+        ]
+        assert old_markers == []
+
+
+async def test_a_deprecated_patch_replays_runs_that_recorded_it(make_app: AppFactory) -> None:
+    patched = v2(make_app)
+    async with patched, patched.worker():
+        run = await patched.client.start("quote", 5, id="patched-run")
+        await _until(patched, run, "with_vat")
+    final = v3(make_app)
+    async with final, final.worker(cache_size=0):
+        await final.client.get_handle("patched-run").signal("go")
+        assert await final.client.get_handle("patched-run").result(timeout=30) == [
+            "vat 5",
+            "vat 6",
+        ]
+        fresh = await final.client.start("quote", 7, id="fresh")
+        await fresh.signal("go")
+        assert await fresh.result(timeout=30) == ["vat 7", "vat 8"]
+        types = [e.type for e in await fresh.history()]
+        assert EventType.MARKER_RECORDED not in types, "a deprecated patch records nothing"
+
+
+async def test_changed_code_without_a_patch_is_refused_as_nondeterministic(
+    make_app: AppFactory,
+) -> None:
+    """The case ``patched`` exists for: v2's first step without the branch."""
+    old = v1(make_app)
+    async with old, old.worker():
+        before = await old.client.start("quote", 1, id="unpatched")
+        await _until(old, before, "net")
+    changed = _app(make_app)
+
+    @changed.workflow(name="quote")
+    async def quote(ctx: tether.Context, x: int) -> list[str]:
+        first = await ctx.activity("with_vat", x)
+        await ctx.wait_signal("go")
+        return [first]
+
+    async with changed, changed.worker(cache_size=0, stuck_retry=0.05):
+        await changed.client.get_handle("unpatched").signal("go")
+        handle = changed.client.get_handle("unpatched")
+        run = await handle.describe()
+        while run.stuck is None:
+            await changed.store.wait_for_work(["default"], ["default"], 0.05)
+            run = await handle.describe()
+    assert "with_vat" in run.stuck and run.status == tether.RunStatus.RUNNING
+
+
+async def test_a_patch_id_must_be_text_a_store_can_hold(make_app: AppFactory) -> None:
+    app = _app(make_app)
+
+    @app.workflow
+    async def odd(ctx: tether.Context, patch_id: str) -> str:
+        try:
+            ctx.patched(patch_id)
+        except tether.InvalidArgument as err:
+            return str(err)
+        return "patched"
+
+    async with app, app.worker():
+        assert "NUL" in await app.client.execute(odd, "a\x00b", timeout=30)
+        assert "non-empty" in await app.client.execute(odd, "", timeout=30)
+        assert await app.client.execute(odd, "fine", timeout=30) == "patched"
