@@ -16,6 +16,12 @@ from tests.conftest import AppFactory
 from tether.store.sqlite import SqliteStore
 
 
+def _failure_type(err: tether.ActivityError) -> str:
+    """The type of the application error an activity failed with."""
+    assert isinstance(err.__cause__, tether.ApplicationError)
+    return err.__cause__.type
+
+
 def _app(make_app: AppFactory, **options: object) -> tether.App:
     app = make_app(**options)
 
@@ -132,8 +138,7 @@ async def test_a_payload_with_nan_or_infinity_is_refused_not_stored_as_null(
         try:
             return await ctx.activity(sensor, text)
         except tether.ActivityError as err:
-            assert isinstance(err.__cause__, tether.ApplicationError)
-            return [err.__cause__.type, str(err.__cause__)]
+            return [_failure_type(err), str(err.__cause__)]
 
     @app.workflow
     async def gives_back(ctx: tether.Context, value: Any) -> Any:
@@ -171,8 +176,7 @@ async def test_payload_limit_applies_everywhere(make_app: AppFactory) -> None:
         try:
             return await ctx.activity(bloat, n)
         except tether.ActivityError as err:
-            assert isinstance(err.__cause__, tether.ApplicationError)
-            return err.__cause__.type
+            return _failure_type(err)
 
     async with app, app.worker():
         with pytest.raises(tether.PayloadTooLarge, match="over the limit of 1000 bytes"):
@@ -329,11 +333,8 @@ async def test_a_store_url_that_names_no_store_is_refused_clearly(tmp_path: Path
     assert await asyncio.to_thread(os.listdir, tmp_path) == []  # nothing written there
 
 
-async def test_a_store_file_locked_by_another_process_is_unavailable_not_foreign(
-    tmp_path: Path,
-) -> None:
-    """A lock held past the busy timeout is StoreUnavailable (try again), not
-    IncompatibleStore ("not a SQLite database"), and the file is left as it was."""
+async def _store_with_one_run(tmp_path: Path) -> Path:
+    """A SQLite store file holding one completed run, ``kept``."""
     path = tmp_path / "tether.db"
     app = tether.App(str(path))
 
@@ -343,6 +344,15 @@ async def test_a_store_file_locked_by_another_process_is_unavailable_not_foreign
 
     async with app, app.worker():
         await app.client.execute(noop, id="kept", timeout=30)
+    return path
+
+
+async def test_a_store_file_locked_by_another_process_is_unavailable_not_foreign(
+    tmp_path: Path,
+) -> None:
+    """A lock held past the busy timeout is StoreUnavailable (try again), not
+    IncompatibleStore ("not a SQLite database"), and the file is left as it was."""
+    path = await _store_with_one_run(tmp_path)
     holder = sqlite3.connect(path, isolation_level=None)
     try:
         holder.execute("PRAGMA locking_mode = EXCLUSIVE")
@@ -358,15 +368,7 @@ async def test_a_store_file_locked_by_another_process_is_unavailable_not_foreign
 
 
 async def test_a_newer_schema_is_refused_and_its_data_kept(tmp_path: Path) -> None:
-    path = tmp_path / "tether.db"
-    app = tether.App(str(path))
-
-    @app.workflow
-    async def noop(ctx: tether.Context) -> int:
-        return 1
-
-    async with app, app.worker():
-        await app.client.execute(noop, id="kept", timeout=30)
+    path = await _store_with_one_run(tmp_path)
     with sqlite3.connect(path) as conn:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         conn.execute(f"PRAGMA user_version = {version + 1}")

@@ -77,11 +77,21 @@ async def _until(app: tether.App, handle: tether.WorkflowHandle[list[str]], name
         await app.store.wait_for_work(["default"], ["default"], 0.05)
 
 
+async def _left_waiting(app: tether.App, workflow_id: str, x: int, step: str) -> None:
+    """Start a run on ``app``'s code; stop that deployment once the run scheduled ``step``."""
+    async with app, app.worker():
+        handle = await app.client.start("quote", x, id=workflow_id)
+        await _until(app, handle, step)
+
+
+async def _patches(app: tether.App, workflow_id: str) -> list[str]:
+    """The patch ids the run's history recorded."""
+    history = await app.client.get_handle(workflow_id).history()
+    return [e.attrs["patch_id"] for e in history if e.type == EventType.MARKER_RECORDED]
+
+
 async def test_runs_from_before_a_patch_replay_their_old_path(make_app: AppFactory) -> None:
-    old = v1(make_app)
-    async with old, old.worker():
-        before = await old.client.start("quote", 1, id="before")
-        await _until(old, before, "net")
+    await _left_waiting(v1(make_app), "before", 1, "net")
     new = v2(make_app)
     async with new, new.worker(cache_size=0):
         after = await new.client.start("quote", 10, id="after")
@@ -94,21 +104,12 @@ async def test_runs_from_before_a_patch_replay_their_old_path(make_app: AppFacto
             "vat 10",
             "vat 11",
         ]
-        markers = [e.attrs for e in await after.history() if e.type == EventType.MARKER_RECORDED]
-        assert [m["patch_id"] for m in markers] == ["vat"], "recorded once per run"
-        old_markers = [
-            e
-            for e in await new.client.get_handle("before").history()
-            if e.type == EventType.MARKER_RECORDED
-        ]
-        assert old_markers == []
+        assert await _patches(new, "after") == ["vat"], "recorded once per run"
+        assert await _patches(new, "before") == []
 
 
 async def test_a_deprecated_patch_replays_runs_that_recorded_it(make_app: AppFactory) -> None:
-    patched = v2(make_app)
-    async with patched, patched.worker():
-        run = await patched.client.start("quote", 5, id="patched-run")
-        await _until(patched, run, "with_vat")
+    await _left_waiting(v2(make_app), "patched-run", 5, "with_vat")
     final = v3(make_app)
     async with final, final.worker(cache_size=0):
         await final.client.get_handle("patched-run").signal("go")
@@ -119,18 +120,15 @@ async def test_a_deprecated_patch_replays_runs_that_recorded_it(make_app: AppFac
         fresh = await final.client.start("quote", 7, id="fresh")
         await fresh.signal("go")
         assert await fresh.result(timeout=30) == ["vat 7", "vat 8"]
-        types = [e.type for e in await fresh.history()]
-        assert EventType.MARKER_RECORDED not in types, "a deprecated patch records nothing"
+        assert await _patches(final, "patched-run") == ["vat"]
+        assert await _patches(final, "fresh") == [], "a deprecated patch records nothing"
 
 
 async def test_changed_code_without_a_patch_is_refused_as_nondeterministic(
     make_app: AppFactory,
 ) -> None:
     """The case ``patched`` exists for: v2's first step without the branch."""
-    old = v1(make_app)
-    async with old, old.worker():
-        before = await old.client.start("quote", 1, id="unpatched")
-        await _until(old, before, "net")
+    await _left_waiting(v1(make_app), "unpatched", 1, "net")
     changed = _app(make_app)
 
     @changed.workflow(name="quote")
