@@ -147,7 +147,9 @@ async def test_changed_code_without_a_patch_is_refused_as_nondeterministic(
     assert "with_vat" in run.stuck and run.status == tether.RunStatus.RUNNING
 
 
-async def test_a_patch_id_must_be_text_a_store_can_hold(make_app: AppFactory) -> None:
+async def test_a_patch_id_is_text_a_store_can_hold_and_its_marker_name_is_reserved(
+    make_app: AppFactory,
+) -> None:
     app = _app(make_app)
 
     @app.workflow
@@ -158,7 +160,16 @@ async def test_a_patch_id_must_be_text_a_store_can_hold(make_app: AppFactory) ->
             return str(err)
         return "patched"
 
+    @app.workflow
+    async def posing(ctx: tether.Context) -> str:
+        try:
+            ctx.side_effect(lambda: 1, name="tether.patch")
+        except tether.InvalidArgument as err:
+            return str(err)
+        return "recorded"
+
     async with app, app.worker():
+        assert "reserved" in await app.client.execute(posing, timeout=30)
         assert "NUL" in await app.client.execute(odd, "a\x00b", timeout=30)
         assert "non-empty" in await app.client.execute(odd, "", timeout=30)
         assert await app.client.execute(odd, "fine", timeout=30) == "patched"

@@ -93,6 +93,10 @@ class Context:
 
     def side_effect(self, fn: Callable[[], T], *, name: str = "side_effect") -> T:
         """Run ``fn`` once and record its value; replay returns the recorded value."""
+        check_text(name, "a side effect's name")
+        if name.startswith("tether."):
+            # Tether's own markers (ctx.patched) are told apart by their name.
+            raise InvalidArgument(f"side effect names starting 'tether.' are reserved: {name!r}")
         value: T = self._instance.record_marker(name, fn)
         return value
 
