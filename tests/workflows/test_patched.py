@@ -77,10 +77,12 @@ async def _until(app: tether.App, handle: tether.WorkflowHandle[list[str]], name
         await app.store.wait_for_work(["default"], ["default"], 0.05)
 
 
-async def _left_waiting(app: tether.App, workflow_id: str, x: int, step: str) -> None:
+async def _left_waiting(
+    app: tether.App, workflow_id: str, x: int, step: str, workflow: str = "quote"
+) -> None:
     """Start a run on ``app``'s code; stop that deployment once the run scheduled ``step``."""
     async with app, app.worker():
-        handle = await app.client.start("quote", x, id=workflow_id)
+        handle = await app.client.start(workflow, x, id=workflow_id)
         await _until(app, handle, step)
 
 
@@ -173,3 +175,45 @@ async def test_a_patch_id_is_text_a_store_can_hold_and_its_marker_name_is_reserv
         assert "NUL" in await app.client.execute(odd, "a\x00b", timeout=30)
         assert "non-empty" in await app.client.execute(odd, "", timeout=30)
         assert await app.client.execute(odd, "fine", timeout=30) == "patched"
+
+
+def _two(make_app: AppFactory, *, rounding: bool) -> tether.App:
+    """``vat`` patched in; with ``rounding``, a second patch added later, before the
+    first step."""
+    app = _app(make_app)
+
+    @app.workflow(name="two")
+    async def two(ctx: tether.Context, x: int) -> list[str]:
+        taken: list[str] = []
+        ctx.set_query_handler("taken", lambda: list(taken))
+        taken.append("vat" if ctx.patched("vat") else "net")
+        if rounding:
+            taken.append("rounding" if ctx.patched("rounding") else "plain")
+        await ctx.activity("with_vat" if taken[0] == "vat" else "net", x)
+        await ctx.wait_signal("go")
+        return taken
+
+    return app
+
+
+async def test_patches_answer_queries_and_survive_a_reset_and_each_other(
+    make_app: AppFactory,
+) -> None:
+    """A second patch added later answers False for a run that recorded only the first
+    (its history has the step there); a query replays the run quietly and sees the
+    answers it took; a reset to just after the start decides both anew, live."""
+    await _left_waiting(_two(make_app, rounding=False), "two-1", 1, "with_vat", "two")
+    app = _two(make_app, rounding=True)
+    async with app, app.worker(cache_size=0):
+        run = app.client.get_handle("two-1")
+        assert await run.query("taken") == ["vat", "plain"]
+        await run.signal("go")
+        assert await run.result(timeout=30) == ["vat", "plain"]
+        assert await _patches(app, "two-1") == ["vat"]
+        # The reset run replays up to the start, then runs today's code live; the
+        # signal after the point is applied again.
+        new_run = await run.reset(1, reason="both patches, live")
+        again = app.client.get_handle("two-1", new_run)
+        assert await again.result(timeout=30) == ["vat", "rounding"]
+        assert await again.query("taken") == ["vat", "rounding"]
+        assert await _patches(app, "two-1") == ["vat", "rounding"]
