@@ -166,6 +166,56 @@ async def test_a_result_awaited_beside_the_worker_is_not_read_back(make_app: App
         assert "too big: 21" in str(failed.value.__cause__)
 
 
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+async def test_a_close_in_another_process_reaches_its_waiters_in_the_notification(
+    make_app: AppFactory,
+) -> None:
+    """A client whose runs another process's worker runs gets the close in the close's
+    notification: no read of the run after it (only the look before waiting). A close
+    too big for a notification is read back."""
+
+    def deployment() -> tether.App:
+        app = make_app()
+
+        @app.activity
+        async def bump(x: int) -> int:
+            return x + 1
+
+        @app.workflow
+        async def echo(ctx: tether.Context, text: str) -> str:
+            await ctx.activity(bump, 1)
+            if text == "fail":
+                raise ValueError("asked to fail")
+            return text
+
+        return app
+
+    workers, clients = deployment(), deployment()  # two stores, two LISTEN connections
+    async with workers, workers.worker(), clients:
+        store = clients.client.store
+        assert isinstance(store, PostgresStore)
+        reads: list[str] = []
+        get_run = store.get_run
+
+        async def counted(namespace: str, workflow_id: str, run_id: str | None = None) -> Any:
+            reads.append(workflow_id or str(run_id))
+            return await get_run(namespace, workflow_id, run_id)
+
+        store.get_run = counted  # type: ignore[method-assign]
+        for text in ("small", "fail"):
+            reads.clear()
+            handle = await clients.client.start("echo", text, id=text)
+            assert handle.run_id is not None
+            closed = await store.wait_closed("default", handle.run_id, 30)
+            assert reads == [handle.run_id], "the look before waiting, none after the close"
+            assert closed == await get_run("default", "", handle.run_id)
+        assert closed.status == tether.RunStatus.FAILED and closed.failure is not None
+        assert "asked to fail" in closed.failure["message"]
+        big = await clients.client.start("echo", "x" * 9000, id="big")
+        assert await big.result(timeout=30) == "x" * 9000
+        assert reads[-1] == big.run_id, "over 8000 bytes: read back"
+
+
 async def test_values_the_server_cannot_take_are_client_errors(database: str) -> None:
     """Below the client's checks (which refuse these first, on both stores), the
     server's own refusals of a value are InvalidArgument, not an outage: a NUL

@@ -87,7 +87,8 @@ class _Box:
 
 
 class LocalCloses:
-    """The closes this process commits, handed to the waiters of their runs."""
+    """Closes handed to the waiters of their runs, so that they need not read the run
+    back: those this process commits, and those a notification carries (PostgreSQL)."""
 
     def __init__(self) -> None:
         self._boxes: dict[tuple[str, str], list[_Box]] = {}

@@ -960,12 +960,28 @@ class PostgresStore(PostgresUpdates):
 
     def _on_closed(self, channel: str, payload: str) -> None:
         try:
-            namespace, run_id = orjson.loads(payload)
+            namespace, run_id, *close = orjson.loads(payload)
+            key = (str(namespace), str(run_id))
         except (orjson.JSONDecodeError, ValueError, TypeError):
             self._wake_everyone()
             return
-        if (namespace, run_id) not in self._closing_runs:
-            self._wake_closed(namespace, run_id)
+        if key in self._closing_runs:
+            return
+        # The close itself, when it fits the notification (0024): its waiters here then
+        # need not read the run back.
+        with contextlib.suppress(ValueError, TypeError):
+            status, closed_at, last_seq, result, failure = close
+            if RunStatus(status) == RunStatus.RUNNING:
+                raise ValueError(status)
+            self._local_closes.hand(
+                key,
+                status=RunStatus(status),
+                result=result,
+                failure=failure if isinstance(failure, dict) else None,
+                closed_at=float(closed_at),
+                history_length=int(last_seq),
+            )
+        self._wake_closed(*key)
 
     @contextlib.contextmanager
     def _closing(
