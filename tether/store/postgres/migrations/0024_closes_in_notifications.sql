@@ -4,7 +4,9 @@
 -- reading the run back: one round trip less between a run's last step and its caller.
 -- Too big for a notification (PostgreSQL's limit is 8000 bytes), or called while the
 -- row does not show the close yet, the payload is the plain [namespace, run_id] and
--- waiters read the run as before.
+-- waiters read the run as before. Every session listening on the database receives the
+-- payload: no wider than what the store's one role may read already (there is no
+-- per-tenant role or row security); with those, results must leave the payload.
 CREATE OR REPLACE FUNCTION tether.notify_closed(p_namespace text, p_run_id text)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
