@@ -132,12 +132,12 @@ async function runPage(ns, workflowId, params) {
   const path = runPath(ns, workflowId);
   const actions = run.status !== "running" ? "" : el("div", { class: "actions" },
     actionForm("signal", "Signal", [["name", "signal name"], ["payload", "payload (JSON)"]],
-      ({ name, payload }) => api("POST", `${path}/signal/${enc(name)}`,
+      ({ name, payload }) => api("POST", `${path}/signal/${enc(name)}${suffix}`,
         { payload: payload.trim() ? JSON.parse(payload) : null })),
     actionForm("cancel", "Cancel", [["reason", "reason"]],
-      ({ reason }) => api("POST", `${path}/cancel`, { reason })),
+      ({ reason }) => api("POST", `${path}/cancel${suffix}`, { reason })),
     actionForm("terminate", "Terminate", [["reason", "reason"]],
-      ({ reason }) => api("POST", `${path}/terminate`, { reason })));
+      ({ reason }) => api("POST", `${path}/terminate${suffix}`, { reason })));
   view.replaceChildren(
     el("h1", {}, workflowId),
     facts,
