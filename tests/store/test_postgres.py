@@ -126,6 +126,19 @@ async def test_store_recovers_when_pooled_connections_are_killed(database: str) 
         await store.close()
 
 
+def _count_reads(store: PostgresStore) -> list[str]:
+    """The runs ``store.get_run`` reads from now on (by workflow id, or run id)."""
+    reads: list[str] = []
+    get_run = store.get_run
+
+    async def counted(namespace: str, workflow_id: str, run_id: str | None = None) -> Any:
+        reads.append(workflow_id or str(run_id))
+        return await get_run(namespace, workflow_id, run_id)
+
+    store.get_run = counted  # type: ignore[method-assign]
+    return reads
+
+
 @pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
 async def test_a_result_awaited_beside_the_worker_is_not_read_back(make_app: AppFactory) -> None:
     """The close a worker commits hands the run to the waiters in its process: the
@@ -146,14 +159,8 @@ async def test_a_result_awaited_beside_the_worker_is_not_read_back(make_app: App
     async with app, app.worker():
         store = app.client.store
         assert isinstance(store, PostgresStore)
-        reads: list[str] = []
         get_run = store.get_run
-
-        async def counted(namespace: str, workflow_id: str, run_id: str | None = None) -> Any:
-            reads.append(workflow_id or str(run_id))
-            return await get_run(namespace, workflow_id, run_id)
-
-        store.get_run = counted  # type: ignore[method-assign]
+        reads = _count_reads(store)
         handle = await app.client.start(twice, 1, id="handed")
         assert handle.run_id is not None
         handed = await store.wait_closed("default", handle.run_id, 30)
@@ -194,14 +201,8 @@ async def test_a_close_in_another_process_reaches_its_waiters_in_the_notificatio
     async with workers, workers.worker(), clients:
         store = clients.client.store
         assert isinstance(store, PostgresStore)
-        reads: list[str] = []
         get_run = store.get_run
-
-        async def counted(namespace: str, workflow_id: str, run_id: str | None = None) -> Any:
-            reads.append(workflow_id or str(run_id))
-            return await get_run(namespace, workflow_id, run_id)
-
-        store.get_run = counted  # type: ignore[method-assign]
+        reads = _count_reads(store)
         for text in ("small", "fail"):
             reads.clear()
             handle = await clients.client.start("echo", text, id=text)
