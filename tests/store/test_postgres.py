@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
@@ -215,6 +216,51 @@ async def test_a_close_in_another_process_reaches_its_waiters_in_the_notificatio
         big = await clients.client.start("echo", "x" * 9000, id="big")
         assert await big.result(timeout=30) == "x" * 9000
         assert reads[-1] == big.run_id, "over 8000 bytes: read back"
+
+
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+async def test_a_claim_brings_a_short_history_with_its_task(make_app: AppFactory) -> None:
+    """A worker claiming a run's task (started, or signalled, by another process) gets
+    the run's history in the claim when it is short, and reads a long one after it."""
+
+    def deployment() -> tether.App:
+        app = make_app()
+
+        @app.workflow
+        async def waits(ctx: tether.Context, markers: int) -> str:
+            for i in range(markers):
+                ctx.side_effect(functools.partial(int, i))
+            return str(await ctx.wait_signal("go"))
+
+        return app
+
+    workers, clients = deployment(), deployment()
+    # No cache: every task of the worker starts from the history it reads or is sent.
+    async with workers, workers.worker(cache_size=0), clients:
+        store = workers.store
+        assert isinstance(store, PostgresStore)
+        reads: list[str] = []
+        read_for_task = store.read_for_task
+
+        async def counted(namespace: str, run_id: str, after_seq: int) -> Any:
+            reads.append(run_id)
+            return await read_for_task(namespace, run_id, after_seq)
+
+        store.read_for_task = counted  # type: ignore[method-assign]
+        for markers, workflow_id in ((3, "short"), (70, "long")):
+            handle = await clients.client.start("waits", markers, id=workflow_id)
+            await eventually(functools.partial(_has_markers, handle))
+            await handle.signal("go", workflow_id)
+            assert await handle.result(timeout=30) == workflow_id
+        short, long = [
+            (await clients.client.get_handle(w).describe()).run_id for w in ("short", "long")
+        ]
+        assert short not in reads, "both tasks of the short run came with their history"
+        assert reads.count(long) == 1, "the long run's history was read after its signal"
+
+
+async def _has_markers(handle: tether.WorkflowHandle[Any]) -> bool:
+    return any(e.type == "MarkerRecorded" for e in await handle.history())
 
 
 async def test_values_the_server_cannot_take_are_client_errors(database: str) -> None:

@@ -178,6 +178,9 @@ class WorkflowTask:
     workflow_type: str
     task_queue: str
     token: int
+    # The run as the claim read it (a store may send a short history with the claim,
+    # saving the worker the read of :meth:`Store.read_for_task` after it).
+    read: TaskRead | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -523,8 +523,17 @@ class Worker:
         """The run's instance and the input it has not seen: the cached one and what
         the store holds past it, or a new one and the whole history."""
         instance = self.cache.get(task.run_id)
+        # What the claim read of the run, if the store sent it: the whole history as of
+        # the claim (later events come with the next task, as they do after any read).
+        claimed = task.read
         if instance is not None:
-            read = await self.store.read_for_task(task.namespace, task.run_id, instance.last_seq)
+            if claimed is not None and claimed.last_seq >= instance.last_seq:
+                after = [e for e in claimed.events if e.seq > instance.last_seq]
+                read = TaskRead(after, claimed.pending, claimed.last_seq)
+            else:
+                read = await self.store.read_for_task(
+                    task.namespace, task.run_id, instance.last_seq
+                )
             if not self._stale(task, instance, read):
                 return instance, read.events, read.pending
             self.cache.evict(task.run_id)
@@ -537,7 +546,7 @@ class Worker:
         if first is not None:
             # Updates sent since the start mark the task dirty: the next one reads them.
             return instance, first, []
-        read = await self.store.read_for_task(task.namespace, task.run_id, 0)
+        read = claimed or await self.store.read_for_task(task.namespace, task.run_id, 0)
         return instance, read.events, read.pending
 
     def _stale(self, task: WorkflowTask, instance: WorkflowInstance, read: TaskRead) -> bool:

@@ -20,6 +20,8 @@ from ..protocol import NewRun
 
 __all__ = [
     "CLAIM_ACTIVITY_TASKS",
+    "CLAIM_AND_READ",
+    "CLAIM_READ_EVENTS",
     "CLAIM_WORKFLOW_TASKS",
     "ENSURE_NAMESPACE",
     "EXTEND_LEASES",
@@ -142,6 +144,17 @@ CLAIM_WORKFLOW_TASKS = """
 SELECT id, namespace, run_id, workflow_id, workflow_type, task_queue, token
 FROM tether.claim_ready('workflow', $1, tether.usable_namespaces($2::text[]), $3::text[], $4,
                         $5, tether.epoch())
+"""
+
+#: The longest history a claim sends along with its task (see CLAIM_AND_READ).
+CLAIM_READ_EVENTS = 64
+
+# The claim, and for each run of at most CLAIM_READ_EVENTS events what the worker would
+# read next (updates.READ_FOR_TASKS from seq 0), in one round trip (migration 0025). A
+# longer run's read columns are null.
+CLAIM_AND_READ = f"""
+SELECT * FROM tether.claim_workflow_tasks_read($1, $2::text[], $3::text[], $4, $5,
+                                               {CLAIM_READ_EVENTS})
 """
 
 RELEASE_WORKFLOW_TASK = """

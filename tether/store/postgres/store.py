@@ -88,7 +88,7 @@ from .migrate import migrate as apply_migrations
 from .planner_stats import PlannerStats
 from .refusals import Refusal, being_deleted, input_refused, lease_lost, start_refused
 from .reset import reset_run
-from .updates import COMPLETE_UPDATES, UPDATE_CHANNEL, PostgresUpdates, completions
+from .updates import COMPLETE_UPDATES, UPDATE_CHANNEL, PostgresUpdates, completions, task_read
 
 __all__ = ["PostgresStore"]
 
@@ -226,6 +226,13 @@ def _commands(commit: WorkflowCommit) -> tuple[list[str | None], tuple[Any, ...]
         None if close is None else _dumps(close.result),
         None if close is None or close.failure is None else _dumps(close.failure),
     )
+
+
+def _claimed_task(row: asyncpg.Record) -> WorkflowTask:
+    """A row of CLAIM_AND_READ: the task, and the run as the claim read it (if short)."""
+    namespace, run_id = row[1], row[2]
+    read = None if row[7] is None else task_read(namespace, run_id, row[7:])
+    return WorkflowTask(row[0], namespace, run_id, row[3], row[4], row[5], row[6], read=read)
 
 
 def _claimed(
@@ -743,9 +750,9 @@ class PostgresStore(PostgresUpdates):
         self, owner: str, namespaces: Sequence[str], queues: Sequence[str], limit: int, lease: float
     ) -> list[WorkflowTask]:
         rows = await self._fetch_control(
-            q.CLAIM_WORKFLOW_TASKS, owner, list(namespaces), list(queues), limit, float(lease)
+            q.CLAIM_AND_READ, owner, list(namespaces), list(queues), limit, float(lease)
         )
-        return [WorkflowTask(*row) for row in rows]
+        return [_claimed_task(row) for row in rows]
 
     async def complete_workflow_task(
         self, task: WorkflowTask, commit: WorkflowCommit, lease: float

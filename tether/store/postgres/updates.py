@@ -25,7 +25,7 @@ from . import queries as q
 from .commits import GroupCommit, Kind
 from .refusals import input_refused, lease_lost, start_refused
 
-__all__ = ["COMPLETE_UPDATES", "UPDATE_CHANNEL", "PostgresUpdates", "completions"]
+__all__ = ["COMPLETE_UPDATES", "UPDATE_CHANNEL", "PostgresUpdates", "completions", "task_read"]
 
 T = TypeVar("T")
 
@@ -93,6 +93,25 @@ def _record(row: asyncpg.Record) -> UpdateRecord:
         failure=None if row["failure"] is None else orjson.loads(row["failure"]),
         created_at=row["created_at"],
     )
+
+
+def task_read(namespace: str, run_id: str, columns: Sequence[Any]) -> TaskRead:
+    """A TaskRead from READ_FOR_TASKS's columns past its refusal columns (the claim's
+    CLAIM_AND_READ has the same): last seq, the events' arrays, the updates' arrays."""
+    last_seq, seqs, types, tss, attrs, ids, created, calls = columns
+    events = [
+        Event(seq, kind, ts, orjson.loads(data))
+        for seq, kind, ts, data in zip(seqs or (), types or (), tss or (), attrs or (), strict=True)
+    ]
+    pending = []
+    for update_id, at, call in zip(ids or (), created or (), calls or (), strict=True):
+        name, args = orjson.loads(call)
+        pending.append(
+            UpdateRecord(
+                namespace, run_id, update_id, name, args, UpdateStatus.PENDING, None, None, at
+            )
+        )
+    return TaskRead(events, pending, last_seq)
 
 
 def completions(commit: WorkflowCommit) -> tuple[list[str], list[str], list[str | None]]:
@@ -163,22 +182,7 @@ class PostgresUpdates:
         row = await self._guarded(
             lambda: self._looks.submit(_READ, (namespace, run_id, after_seq)), None
         )
-        last_seq, seqs, types, tss, attrs, ids, created, calls = row[3:]
-        events = [
-            Event(seq, kind, ts, orjson.loads(data))
-            for seq, kind, ts, data in zip(
-                seqs or (), types or (), tss or (), attrs or (), strict=True
-            )
-        ]
-        pending = []
-        for update_id, at, call in zip(ids or (), created or (), calls or (), strict=True):
-            name, args = orjson.loads(call)
-            pending.append(
-                UpdateRecord(
-                    namespace, run_id, update_id, name, args, UpdateStatus.PENDING, None, None, at
-                )
-            )
-        return TaskRead(events, pending, last_seq)
+        return task_read(namespace, run_id, row[3:])
 
     async def accept_updates(
         self,
