@@ -140,6 +140,19 @@ def _count_reads(store: PostgresStore) -> list[str]:
     return reads
 
 
+def _count_task_reads(store: PostgresStore) -> list[str]:
+    """The runs ``store.read_for_task`` reads from now on (by run id)."""
+    reads: list[str] = []
+    read_for_task = store.read_for_task
+
+    async def counted(namespace: str, run_id: str, after_seq: int) -> Any:
+        reads.append(run_id)
+        return await read_for_task(namespace, run_id, after_seq)
+
+    store.read_for_task = counted  # type: ignore[method-assign]
+    return reads
+
+
 @pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
 async def test_a_result_awaited_beside_the_worker_is_not_read_back(make_app: AppFactory) -> None:
     """The close a worker commits hands the run to the waiters in its process: the
@@ -239,14 +252,7 @@ async def test_a_claim_brings_a_short_history_with_its_task(make_app: AppFactory
     async with workers, workers.worker(cache_size=0), clients:
         store = workers.store
         assert isinstance(store, PostgresStore)
-        reads: list[str] = []
-        read_for_task = store.read_for_task
-
-        async def counted(namespace: str, run_id: str, after_seq: int) -> Any:
-            reads.append(run_id)
-            return await read_for_task(namespace, run_id, after_seq)
-
-        store.read_for_task = counted  # type: ignore[method-assign]
+        reads = _count_task_reads(store)
         for markers, workflow_id in ((3, "short"), (70, "long")):
             handle = await clients.client.start("waits", markers, id=workflow_id)
             await eventually(functools.partial(_has_markers, handle))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import tether
 from tests.conftest import AppFactory
+from tests.store.helpers import eventually
 from tether.history import EventType
 
 
@@ -67,14 +68,14 @@ def v3(make_app: AppFactory) -> tether.App:
     return app
 
 
-async def _until(app: tether.App, handle: tether.WorkflowHandle[list[str]], name: str) -> None:
-    """Until the run's history schedules the activity ``name`` (a bounded wait for the
-    store's news between looks)."""
-    while not any(
-        e.type == EventType.ACTIVITY_SCHEDULED and e.attrs["name"] == name
-        for e in await handle.history()
-    ):
-        await app.store.wait_for_work(["default"], ["default"], 0.05)
+async def _until(handle: tether.WorkflowHandle[list[str]], name: str) -> None:
+    """Until the run's history schedules the activity ``name``."""
+
+    async def scheduled() -> bool:
+        events = [e for e in await handle.history() if e.type == EventType.ACTIVITY_SCHEDULED]
+        return any(e.attrs["name"] == name for e in events)
+
+    await eventually(scheduled)
 
 
 async def _left_waiting(
@@ -83,7 +84,7 @@ async def _left_waiting(
     """Start a run on ``app``'s code; stop that deployment once the run scheduled ``step``."""
     async with app, app.worker():
         handle = await app.client.start(workflow, x, id=workflow_id)
-        await _until(app, handle, step)
+        await _until(handle, step)
 
 
 async def _patches(app: tether.App, workflow_id: str) -> list[str]:
@@ -97,7 +98,7 @@ async def test_runs_from_before_a_patch_replay_their_old_path(make_app: AppFacto
     new = v2(make_app)
     async with new, new.worker(cache_size=0):
         after = await new.client.start("quote", 10, id="after")
-        await _until(new, after, "with_vat")
+        await _until(after, "with_vat")
         for workflow_id in ("before", "after"):
             await new.client.get_handle(workflow_id).signal("go")
         # Without a cache each step replays the whole history on v2's code.
@@ -142,10 +143,12 @@ async def test_changed_code_without_a_patch_is_refused_as_nondeterministic(
     async with changed, changed.worker(cache_size=0, stuck_retry=0.05):
         await changed.client.get_handle("unpatched").signal("go")
         handle = changed.client.get_handle("unpatched")
-        run = await handle.describe()
-        while run.stuck is None:
-            await changed.store.wait_for_work(["default"], ["default"], 0.05)
+
+        async def stuck() -> tether.RunRecord | None:
             run = await handle.describe()
+            return run if run.stuck is not None else None
+
+        run = await eventually(stuck)
     assert "with_vat" in run.stuck and run.status == tether.RunStatus.RUNNING
 
 

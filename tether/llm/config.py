@@ -127,25 +127,30 @@ class ResolvedLLM(pydantic.BaseModel):
     budget: Budget | None
 
 
+def _text(value: str, what: str) -> None:
+    """``check_text`` as a settings check: pydantic reports a ValueError with the field."""
+    try:
+        check_text(value, what)
+    except InvalidArgument as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _check_names(settings: NamespaceLLM) -> None:
     """Provider names, aliases, models and task queues are keys of the usage ledger and
     of task rows: text every store can hold. A provider's name cannot hold the ``:``
     that separates it from the model in an alias's chain."""
-    try:
-        for name, provider in settings.providers.items():
-            check_text(name, "a provider's name")
-            if ":" in name:
-                raise ValueError(f"provider name {name!r} must not contain ':'")
-            if provider.task_queue is not None:
-                check_text(provider.task_queue, f"the task queue of provider {name!r}")
-        for alias, chain in settings.aliases.items():
-            check_text(alias, "an alias")
-            for target in chain:
-                check_text(target, f"a model of alias {alias!r}")
-        for model in settings.prices:
-            check_text(model, "a priced model")
-    except InvalidArgument as exc:
-        raise ValueError(str(exc)) from None
+    for name, provider in settings.providers.items():
+        _text(name, "a provider's name")
+        if ":" in name:
+            raise ValueError(f"provider name {name!r} must not contain ':'")
+        if provider.task_queue is not None:
+            _text(provider.task_queue, f"the task queue of provider {name!r}")
+    for alias, chain in settings.aliases.items():
+        _text(alias, "an alias")
+        for target in chain:
+            _text(target, f"a model of alias {alias!r}")
+    for model in settings.prices:
+        _text(model, "a priced model")
 
 
 class LLMConfig(NamespaceLLM):
@@ -165,10 +170,7 @@ class LLMConfig(NamespaceLLM):
     @pydantic.model_validator(mode="after")
     def _check(self) -> LLMConfig:
         if self.task_queue is not None:
-            try:
-                check_text(self.task_queue, "the LLM steps' task queue")
-            except InvalidArgument as exc:
-                raise ValueError(str(exc)) from None
+            _text(self.task_queue, "the LLM steps' task queue")
         for scope, settings in [("", self), *self.namespaces.items()]:
             _check_names(settings)
             merged = self.resolve(scope) if scope else settings

@@ -978,16 +978,15 @@ class PostgresStore(PostgresUpdates):
         # need not read the run back.
         with contextlib.suppress(ValueError, TypeError):
             status, closed_at, last_seq, result, failure = close
-            if RunStatus(status) == RunStatus.RUNNING:
-                raise ValueError(status)
-            self._local_closes.hand(
-                key,
-                status=RunStatus(status),
-                result=result,
-                failure=failure if isinstance(failure, dict) else None,
-                closed_at=float(closed_at),
-                history_length=int(last_seq),
-            )
+            if (closed := RunStatus(status)) != RunStatus.RUNNING:
+                self._local_closes.hand(
+                    key,
+                    status=closed,
+                    result=result,
+                    failure=failure if isinstance(failure, dict) else None,
+                    closed_at=float(closed_at),
+                    history_length=int(last_seq),
+                )
         self._wake_closed(*key)
 
     @contextlib.contextmanager
