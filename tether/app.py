@@ -207,7 +207,7 @@ class App:
         """A worker for this app's registry; start it with ``async with`` or ``run()``.
 
         While it runs, runs this app's client starts on its namespaces and queues go to
-        it in the start's own write (an eager start), when it has room.
+        it in the start's own write (an eager start; see ``Worker.offer``).
         """
         worker = Worker(
             self.store,

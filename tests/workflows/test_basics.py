@@ -383,6 +383,30 @@ async def test_a_run_started_beside_a_worker_starts_eagerly(make_app: AppFactory
     assert not worker.offer("default", "default", "quick")  # stopped
 
 
+async def test_a_burst_of_starts_runs_eagerly_past_the_slots_of_a_one_namespace_worker(
+    make_app: AppFactory,
+) -> None:
+    """Ten starts at once beside a worker of one workflow slot and one activity slot:
+    each runs its first task here (the slot is held only while the start is
+    written); the activities past the one slot wait in the queue and all runs end.
+    A worker serving two namespaces keeps to its slot: one start runs here (two if
+    its poller's claim was out, whose place counts as another tenant's)."""
+    app = make_app()
+    one_step = with_one_step(app)
+    async with app:
+        await app.client.namespaces.create("other")
+        async with app.worker(max_workflow_tasks=1, max_activities=1) as worker:
+            handles = await asyncio.gather(*(app.client.start(one_step, i) for i in range(10)))
+            assert worker.eager_starts == 10
+            assert [await h.result(timeout=30) for h in handles] == list(range(1, 11))
+        async with app.worker(
+            namespaces=["default", "other"], max_workflow_tasks=1, max_activities=1
+        ) as worker:
+            handles = await asyncio.gather(*(app.client.start(one_step, i) for i in range(10)))
+            assert worker.eager_starts <= 2
+            assert [await h.result(timeout=30) for h in handles] == list(range(1, 11))
+
+
 async def test_an_activity_hands_its_slot_to_the_next_step_of_its_run(
     make_app: AppFactory,
 ) -> None:

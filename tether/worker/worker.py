@@ -304,7 +304,17 @@ class Worker:
         """Can this worker run a run started in its process at once? Then it holds a
         place for it (many starts may be offered before one is stored), and
         :meth:`start_here` must follow. Not when the namespace's caps must count the
-        task in a claim, nor when the worker is full or pacing."""
+        task in a claim.
+
+        A worker serving one namespace takes every start offered, full or not: the
+        first task runs in the starter's own turn and holds its place only while the
+        start is written, and the run's activities are still leased here only as far
+        as the activity slots allow (the others go to the queue, for any worker). A
+        burst of starts that went to the queue instead would cost each run a claim
+        and a second write (W1 on PostgreSQL: 11% more workflows per second this
+        way, 4 interleaved pairs). A worker serving several namespaces keeps to its
+        slots and its pace, so that one tenant's burst of starts does not take the
+        loop from another tenant's next steps."""
         if (
             self._main is None
             or self._stopping
@@ -314,7 +324,9 @@ class Worker:
             or not self.scheduler.local_workflow_tasks(namespace)
         ):
             return False
-        full = self._workflow_slots >= self.max_workflow_tasks or self._room() < 1
+        full = len(self.namespaces) > 1 and (
+            self._workflow_slots >= self.max_workflow_tasks or self._room() < 1
+        )
         if full and not self._owed_a_place(namespace):
             return False
         self._take_workflow_place(namespace)
