@@ -105,6 +105,10 @@ class LocalCloses:
             if not boxes:
                 del self._boxes[key]
 
+    def waiting(self, key: tuple[str, str]) -> bool:
+        """Does a waiter of the run wait here (is a close worth handing over)?"""
+        return key in self._boxes
+
     def hand(
         self,
         key: tuple[str, str],

@@ -1006,6 +1006,8 @@ class PostgresStore(PostgresUpdates):
         key = (namespace, run_id)
 
         def hand(now: float, last_seq: int) -> None:
+            if not self._local_closes.waiting(key):
+                return  # nobody here to hand it to: spare the copy
             self._local_closes.hand(
                 key,
                 status=close.status,
