@@ -156,7 +156,9 @@ def _count_task_reads(store: PostgresStore) -> list[str]:
 @pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
 async def test_a_result_awaited_beside_the_worker_is_not_read_back(make_app: AppFactory) -> None:
     """The close a worker commits hands the run to the waiters in its process: the
-    result needs no read of the run after the close (only the look before waiting)."""
+    result of a run started here needs no read of the run at all (the start's watch
+    vouches that it was open until the close came); a run started elsewhere is looked
+    at once, before waiting."""
     app = make_app()
 
     @app.activity
@@ -178,9 +180,26 @@ async def test_a_result_awaited_beside_the_worker_is_not_read_back(make_app: App
         handle = await app.client.start(twice, 1, id="handed")
         assert handle.run_id is not None
         handed = await store.wait_closed("default", handle.run_id, 30)
-        assert reads == [handle.run_id]  # the look before waiting, none after the close
+        assert reads == []
         assert handed == await get_run("default", "", handle.run_id)  # as a read gives it
         assert await handle.result(timeout=30) == [1, 3]
+        assert reads == [handle.run_id], "the watch is taken by the first wait"
+        reads.clear()
+        early = await app.client.start(twice, 3, id="early")
+        early_id = early.run_id
+        assert early_id is not None
+
+        async def closed() -> bool:
+            return (await get_run("default", "", early_id)).status != tether.RunStatus.RUNNING
+
+        await eventually(closed, timeout=30)
+        assert await early.result(timeout=30) == [3, 5]
+        assert reads == [], "closed before the wait: the watch kept the close"
+        other = await app.client.start(twice, 2, id="other")
+        assert other.run_id is not None
+        store._wake_everyone()  # as when LISTEN reconnects: closes may have gone unheard
+        assert await other.result(timeout=30) == [2, 4]
+        assert reads == [other.run_id], "no watch left: a look first"
         failing = await app.client.start(twice, 20, id="fails")
         with pytest.raises(tether.WorkflowFailed) as failed:
             await failing.result(timeout=30)
@@ -192,8 +211,8 @@ async def test_a_close_in_another_process_reaches_its_waiters_in_the_notificatio
     make_app: AppFactory,
 ) -> None:
     """A client whose runs another process's worker runs gets the close in the close's
-    notification: no read of the run after it (only the look before waiting). A close
-    too big for a notification is read back."""
+    notification: no read of the run (the start's watch vouched that it was open
+    until then). A close too big for a notification is read back."""
 
     def deployment() -> tether.App:
         app = make_app()
@@ -222,7 +241,7 @@ async def test_a_close_in_another_process_reaches_its_waiters_in_the_notificatio
             handle = await clients.client.start("echo", text, id=text)
             assert handle.run_id is not None
             closed = await store.wait_closed("default", handle.run_id, 30)
-            assert reads == [handle.run_id], "the look before waiting, none after the close"
+            assert reads == [], "no look before waiting, no read after the close"
             assert closed == await get_run("default", "", handle.run_id)
         assert closed.status == tether.RunStatus.FAILED and closed.failure is not None
         assert "asked to fail" in closed.failure["message"]

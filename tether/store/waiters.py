@@ -23,7 +23,15 @@ from typing import Any, Protocol, TypeVar
 from .protocol import RunRecord, RunStatus
 from .updates import UpdateRecord
 
-__all__ = ["LocalCloses", "Waiters", "wait_closed", "wait_for_change", "wait_update"]
+__all__ = [
+    "Box",
+    "LocalCloses",
+    "Waiters",
+    "closed_record",
+    "wait_closed",
+    "wait_for_change",
+    "wait_update",
+]
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
@@ -80,10 +88,25 @@ class _Close:
 
 
 @dataclasses.dataclass(slots=True)
-class _Box:
-    """What a waiter was handed of its run's close, if anything yet."""
+class Box:
+    """What a waiter (or a watch) was handed of its run's close, if anything yet.
+    ``limit``: the largest close, in bytes of JSON, it keeps; a larger one only sets
+    ``missed`` (its holder must read the run)."""
 
     close: _Close | None = None
+    limit: int | None = None
+    missed: bool = False
+
+
+def closed_record(last: RunRecord, close: _Close) -> RunRecord:
+    """The run as a read would give it after ``close``, from ``last`` read before (a
+    closed run has no stuck task; its search attributes are left empty, as they may
+    have changed in that close)."""
+    return dataclasses.replace(
+        last, status=close.status, result=close.result, failure=close.failure,
+        closed_at=close.closed_at, history_length=close.history_length, stuck=None,
+        search_attributes={},
+    )  # fmt: skip
 
 
 class LocalCloses:
@@ -91,19 +114,28 @@ class LocalCloses:
     back: those this process commits, and those a notification carries (PostgreSQL)."""
 
     def __init__(self) -> None:
-        self._boxes: dict[tuple[str, str], list[_Box]] = {}
+        self._boxes: dict[tuple[str, str], list[Box]] = {}
 
-    @contextlib.contextmanager
-    def box(self, key: tuple[str, str]) -> Iterator[_Box]:
-        box = _Box()
-        boxes = self._boxes.setdefault(key, [])
-        boxes.append(box)
-        try:
-            yield box
-        finally:
+    def watch(self, key: tuple[str, str], *, limit: int | None = None) -> Box:
+        """A box the run's closes are handed to until :meth:`unwatch`."""
+        box = Box(limit=limit)
+        self._boxes.setdefault(key, []).append(box)
+        return box
+
+    def unwatch(self, key: tuple[str, str], box: Box) -> None:
+        boxes = self._boxes.get(key)
+        if boxes is not None and box in boxes:
             boxes.remove(box)
             if not boxes:
                 del self._boxes[key]
+
+    @contextlib.contextmanager
+    def box(self, key: tuple[str, str]) -> Iterator[Box]:
+        box = self.watch(key)
+        try:
+            yield box
+        finally:
+            self.unwatch(key, box)
 
     def waiting(self, key: tuple[str, str]) -> bool:
         """Does a waiter of the run wait here (is a close worth handing over)?"""
@@ -118,14 +150,18 @@ class LocalCloses:
         failure: dict[str, Any] | None,
         closed_at: float,
         history_length: int,
+        size: int = 0,
     ) -> None:
         """Give the run's waiters, if any, the close just committed (before waking
-        them)."""
+        them); ``size`` is its result's and failure's length in JSON."""
         boxes = self._boxes.get(key)
         if boxes:
             close = _Close(status, result, failure, closed_at, history_length)
             for box in boxes:
-                box.close = close
+                if box.limit is not None and size > box.limit:
+                    box.missed = True
+                else:
+                    box.close = close
 
 
 async def wait_closed(
@@ -150,19 +186,13 @@ async def wait_closed(
     # Taken as the first look, unless there is no time to wait for news of it.
     first = started if timeout is None or timeout > 0 else None
 
-    async def look(box: _Box | None) -> tuple[bool, RunRecord]:
+    async def look(box: Box | None) -> tuple[bool, RunRecord]:
         nonlocal last, first
         if first is not None:
             record, first = first, None
             return False, record
         if box is not None and box.close is not None and last is not None:
-            c = box.close
-            closed = dataclasses.replace(
-                last, status=c.status, result=c.result, failure=c.failure,
-                closed_at=c.closed_at, history_length=c.history_length, stuck=None,
-                search_attributes={},
-            )  # fmt: skip
-            return True, closed
+            return True, closed_record(last, box.close)
         last = await store.get_run(namespace, "", run_id)
         return last.status != RunStatus.RUNNING, last
 

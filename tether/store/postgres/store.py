@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -76,7 +76,7 @@ from ..visibility import (
     list_runs_sql,
     search_attribute_rows,
 )
-from ..waiters import LocalCloses, wait_closed
+from ..waiters import Box, LocalCloses, closed_record, wait_closed
 from . import namespaces as nq
 from . import queries as q
 from . import usage
@@ -304,6 +304,20 @@ def _linked(commit: WorkflowCommit) -> bool:
 _NOT_EXECUTED = (False, *(None,) * 14)
 
 
+#: Runs started here whose close this process watches for (see ``_watching``): the
+#: closes of the latest this many, until a wait takes them.
+WATCHED_STARTS = 5_000
+#: The largest close a watch keeps (bytes of JSON; a larger one is read back by the
+#: wait): closes waited for later are held meanwhile, at most WATCHED_STARTS of them.
+WATCHED_CLOSE_BYTES = 2_000
+
+
+@dataclasses.dataclass(slots=True)
+class _Watched:
+    box: Box
+    record: RunRecord | None = None
+
+
 def _start_op(
     run: NewRun,
     owner: str | None,
@@ -384,6 +398,7 @@ class PostgresStore(PostgresUpdates):
         self._work_waiters: set[tuple[frozenset[str], frozenset[str], asyncio.Future[None]]] = set()
         self._close_waiters: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
         self._local_closes = LocalCloses()
+        self._watched: OrderedDict[tuple[str, str], _Watched] = OrderedDict()
         # Runs whose close this process is writing (see _closing).
         self._closing_runs: Counter[tuple[str, str]] = Counter()
         # The pool holds every batch that may be out at once: up to pool_size - 2
@@ -566,18 +581,22 @@ class PostgresStore(PostgresUpdates):
     # -- runs ---------------------------------------------------------------------------
 
     async def start_run(self, run: NewRun) -> RunRecord:
-        row = await self._write(START, _start_op(run, None, 0.0), start_refused(run))
-        return _new_run_record(run, row[3])
+        with self._watching(run) as watched:
+            row = await self._write(START, _start_op(run, None, 0.0), start_refused(run))
+            watched.record = _new_run_record(run, row[3])
+            return watched.record
 
     async def start_run_leased(
         self, run: NewRun, owner: str, lease: float
     ) -> tuple[RunRecord, WorkflowTask]:
-        row = await self._write(START, _start_op(run, owner, lease), start_refused(run))
+        with self._watching(run) as watched:
+            row = await self._write(START, _start_op(run, owner, lease), start_refused(run))
+            watched.record = _new_run_record(run, row[3])
         task = WorkflowTask(
             row[4], run.namespace, run.run_id, run.workflow_id, run.workflow_type,
             run.task_queue, 1,
         )  # fmt: skip
-        return _new_run_record(run, row[3]), task
+        return watched.record, task
 
     async def start_run_executed(
         self, run: NewRun, created_at: float, owner: str, lease: float, commit: WorkflowCommit
@@ -585,7 +604,10 @@ class PostgresStore(PostgresUpdates):
         owners, commands = _commands(commit)
         outcome = (*_events(commit.events), *commands)
         refused = start_refused(run, then=lease_lost(0))
-        with self._closing(run.namespace, run.run_id, commit) as hand:
+        with (
+            self._watching(run) as watched,
+            self._closing(run.namespace, run.run_id, commit) as hand,
+        ):
             if not _linked(commit):
                 op = _start_op(run, owner, lease, float(created_at), (True, *outcome))
                 row = (await self._write(START, op, refused))[3:]
@@ -618,9 +640,9 @@ class PostgresStore(PostgresUpdates):
                 record, status=commit.close.status, closed_at=now,
                 result=commit.close.result, failure=commit.close.failure,
             )  # fmt: skip
-        return dataclasses.replace(record, history_length=last_seq), CommitResult(
-            claimed, next_task, last_seq
-        )
+        record = dataclasses.replace(record, history_length=last_seq)
+        watched.record = record
+        return record, CommitResult(claimed, next_task, last_seq)
 
     async def get_run(
         self, namespace: str, workflow_id: str, run_id: str | None = None
@@ -688,6 +710,16 @@ class PostgresStore(PostgresUpdates):
         *,
         started: RunRecord | None = None,
     ) -> RunRecord:
+        key = (namespace, run_id)
+        watched = self._watched.pop(key, None)
+        if watched is not None:
+            self._local_closes.unwatch(key, watched.box)
+            if watched.record is not None and not watched.box.missed:
+                if watched.box.close is not None:
+                    return closed_record(watched.record, watched.box.close)
+                # Open when last heard of, and every close since its start was heard
+                # of: no look before waiting.
+                started = started or watched.record
         waiters, poll, local = self._close_waiters, self.poll_interval, self._local_closes
         return await wait_closed(
             self, waiters, namespace, run_id, timeout, poll, local, started=started
@@ -973,9 +1005,10 @@ class PostgresStore(PostgresUpdates):
             self._wake_everyone()
             return
         if key in self._closing_runs:
-            return
+            return  # _closing settles it: handed, or the watch dropped
         # The close itself, when it fits the notification (0024): its waiters here then
         # need not read the run back.
+        handed = False
         with contextlib.suppress(ValueError, TypeError):
             status, closed_at, last_seq, result, failure = close
             if (closed := RunStatus(status)) != RunStatus.RUNNING:
@@ -986,7 +1019,11 @@ class PostgresStore(PostgresUpdates):
                     failure=failure if isinstance(failure, dict) else None,
                     closed_at=float(closed_at),
                     history_length=int(last_seq),
+                    size=len(payload),
                 )
+                handed = True
+        if not handed:
+            self._unwatch(key)  # closed, but not said how: a wait reads the run
         self._wake_closed(*key)
 
     @contextlib.contextmanager
@@ -1004,17 +1041,23 @@ class PostgresStore(PostgresUpdates):
             yield lambda now, last_seq: None
             return
         key = (namespace, run_id)
+        handed = False
 
         def hand(now: float, last_seq: int) -> None:
+            nonlocal handed
+            handed = True
             if not self._local_closes.waiting(key):
                 return  # nobody here to hand it to: spare the copy
+            result = _dumps(close.result)
+            failure = None if close.failure is None else _dumps(close.failure)
             self._local_closes.hand(
                 key,
                 status=close.status,
-                result=_loads(_dumps(close.result)),
-                failure=None if close.failure is None else _loads(_dumps(close.failure)),
+                result=_loads(result),
+                failure=None if failure is None else _loads(failure),
                 closed_at=now,
                 history_length=last_seq,
+                size=len(result) + len(failure or ""),
             )
 
         self._closing_runs[key] += 1
@@ -1024,7 +1067,39 @@ class PostgresStore(PostgresUpdates):
             self._closing_runs[key] -= 1
             if self._closing_runs[key] <= 0:
                 del self._closing_runs[key]
+            if not handed:
+                # Not written here; if the run closed meanwhile, its notification was
+                # skipped (above): a watch for it can no longer vouch that it is open.
+                self._unwatch(key)
             self._wake_closed(namespace, run_id)
+
+    @contextlib.contextmanager
+    def _watching(self, run: NewRun) -> Iterator[_Watched]:
+        """Around a start's write: watch for the run's closes from before the write, so
+        that a wait for its result later (``start`` then ``result``) need not look at
+        the run first. Every close of a run is notified (or written here), so a watch
+        that heard nothing vouches that the run is open, until the notifications may
+        have been missed (LISTEN reconnected: every watch dropped). Kept for the latest
+        ``WATCHED_STARTS`` starts until a wait takes it; a close over
+        ``WATCHED_CLOSE_BYTES`` is not kept (the wait reads the run)."""
+        key = (run.namespace, run.run_id)
+        watched = _Watched(Box())
+        if self._listener is not None:
+            watched.box = self._local_closes.watch(key, limit=WATCHED_CLOSE_BYTES)
+            self._watched[key] = watched
+            if len(self._watched) > WATCHED_STARTS:
+                oldest, old = self._watched.popitem(last=False)
+                self._local_closes.unwatch(oldest, old.box)
+        try:
+            yield watched
+        except BaseException:
+            self._unwatch(key)
+            raise
+
+    def _unwatch(self, key: tuple[str, str]) -> None:
+        watched = self._watched.pop(key, None)
+        if watched is not None:
+            self._local_closes.unwatch(key, watched.box)
 
     def _wake_closed(self, namespace: str, run_id: str) -> None:
         """Wake the waiters of a run that closed; a close committed by this process
@@ -1034,7 +1109,11 @@ class PostgresStore(PostgresUpdates):
                 future.set_result(None)
 
     def _wake_everyone(self) -> None:
-        """Notifications may have been missed (LISTEN reconnected): wake every waiter."""
+        """Notifications may have been missed (LISTEN reconnected): wake every waiter,
+        and drop every watch (a run it watches may have closed unheard of)."""
+        for key, watched in self._watched.items():
+            self._local_closes.unwatch(key, watched.box)
+        self._watched.clear()
         for *_, future in self._work_waiters:
             if not future.done():
                 future.set_result(None)
