@@ -207,6 +207,30 @@ async def test_a_result_awaited_beside_the_worker_is_not_read_back(make_app: App
 
 
 @pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+async def test_a_watched_run_terminated_wakes_its_wait(make_app: AppFactory) -> None:
+    """A wait for a run started here reads nothing before waiting; a terminate (from
+    here, or from another process: the same notification) still ends it."""
+    app = make_app()
+
+    @app.workflow
+    async def forever(ctx: tether.Context) -> None:
+        await ctx.wait_signal("never")
+
+    async with app:
+        store = app.client.store
+        assert isinstance(store, PostgresStore)
+        reads = _count_reads(store)
+        handle = await app.client.start(forever)
+        assert handle.run_id is not None
+        waiting = asyncio.ensure_future(store.wait_closed("default", handle.run_id, 30))
+        await store.terminate_run("default", handle.run_id, reason="enough", identity="t")
+        closed = await asyncio.wait_for(waiting, 10)
+        assert closed.status == tether.RunStatus.TERMINATED
+        assert closed.failure is not None and "enough" in closed.failure["message"]
+        assert reads == []
+
+
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
 async def test_a_close_in_another_process_reaches_its_waiters_in_the_notification(
     make_app: AppFactory,
 ) -> None:
