@@ -637,8 +637,19 @@ class Store(Protocol):
     ) -> int:
         """Record TimerFired for due timers (each exactly once); return how many."""
 
-    async def next_due(self, namespaces: Sequence[str], queues: Sequence[str]) -> float | None:
-        """The earliest time a pending timer or delayed task becomes due, if any."""
+    async def next_due(
+        self, namespaces: Sequence[str], queues: Sequence[str], *, idle: str | None = None
+    ) -> float | None:
+        """The earliest time a pending timer or delayed task becomes due, if any.
+
+        ``idle``: the identity of a worker of this process about to wait for work with
+        free slots. A store that wakes one waiting worker per piece of work
+        (PostgreSQL) counts it among those it may wake, until it wakes it."""
+
+    async def announce_work(self, places: Sequence[tuple[str, str]]) -> None:
+        """A worker claimed as many tasks as it could take from these (namespace,
+        queue) places: more may be ready there. A store that wakes one waiting worker
+        per piece of work wakes one more for each; another has nothing to do."""
 
     async def wait_for_work(
         self, namespaces: Sequence[str], queues: Sequence[str], timeout: float

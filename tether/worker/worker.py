@@ -250,8 +250,14 @@ class Worker:
         while not self._stopping:
             # Start listening before looking, so work announced while we look is not
             # missed (the store wakes waiters registered before the announcement).
+            # Only with a free slot: a store that wakes one idle worker per piece of
+            # work passes it on when no worker of its process listens for it.
             self._slot_freed.clear()
-            wake = asyncio.ensure_future(store.wait_for_work(ns, queues, 5.0))
+            wake = (
+                asyncio.ensure_future(store.wait_for_work(ns, queues, 5.0))
+                if self._wanted() > 0
+                else None
+            )
             try:
                 await asyncio.sleep(0)  # let the waiter register
                 if time.time() >= timers_due:
@@ -260,18 +266,17 @@ class Worker:
                     # most every FULL_POLL (a look is a round trip), unless a full batch
                     # fired: then more are due now.
                     timers_due = time.time() + (0.0 if fired >= TIMER_BATCH else FULL_POLL)
-                wanted = min(
-                    (self.max_workflow_tasks - self._workflow_slots)
-                    + (self.max_activities - self._activity_slots),
-                    self._room(),
-                )
+                wanted = self._wanted()
                 claimed = await self._claim()
                 if self._stopping or (claimed and claimed >= wanted):
                     continue  # every free slot got work: more may be waiting
                 if wanted > 0:
+                    if wake is None:
+                        continue  # a slot freed since the top: listen, then look again
                     # Fewer tasks than free slots: the queues are drained, so wait for
-                    # news (registered above) instead of asking again at once.
-                    due = await store.next_due(ns, queues)
+                    # news (registered above) instead of asking again at once; the look
+                    # says this worker waits idle (the next work may be handed to it).
+                    due = await store.next_due(ns, queues, idle=self.identity)
                     timers_due = due if due is not None else float("inf")
                     wait = min(max(timers_due - time.time(), 0.0), 5.0)
                 else:
@@ -280,7 +285,7 @@ class Worker:
                     wait = min(max(timers_due - time.time(), FULL_POLL), 5.0)
                 if wait > 0:
                     # A freed slot matters only if none was free when we looked.
-                    waits: set[asyncio.Future[Any]] = {wake}
+                    waits: set[asyncio.Future[Any]] = set() if wake is None else {wake}
                     if wanted <= 0:
                         waits.add(asyncio.ensure_future(self._slot_freed.wait()))
                     try:
@@ -296,7 +301,16 @@ class Worker:
                 log.exception("worker poll failed; retrying")
                 await asyncio.sleep(1.0)
             finally:
-                wake.cancel()
+                if wake is not None:
+                    wake.cancel()
+
+    def _wanted(self) -> float:
+        """How many tasks this worker could take now (its free slots, paced)."""
+        return min(
+            (self.max_workflow_tasks - self._workflow_slots)
+            + (self.max_activities - self._activity_slots),
+            self._room(),
+        )
 
     # -- eager starts -------------------------------------------------------------------
 
@@ -450,6 +464,8 @@ class Worker:
                 claimed += 1
                 self._take_workflow_place(wtask.namespace)
                 self._spawn(self._workflow_chain(wtask, wtask.namespace))
+            if wtasks and len(wtasks) >= free:
+                await self._announce(wtasks)
         free = int(min(self.max_activities - self._activity_slots, self._room()))
         if free > 0:
             self._activity_slots += free
@@ -462,7 +478,15 @@ class Worker:
             for atask in atasks:
                 claimed += 1
                 self._start_activity(atask)
+            if atasks and len(atasks) >= free:
+                await self._announce(atasks)
         return claimed
+
+    async def _announce(self, tasks: Sequence[WorkflowTask | ActivityTask]) -> None:
+        """A claim took as many tasks as asked: more may wait on their queues, so
+        another idle worker is told (a burst spreads over the workers)."""
+        if not self._stopping:
+            await self.store.announce_work(sorted({(t.namespace, t.task_queue) for t in tasks}))
 
     # -- workflow tasks -----------------------------------------------------------------
 

@@ -26,11 +26,14 @@ __all__ = [
     "ENSURE_NAMESPACE",
     "EXTEND_LEASES",
     "FIRE_TIMERS",
+    "FORGET_IDLE",
     "GET_RUNS",
     "GET_RUN_BY_WORKFLOW_ID",
     "HEARTBEAT_ACTIVITY",
     "LIST_NAMESPACES",
     "NEXT_DUE",
+    "NEXT_DUE_IDLE",
+    "NOTIFY_WORK",
     "READ_HISTORY",
     "RELEASE_ACTIVITY",
     "RELEASE_WORKFLOW_TASK",
@@ -42,6 +45,7 @@ __all__ = [
     "SIGNAL_WITH_START",
     "START_LINKED_RUNS",
     "TERMINATE_RUN",
+    "WAKE_IDLE",
     "run_args",
 ]
 
@@ -205,6 +209,13 @@ SELECT min(visible_at) FROM tether.tasks
 WHERE namespace = ANY ((SELECT tether.usable_namespaces($1::text[]))::text[])
   AND task_queue = ANY ($2::text[])
 """
+
+# The same look, by a worker about to wait with free slots: it is registered as idle,
+# under its store's LISTEN connection, for notify_work to wake (0026).
+NEXT_DUE_IDLE = "SELECT tether.next_due_idle($1::text[], $2::text[], $3, $4)"
+NOTIFY_WORK = "SELECT tether.notify_work($1, $2)"
+WAKE_IDLE = "SELECT tether.wake_idle(x.ns, x.q) FROM unnest($1::text[], $2::text[]) AS x (ns, q)"
+FORGET_IDLE = "DELETE FROM tether.idle_listeners WHERE listener = $1"
 
 # -- child runs and continue-as-new (migrations/0005_children.sql) -------------------
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -91,6 +92,8 @@ from .reset import reset_run
 from .updates import COMPLETE_UPDATES, UPDATE_CHANNEL, PostgresUpdates, completions, task_read
 
 __all__ = ["PostgresStore"]
+
+log = logging.getLogger("tether.store.postgres")
 
 
 T = TypeVar("T")
@@ -396,6 +399,8 @@ class PostgresStore(PostgresUpdates):
         self._listener: Listener | None = None
         self._planner_stats = PlannerStats(self._call)
         self._work_waiters: set[tuple[frozenset[str], frozenset[str], asyncio.Future[None]]] = set()
+        # Work notifications being passed on to another idle worker (see _on_work).
+        self._passing: set[asyncio.Task[None]] = set()
         self._close_waiters: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
         self._local_closes = LocalCloses()
         self._watched: OrderedDict[tuple[str, str], _Watched] = OrderedDict()
@@ -550,7 +555,15 @@ class PostgresStore(PostgresUpdates):
     async def close(self) -> None:
         await self._planner_stats.stop()
         await self._commits.close()
+        if self._passing:
+            await asyncio.wait(set(self._passing), timeout=self.connect_timeout)
         if self._listener is not None:
+            listener = self._listener.backend_pid
+            if listener is not None:
+                # Its idle registrations would be skipped anyway once its LISTEN
+                # connection ends; gone now, they cost no notification meanwhile.
+                with contextlib.suppress(TetherError):
+                    await self._call(lambda c: c.execute(q.FORGET_IDLE, listener), control=True)
             await self._listener.stop()
             self._listener = None
         for pool in (self._pool, self._control):
@@ -967,11 +980,23 @@ class PostgresStore(PostgresUpdates):
         )
         return int(fired)
 
-    async def next_due(self, namespaces: Sequence[str], queues: Sequence[str]) -> float | None:
-        due = await self._call(
-            lambda c: c.fetchval(q.NEXT_DUE, list(namespaces), list(queues)), control=True
-        )
+    async def next_due(
+        self, namespaces: Sequence[str], queues: Sequence[str], *, idle: str | None = None
+    ) -> float | None:
+        listener = None if self._listener is None else self._listener.backend_pid
+        if idle is not None and listener is not None:
+            args: tuple[Any, ...] = (list(namespaces), list(queues), listener, idle)
+            due = await self._call(lambda c: c.fetchval(q.NEXT_DUE_IDLE, *args), control=True)
+        else:
+            due = await self._call(
+                lambda c: c.fetchval(q.NEXT_DUE, list(namespaces), list(queues)), control=True
+            )
         return None if due is None else float(due)
+
+    async def announce_work(self, places: Sequence[tuple[str, str]]) -> None:
+        if places:
+            namespaces, queues = [p[0] for p in places], [p[1] for p in places]
+            await self._call(lambda c: c.execute(q.WAKE_IDLE, namespaces, queues), control=True)
 
     async def wait_for_work(
         self, namespaces: Sequence[str], queues: Sequence[str], timeout: float
@@ -989,13 +1014,35 @@ class PostgresStore(PostgresUpdates):
 
     def _on_work(self, channel: str, payload: str) -> None:
         try:
-            namespace, queue = orjson.loads(payload)
+            namespace, queue, *named = orjson.loads(payload)
+            target = named[0] if named else None
         except (orjson.JSONDecodeError, ValueError, TypeError):
             self._wake_everyone()
             return
+        listener = None if self._listener is None else self._listener.backend_pid
+        if target is not None and target != listener:
+            return  # another process's idle worker was woken for it (0026)
+        waiting = False
         for namespaces, queues, future in self._work_waiters:
-            if namespace in namespaces and queue in queues and not future.done():
-                future.set_result(None)
+            if namespace in namespaces and queue in queues:
+                waiting = True
+                if not future.done():
+                    future.set_result(None)
+        if target is not None and not waiting:
+            # Woken as idle, but no worker here waits for that queue now (it woke for
+            # another reason, is full, or stopped): wake another for it.
+            self._pass_on(str(namespace), str(queue))
+
+    def _pass_on(self, namespace: str, queue: str) -> None:
+        async def notify() -> None:
+            try:
+                await self._call(lambda c: c.execute(q.NOTIFY_WORK, namespace, queue), control=True)
+            except TetherError as exc:  # the store went away: its waiters poll
+                log.warning("could not pass a work notification on: %s", exc)
+
+        task = asyncio.get_running_loop().create_task(notify())
+        self._passing.add(task)
+        task.add_done_callback(self._passing.discard)
 
     def _on_closed(self, channel: str, payload: str) -> None:
         try:

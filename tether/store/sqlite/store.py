@@ -685,7 +685,9 @@ class SqliteStore:
 
         return await self._write(op)
 
-    async def next_due(self, namespaces: Sequence[str], queues: Sequence[str]) -> float | None:
+    async def next_due(
+        self, namespaces: Sequence[str], queues: Sequence[str], *, idle: str | None = None
+    ) -> float | None:
         def read(conn: sqlite3.Connection) -> Any:
             served = ops.usable(conn, namespaces)
             return conn.execute(
@@ -696,6 +698,9 @@ class SqliteStore:
 
         row = await self._read(read)
         return row[0] if row else None
+
+    async def announce_work(self, places: Sequence[tuple[str, str]]) -> None:
+        return None  # every waiter is woken by each change already
 
     async def wait_for_work(
         self, namespaces: Sequence[str], queues: Sequence[str], timeout: float
