@@ -180,3 +180,69 @@ async def test_a_full_claim_spreads_a_burst_over_idle_workers(make_app: AppFacto
         finally:
             await conn.close()
         assert await flows.client.execute("pair", timeout=4) == ["a", "b"]
+
+
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+async def test_work_handed_to_a_worker_without_room_for_it_goes_on(make_app: AppFactory) -> None:
+    """The longest-idle worker has a free workflow slot but its one activity slot is
+    taken: an activity handed to it goes on to the next idle worker at once (not after
+    that worker's next look, 5 s later)."""
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    def deployment() -> tether.App:
+        app = make_app()
+
+        @app.activity
+        async def hold() -> None:
+            holding.set()
+            await release.wait()
+
+        @app.activity
+        async def quick() -> str:
+            return "done"
+
+        @app.workflow
+        async def held(ctx: tether.Context) -> None:
+            await ctx.activity(hold, task_queue="act")
+
+        @app.workflow
+        async def one_more(ctx: tether.Context) -> str:
+            return str(await ctx.activity(quick, task_queue="act"))
+
+        return app
+
+    flows, first, second = deployment(), deployment(), deployment()
+    async with (
+        flows,
+        first,
+        second,
+        flows.worker(task_queues=["default"]),
+        first.worker(task_queues=["act"], max_activities=1, identity="first"),
+    ):
+        store = flows.client.store
+        assert isinstance(store, PostgresStore)
+        conn = await asyncpg.connect(store.url)
+        try:
+
+            async def idle_since(worker: str, after: float) -> bool:
+                return bool(
+                    await conn.fetchval(
+                        "SELECT count(*) FROM tether.idle_listeners WHERE worker = $1"
+                        " AND since > $2",
+                        worker,
+                        after,
+                    )
+                )
+
+            blocked = await flows.client.start("held")
+            await holding.wait()
+            since = await conn.fetchval("SELECT tether.epoch()")
+            # Its activity slot is taken, its workflow slots are free: it waits idle.
+            await eventually(lambda: idle_since("first", since))
+            async with second.worker(task_queues=["act"], max_activities=1, identity="second"):
+                await eventually(lambda: idle_since("second", since))
+                assert await flows.client.execute("one_more", timeout=4) == "done"
+            release.set()
+            await blocked.result(timeout=30)
+        finally:
+            await conn.close()

@@ -653,11 +653,14 @@ class Store(Protocol):
 
     async def wait_for_work(
         self, namespaces: Sequence[str], queues: Sequence[str], timeout: float
-    ) -> None:
+    ) -> tuple[str, str] | None:
         """Return when new work may be ready, or after ``timeout`` seconds.
 
         Work announced after the call began (after the waiting task first ran) must
         wake it: callers start waiting, then look for work, then await the wait.
+        Returns the (namespace, queue) of work handed to this process alone, when that
+        is what woke it (a store that wakes one idle worker per piece of work): a
+        caller that cannot take it must pass it on (:meth:`announce_work`).
         """
 
     # -- tenancy: namespaces, retention, deletion, limits (tether/tenancy) ---------------

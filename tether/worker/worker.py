@@ -269,6 +269,7 @@ class Worker:
                 wanted = self._wanted()
                 claimed = await self._claim()
                 if self._stopping or (claimed and claimed >= wanted):
+                    await self._pass_on(wake)
                     continue  # every free slot got work: more may be waiting
                 if wanted > 0:
                     if wake is None:
@@ -293,6 +294,7 @@ class Worker:
                     finally:
                         for waiting in waits - {wake}:
                             waiting.cancel()
+                    await self._pass_on(wake)
             except StoreUnavailable as exc:
                 log.warning("store unavailable, retrying: %s", exc)
                 await asyncio.sleep(1.0)
@@ -303,6 +305,21 @@ class Worker:
             finally:
                 if wake is not None:
                     wake.cancel()
+
+    async def _pass_on(self, wake: asyncio.Future[tuple[str, str] | None] | None) -> None:
+        """Work handed to this process alone (``wake``'s result) that this worker may
+        not be able to take (a kind of slot full: the work may be of that kind) goes
+        on to another idle worker, instead of waiting for a look of theirs."""
+        if wake is None or not wake.done() or wake.cancelled() or wake.exception() is not None:
+            return
+        handed = wake.result()
+        full = (
+            self._workflow_slots >= self.max_workflow_tasks
+            or self._activity_slots >= self.max_activities
+            or self._room() < 1
+        )
+        if handed is not None and full and not self._stopping:
+            await self.store.announce_work([handed])
 
     def _wanted(self) -> float:
         """How many tasks this worker could take now (its free slots, paced)."""

@@ -315,6 +315,10 @@ WATCHED_STARTS = 5_000
 WATCHED_CLOSE_BYTES = 2_000
 
 
+#: A work waiter's future: the (namespace, queue) of work handed to this process alone.
+_Handed = asyncio.Future[tuple[str, str] | None]
+
+
 @dataclasses.dataclass(slots=True)
 class _Watched:
     box: Box
@@ -398,7 +402,9 @@ class PostgresStore(PostgresUpdates):
         self._control: Connections | None = None
         self._listener: Listener | None = None
         self._planner_stats = PlannerStats(self._call)
-        self._work_waiters: set[tuple[frozenset[str], frozenset[str], asyncio.Future[None]]] = set()
+        # Workers waiting for work: their namespaces and queues, and a future that gets
+        # the (namespace, queue) of work handed to this process alone, or None.
+        self._work_waiters: set[tuple[frozenset[str], frozenset[str], _Handed]] = set()
         # Work notifications being passed on to another idle worker (see _on_work).
         self._passing: set[asyncio.Task[None]] = set()
         self._close_waiters: dict[tuple[str, str], set[asyncio.Future[None]]] = {}
@@ -571,9 +577,9 @@ class PostgresStore(PostgresUpdates):
                 await pool.close()
         self._pool = self._control = None
         error = StoreUnavailable("the store was closed", store=self._where)
-        for *_, future in self._work_waiters:
-            if not future.done():
-                future.set_exception(error)
+        for *_, work in self._work_waiters:
+            if not work.done():
+                work.set_exception(error)
         for waiters in self._close_waiters.values():
             for future in waiters:
                 if not future.done():
@@ -1000,15 +1006,16 @@ class PostgresStore(PostgresUpdates):
 
     async def wait_for_work(
         self, namespaces: Sequence[str], queues: Sequence[str], timeout: float
-    ) -> None:
+    ) -> tuple[str, str] | None:
         # The waiter is registered before the first await, so work announced after
         # the caller's task first ran wakes it.
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: _Handed = asyncio.get_running_loop().create_future()
         entry = (frozenset(namespaces), frozenset(queues), future)
         self._work_waiters.add(entry)
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(future, min(timeout, self.poll_interval))
+                return await asyncio.wait_for(future, min(timeout, self.poll_interval))
+            return None
         finally:
             self._work_waiters.discard(entry)
 
@@ -1023,11 +1030,12 @@ class PostgresStore(PostgresUpdates):
         if target is not None and target != listener:
             return  # another process's idle worker was woken for it (0026)
         waiting = False
+        handed = None if target is None else (str(namespace), str(queue))
         for namespaces, queues, future in self._work_waiters:
             if namespace in namespaces and queue in queues:
                 waiting = True
                 if not future.done():
-                    future.set_result(None)
+                    future.set_result(handed)
         if target is not None and not waiting:
             # Woken as idle, but no worker here waits for that queue now (it woke for
             # another reason, is full, or stopped): wake another for it.
@@ -1161,9 +1169,9 @@ class PostgresStore(PostgresUpdates):
         for key, watched in self._watched.items():
             self._local_closes.unwatch(key, watched.box)
         self._watched.clear()
-        for *_, future in self._work_waiters:
-            if not future.done():
-                future.set_result(None)
+        for *_, work in self._work_waiters:
+            if not work.done():
+                work.set_result(None)
         for waiters in self._close_waiters.values():
             for future in waiters:
                 if not future.done():

@@ -704,7 +704,7 @@ class SqliteStore:
 
     async def wait_for_work(
         self, namespaces: Sequence[str], queues: Sequence[str], timeout: float
-    ) -> None:
+    ) -> tuple[str, str] | None:
         future = asyncio.get_running_loop().create_future()
         self._work_waiters.add(future)
         try:
@@ -713,6 +713,7 @@ class SqliteStore:
             pass
         finally:
             self._work_waiters.discard(future)
+        return None  # every worker hears of every change
 
     def _on_notes(self, notes: list[Any]) -> None:
         for note in notes:
