@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -45,6 +48,30 @@ def _hears(store: Store, marker: str) -> asyncio.Event:
 
     channels[q.WORK_CHANNEL] = traced
     return heard
+
+
+@contextlib.asynccontextmanager
+async def _registry(app: tether.App) -> AsyncIterator[Callable[..., Awaitable[bool]]]:
+    """A probe of the idle registrations on ``app``'s database: ``registered(n,
+    worker=None, since=0.0)`` is whether ``n`` workers (or this one) serving the queue
+    "act" have registered since then."""
+    store = app.client.store
+    assert isinstance(store, PostgresStore)
+    conn = await asyncpg.connect(store.url)
+
+    async def registered(n: int = 1, *, worker: str | None = None, since: float = 0.0) -> bool:
+        found = await conn.fetchval(
+            "SELECT count(*) FROM tether.idle_listeners WHERE 'act' = ANY (queues)"
+            " AND ($1::text IS NULL OR worker = $1) AND since > $2",
+            worker,
+            since,
+        )
+        return bool(found == n)
+
+    try:
+        yield registered
+    finally:
+        await conn.close()
 
 
 async def _notify(harness: Harness, payload: str) -> None:
@@ -165,20 +192,11 @@ async def test_a_full_claim_spreads_a_burst_over_idle_workers(make_app: AppFacto
         one.worker(task_queues=["act"], max_activities=1),
         two.worker(task_queues=["act"], max_activities=1),
         flows.worker(task_queues=["default"]),
+        _registry(flows) as registered,
     ):
-        store = flows.client.store
-        assert isinstance(store, PostgresStore)
-        conn = await asyncpg.connect(store.url)
-        try:
-            # Both activity workers have looked and wait idle: the activities'
-            # notification is handed to one of them only.
-            await eventually(
-                lambda: conn.fetchval(
-                    "SELECT count(*) = 2 FROM tether.idle_listeners WHERE 'act' = ANY (queues)"
-                )
-            )
-        finally:
-            await conn.close()
+        # Both activity workers have looked and wait idle: the activities'
+        # notification is handed to one of them only.
+        await eventually(lambda: registered(2))
         assert await flows.client.execute("pair", timeout=4) == ["a", "b"]
 
 
@@ -218,31 +236,15 @@ async def test_work_handed_to_a_worker_without_room_for_it_goes_on(make_app: App
         second,
         flows.worker(task_queues=["default"]),
         first.worker(task_queues=["act"], max_activities=1, identity="first"),
+        _registry(flows) as registered,
     ):
-        store = flows.client.store
-        assert isinstance(store, PostgresStore)
-        conn = await asyncpg.connect(store.url)
-        try:
-
-            async def idle_since(worker: str, after: float) -> bool:
-                return bool(
-                    await conn.fetchval(
-                        "SELECT count(*) FROM tether.idle_listeners WHERE worker = $1"
-                        " AND since > $2",
-                        worker,
-                        after,
-                    )
-                )
-
-            blocked = await flows.client.start("held")
-            await holding.wait()
-            since = await conn.fetchval("SELECT tether.epoch()")
-            # Its activity slot is taken, its workflow slots are free: it waits idle.
-            await eventually(lambda: idle_since("first", since))
-            async with second.worker(task_queues=["act"], max_activities=1, identity="second"):
-                await eventually(lambda: idle_since("second", since))
-                assert await flows.client.execute("one_more", timeout=4) == "done"
-            release.set()
-            await blocked.result(timeout=30)
-        finally:
-            await conn.close()
+        blocked = await flows.client.start("held")
+        await holding.wait()
+        since = time.time()
+        # Its activity slot is taken, its workflow slots are free: it waits idle.
+        await eventually(lambda: registered(worker="first", since=since))
+        async with second.worker(task_queues=["act"], max_activities=1, identity="second"):
+            await eventually(lambda: registered(worker="second", since=since))
+            assert await flows.client.execute("one_more", timeout=4) == "done"
+        release.set()
+        await blocked.result(timeout=30)
