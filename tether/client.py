@@ -58,8 +58,11 @@ T = TypeVar("T")
 class LocalWorker(Protocol):
     """A worker in the client's process that can run a run it starts at once."""
 
-    def offer(self, namespace: str, task_queue: str, workflow_type: str) -> bool:
-        """Hold a place for the run if this worker can run it now."""
+    def offer(
+        self, namespace: str, task_queue: str, workflow_type: str, *, ranked: bool = False
+    ) -> bool:
+        """Hold a place for the run if this worker can run it now (``ranked``: the run
+        has a priority or fairness key)."""
 
     async def start_here(self, run: NewRun) -> RunRecord:
         """Start the run offered for, running its first task here; the record says
@@ -393,7 +396,8 @@ class Client:
         runs its first workflow task and stores the start with the task's outcome
         (eager execution, see Worker.start_here): then True."""
         for worker in list(self.local_workers):
-            if worker.offer(run.namespace, run.task_queue, run.workflow_type):
+            ranked = "fairness" in run.started
+            if worker.offer(run.namespace, run.task_queue, run.workflow_type, ranked=ranked):
                 return await worker.start_here(run), True
         return await self.store.start_run(run), False
 

@@ -390,7 +390,8 @@ async def test_a_burst_of_starts_runs_eagerly_past_the_slots_of_a_one_namespace_
     each runs its first task here (the slot is held only while the start is
     written); the activities past the one slot wait in the queue and all runs end.
     A worker serving two namespaces keeps to its slot: one start runs here (two if
-    its poller's claim was out, whose place counts as another tenant's)."""
+    its poller's claim was out, whose place counts as another tenant's); so do runs
+    with a priority."""
     app = make_app()
     one_step = with_one_step(app)
     async with app:
@@ -398,6 +399,12 @@ async def test_a_burst_of_starts_runs_eagerly_past_the_slots_of_a_one_namespace_
         async with app.worker(max_workflow_tasks=1, max_activities=1) as worker:
             handles = await asyncio.gather(*(app.client.start(one_step, i) for i in range(10)))
             assert worker.eager_starts == 10
+            assert [await h.result(timeout=30) for h in handles] == list(range(1, 11))
+            urgent = tether.Priority(level=0)
+            handles = await asyncio.gather(
+                *(app.client.start(one_step, i, priority=urgent) for i in range(10))
+            )
+            assert worker.eager_starts <= 12
             assert [await h.result(timeout=30) for h in handles] == list(range(1, 11))
         async with app.worker(
             namespaces=["default", "other"], max_workflow_tasks=1, max_activities=1

@@ -331,7 +331,9 @@ class Worker:
 
     # -- eager starts -------------------------------------------------------------------
 
-    def offer(self, namespace: str, task_queue: str, workflow_type: str) -> bool:
+    def offer(
+        self, namespace: str, task_queue: str, workflow_type: str, *, ranked: bool = False
+    ) -> bool:
         """Can this worker run a run started in its process at once? Then it holds a
         place for it (many starts may be offered before one is stored), and
         :meth:`start_here` must follow. Not when the namespace's caps must count the
@@ -345,7 +347,9 @@ class Worker:
         and a second write (W1 on PostgreSQL: 11% more workflows per second this
         way, 4 interleaved pairs). A worker serving several namespaces keeps to its
         slots and its pace, so that one tenant's burst of starts does not take the
-        loop from another tenant's next steps."""
+        loop from another tenant's next steps; so does a ``ranked`` run (one with a
+        priority or fairness key), so that a burst of them does not run ahead of the
+        fair queue's order past the slots."""
         if (
             self._main is None
             or self._stopping
@@ -355,7 +359,7 @@ class Worker:
             or not self.scheduler.local_workflow_tasks(namespace)
         ):
             return False
-        full = len(self.namespaces) > 1 and (
+        full = (len(self.namespaces) > 1 or ranked) and (
             self._workflow_slots >= self.max_workflow_tasks or self._room() < 1
         )
         if full and not self._owed_a_place(namespace):
