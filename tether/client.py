@@ -395,8 +395,8 @@ class Client:
         """Store the run; when a worker of this process can run it now, that worker
         runs its first workflow task and stores the start with the task's outcome
         (eager execution, see Worker.start_here): then True."""
+        ranked = "fairness" in run.started
         for worker in list(self.local_workers):
-            ranked = "fairness" in run.started
             if worker.offer(run.namespace, run.task_queue, run.workflow_type, ranked=ranked):
                 return await worker.start_here(run), True
         return await self.store.start_run(run), False

@@ -21,7 +21,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -318,8 +318,8 @@ class Worker:
             or self._activity_slots >= self.max_activities
             or self._room() < 1
         )
-        if handed is not None and full and not self._stopping:
-            await self.store.announce_work([handed])
+        if handed is not None and full:
+            await self._announce([handed])
 
     def _wanted(self) -> float:
         """How many tasks this worker could take now (its free slots, paced)."""
@@ -486,7 +486,7 @@ class Worker:
                 self._take_workflow_place(wtask.namespace)
                 self._spawn(self._workflow_chain(wtask, wtask.namespace))
             if wtasks and len(wtasks) >= free:
-                await self._announce(wtasks)
+                await self._announce({(t.namespace, t.task_queue) for t in wtasks})
         free = int(min(self.max_activities - self._activity_slots, self._room()))
         if free > 0:
             self._activity_slots += free
@@ -500,14 +500,15 @@ class Worker:
                 claimed += 1
                 self._start_activity(atask)
             if atasks and len(atasks) >= free:
-                await self._announce(atasks)
+                await self._announce({(t.namespace, t.task_queue) for t in atasks})
         return claimed
 
-    async def _announce(self, tasks: Sequence[WorkflowTask | ActivityTask]) -> None:
-        """A claim took as many tasks as asked: more may wait on their queues, so
-        another idle worker is told (a burst spreads over the workers)."""
+    async def _announce(self, places: Iterable[tuple[str, str]]) -> None:
+        """Work may wait on these (namespace, queue) places that this worker will not
+        take now (a claim took as many tasks as asked, or work was handed to it with
+        a kind of slot full): another idle worker is told, so a burst spreads."""
         if not self._stopping:
-            await self.store.announce_work(sorted({(t.namespace, t.task_queue) for t in tasks}))
+            await self.store.announce_work(sorted(places))
 
     # -- workflow tasks -----------------------------------------------------------------
 

@@ -60,7 +60,8 @@ class Listener:
 
     @property
     def backend_pid(self) -> int | None:
-        """The server process id of the LISTEN connection (for tests and diagnostics)."""
+        """The server process id of the LISTEN connection: work notifications name it
+        when they are handed to this process alone (migration 0026)."""
         return None if self._conn is None or self._conn.is_closed() else self._conn.get_server_pid()
 
     async def _listen(self) -> None:

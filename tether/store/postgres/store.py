@@ -564,7 +564,7 @@ class PostgresStore(PostgresUpdates):
         if self._passing:
             await asyncio.wait(set(self._passing), timeout=self.connect_timeout)
         if self._listener is not None:
-            listener = self._listener.backend_pid
+            listener = self._listener_pid
             if listener is not None:
                 # Its idle registrations would be skipped anyway once its LISTEN
                 # connection ends; gone now, they cost no notification meanwhile.
@@ -989,7 +989,7 @@ class PostgresStore(PostgresUpdates):
     async def next_due(
         self, namespaces: Sequence[str], queues: Sequence[str], *, idle: str | None = None
     ) -> float | None:
-        listener = None if self._listener is None else self._listener.backend_pid
+        listener = self._listener_pid
         if idle is not None and listener is not None:
             args: tuple[Any, ...] = (list(namespaces), list(queues), listener, idle)
             due = await self._call(lambda c: c.fetchval(q.NEXT_DUE_IDLE, *args), control=True)
@@ -1026,7 +1026,7 @@ class PostgresStore(PostgresUpdates):
         except (orjson.JSONDecodeError, ValueError, TypeError):
             self._wake_everyone()
             return
-        listener = None if self._listener is None else self._listener.backend_pid
+        listener = self._listener_pid
         if target is not None and target != listener:
             return  # another process's idle worker was woken for it (0026)
         waiting = False
@@ -1150,6 +1150,12 @@ class PostgresStore(PostgresUpdates):
         except BaseException:
             self._unwatch(key)
             raise
+
+    @property
+    def _listener_pid(self) -> int | None:
+        """The server pid of this store's LISTEN connection: the name under which its
+        workers register as idle and work is handed to them (0026)."""
+        return None if self._listener is None else self._listener.backend_pid
 
     def _unwatch(self, key: tuple[str, str]) -> None:
         watched = self._watched.pop(key, None)
