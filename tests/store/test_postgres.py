@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 
 import tether
@@ -272,6 +273,61 @@ async def test_a_close_in_another_process_reaches_its_waiters_in_the_notificatio
         big = await clients.client.start("echo", "x" * 9000, id="big")
         assert await big.result(timeout=30) == "x" * 9000
         assert reads[-1] == big.run_id, "over 8000 bytes: read back"
+
+
+@pytest.mark.parametrize("store_url", ["postgres"], indirect=True)
+async def test_a_close_only_its_writer_waits_for_is_not_notified(make_app: AppFactory) -> None:
+    """A close whose only waiter is in the process that writes it is handed to that
+    waiter and not notified; once a wait in another process has looked at the run, the
+    run's close is notified, though it is written the same way."""
+    gate = asyncio.Event()
+
+    def deployment() -> tether.App:
+        app = make_app()
+
+        @app.activity
+        async def through(x: int) -> int:
+            await gate.wait()
+            return x
+
+        @app.workflow
+        async def gated(ctx: tether.Context, x: int) -> int:
+            return await ctx.activity(through, x)
+
+        return app
+
+    here, elsewhere = deployment(), deployment()  # two stores, two LISTEN connections
+    async with here, here.worker(), elsewhere:
+        store, other = here.client.store, elsewhere.client.store
+        assert isinstance(store, PostgresStore) and isinstance(other, PostgresStore)
+        loop = asyncio.get_running_loop()
+        notified: dict[str, asyncio.Future[None]] = {}
+
+        def heard(run_id: str) -> asyncio.Future[None]:
+            return notified.setdefault(run_id, loop.create_future())
+
+        listening = await asyncpg.connect(store.url)
+        try:
+            await listening.add_listener(
+                "tether_closed", lambda *args: heard(orjson.loads(args[3])[1]).set_result(None)
+            )
+            gate.set()
+            quiet = await here.client.start("gated", 1)
+            assert await quiet.result(timeout=30) == 1
+            gate.clear()
+            loud = await here.client.start("gated", 2)
+            assert loud.run_id is not None
+            looked = await other.wait_closed("default", loud.run_id, 0.01)
+            assert looked.status == tether.RunStatus.RUNNING
+            gate.set()
+            assert await loud.result(timeout=30) == 2
+            await asyncio.wait_for(heard(loud.run_id), 10)
+            # One connection gets notifications in commit order: the first close's
+            # would have come before.
+            assert quiet.run_id not in notified
+            assert (await other.wait_closed("default", loud.run_id, 30)).result == 2
+        finally:
+            await listening.close()
 
 
 @pytest.mark.parametrize("store_url", ["postgres"], indirect=True)

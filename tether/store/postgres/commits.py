@@ -60,11 +60,16 @@ class Kind:
 
     sql: str
     single: str | None = None
+    #: How many of an operation's fields the batch function's type has, when the
+    #: operation's own function takes more (trailing ones a batch does without).
+    batch_fields: int | None = None
 
     def statement(self, ops: list[tuple[Any, ...]]) -> tuple[str, tuple[Any, ...]]:
         """The statement that writes these operations, and its parameters."""
         if len(ops) == 1 and self.single is not None:
             return self.single, ops[0]
+        if self.batch_fields is not None:
+            ops = [op[: self.batch_fields] for op in ops]
         return self.sql, (ops,)
 
 
@@ -81,9 +86,12 @@ COMPLETE = Kind(
     "SELECT * FROM tether.complete_workflow_tasks($1::tether.complete_op[])",
     _call("tether.complete_workflow_task", 19),
 )
+# The last field, whether the writer's process waits for the run's close itself, only
+# the single call takes (0027): a batch's closes are always notified.
 ADVANCE = Kind(
     "SELECT * FROM tether.advance_after_activities($1::tether.advance_op[])",
-    _call("tether.advance_after_activity", 21),
+    _call("tether.advance_after_activity", 22),
+    batch_fields=21,
 )
 FINISH = Kind(
     "SELECT * FROM tether.finish_activities($1::tether.finish_op[])",

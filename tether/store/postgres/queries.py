@@ -94,6 +94,13 @@ LEFT JOIN tether.runs r ON r.namespace = k.namespace AND r.run_id = k.run_id
 ORDER BY k.i
 """
 
+# A wait from anywhere but the run's start watch says so before its first look, so that
+# a close no other process waits for can go unnotified (0027_quiet_local_closes.sql).
+AWAIT_CLOSE = """
+UPDATE tether.runs SET awaited = true
+WHERE namespace = $1 AND run_id = $2 AND status = 'running' AND NOT awaited
+"""
+
 GET_RUN_BY_WORKFLOW_ID = f"""
 SELECT {RUN_COLUMNS}, {_RUN_ATTRIBUTES}
 FROM tether.runs r WHERE r.namespace = $1 AND r.workflow_id = $2

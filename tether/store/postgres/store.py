@@ -733,16 +733,24 @@ class PostgresStore(PostgresUpdates):
         watched = self._watched.pop(key, None)
         if watched is not None:
             self._local_closes.unwatch(key, watched.box)
-            if watched.record is not None and not watched.box.missed:
-                if watched.box.close is not None:
-                    return closed_record(watched.record, watched.box.close)
-                # Open when last heard of, and every close since its start was heard
-                # of: no look before waiting.
-                started = started or watched.record
+        if watched is not None and watched.record is not None and not watched.box.missed:
+            if watched.box.close is not None:
+                return closed_record(watched.record, watched.box.close)
+            # Open when last heard of, and every close since its start was heard of: no
+            # look before waiting.
+            started = started or watched.record
+        elif timeout is None or timeout > 0:
+            await self._await_close(namespace, run_id)
         waiters, poll, local = self._close_waiters, self.poll_interval, self._local_closes
         return await wait_closed(
             self, waiters, namespace, run_id, timeout, poll, local, started=started
         )
+
+    async def _await_close(self, namespace: str, run_id: str) -> None:
+        """Say that a process may wait for the run's close with no start watch on it:
+        its closes are then notified, wherever they are written (0027)."""
+        if not _has_nul((namespace, run_id)):  # no such run: the look will say so
+            await self._call(lambda c: c.execute(q.AWAIT_CLOSE, namespace, run_id))
 
     async def terminate_run(
         self, namespace: str, run_id: str, *, reason: str, identity: str
@@ -919,6 +927,10 @@ class PostgresStore(PostgresUpdates):
         lease: float,
     ) -> CommitResult | None:
         owners, commands = _commands(commit)
+        # A close this process's waiters get from _closing needs no notification,
+        # unless a wait elsewhere said it was waiting (0027).
+        key = (task.namespace, task.run_id)
+        local_close = commit.close is not None and self._local_closes.waiting(key)
         args = (
             task.namespace,
             task.run_id,
@@ -929,6 +941,7 @@ class PostgresStore(PostgresUpdates):
             float(lease),
             *_events([*outcome_events(task, outcome), *commit.events]),
             *commands,
+            local_close,
         )
         with self._closing(task.namespace, task.run_id, commit) as hand:
             row = await self._task_commit(ADVANCE, args, task, commit, applied=0)

@@ -136,6 +136,8 @@ class PostgresUpdates:
             on_error: Callable[[asyncpg.PostgresError], TetherError | None] | None = None,
         ) -> T: ...
 
+        async def _await_close(self, namespace: str, run_id: str) -> None: ...
+
         async def get_run(
             self, namespace: str, workflow_id: str, run_id: str | None = None
         ) -> RunRecord: ...
@@ -174,6 +176,8 @@ class PostgresUpdates:
     async def wait_update(
         self, namespace: str, run_id: str, update_id: str, timeout: float | None
     ) -> UpdateRecord:
+        if timeout is None or timeout > 0:
+            await self._await_close(namespace, run_id)  # a close ends the wait too
         waiters, poll = self._close_waiters, self.poll_interval
         return await wait_update(self, waiters, namespace, run_id, update_id, timeout, poll)
 
