@@ -33,7 +33,7 @@ fails each of its operations with that error.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -139,7 +139,7 @@ class GroupCommit:
         self._pending: dict[Kind, dict[str | None, deque[Op]]] = {}
         self._in_flight = 0
         # Batches out holding operations of each namespace.
-        self._lane_batches: Counter[str | None] = Counter()
+        self._lane_batches: dict[str | None, int] = {}
         self._scheduled = False
         self._batches: set[asyncio.Task[None]] = set()
 
@@ -170,7 +170,7 @@ class GroupCommit:
         makes four a run). Cancelled once sent, its write may stand or not, as any
         statement's."""
         names = {args[0]}
-        self._lane_batches.update(names)
+        self._count_in(names)
         self._in_flight += 1
         try:
             rows = await self._send(kind, [args])
@@ -192,14 +192,14 @@ class GroupCommit:
                 self._start(kind, ops, {args[0] for args, _ in ops})
 
     def _start(self, kind: Kind, ops: list[Op], names: set[str | None]) -> None:
-        self._lane_batches.update(names)
+        self._count_in(names)
         self._in_flight += 1
         batch = asyncio.create_task(self._run(kind, ops, names))
         self._batches.add(batch)
         batch.add_done_callback(self._batches.discard)
 
     def _lane_open(self, name: str | None) -> bool:
-        return self._lane_batches[name] < self.lane_in_flight
+        return self._lane_batches.get(name, 0) < self.lane_in_flight
 
     def _eligible(self, lanes: dict[str | None, deque[Op]]) -> Callable[[str | None], bool]:
         """Which lanes the next batch takes from: the open ones, but not the longest
@@ -248,13 +248,23 @@ class GroupCommit:
             _resume(ops[start:], rows[start:])  # written: their callers get the rows
             raise
 
+    def _count_in(self, names: set[str | None]) -> None:
+        # A plain dict: Counter's update and subtract check their argument against
+        # abstract base classes at every call, on every write's path.
+        batches = self._lane_batches
+        for name in names:
+            batches[name] = batches.get(name, 0) + 1
+
     def _done(self, names: set[str | None]) -> None:
         """A batch came back: its place (and its lanes' places) go to the next one."""
         self._in_flight -= 1
-        self._lane_batches.subtract(names)
+        batches = self._lane_batches
         for name in names:
-            if self._lane_batches[name] <= 0:
-                del self._lane_batches[name]
+            left = batches[name] - 1
+            if left > 0:
+                batches[name] = left
+            else:
+                del batches[name]
         if any(self._pending.values()) and not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
