@@ -5,8 +5,17 @@ Usage: python3 bench/w2_split.py [--n N] [--rounds R] [--db postgresql://USER@HO
 Runs W2 (``three_steps`` one after another, client and worker in this process) on a
 fresh database of that server, dropped afterwards, and prints per round: the p50, the
 user and system CPU of this process per run, its voluntary context switches per run,
-and, from ``pg_stat_user_functions`` (``track_functions = all``, set on the fresh
-database only), the calls per run and the time per call of each Tether function.
+the CPU of the database's backends per run (from ``/proc``: the server must be on this
+machine), and, from ``pg_stat_user_functions`` (``track_functions = all``, set on the
+fresh database only), the calls per run and the time per call of each Tether function.
+
+On a server that preloads ``pg_stat_statements`` (``track = all``), it also prints the
+statements inside those functions by their time per run. The machine's shared server
+does not; a private one does (``initdb`` into a temp folder, then ``pg_ctl -D DIR -o
+"-p 5544 -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
+start``, and ``--db postgresql://postgres@127.0.0.1:5544/postgres``). Its times leave
+out each statement's executor start and end (opening the indexes of the table written:
+most of what a function's call takes beyond its statements).
 """
 
 from __future__ import annotations
@@ -26,9 +35,46 @@ BENCH = Path(__file__).resolve().parent
 sys.path += [str(BENCH.parent), str(BENCH)]
 
 from apps import app, three_steps  # noqa: E402
-from tether_bench import with_database  # noqa: E402
+from tether_bench import _cmdline, _proc_cpu, with_database  # noqa: E402
 
 WARMUP = 50
+#: Statements shown per round (by their time per run).
+TOP_STATEMENTS = 15
+
+
+def _backends_cpu(database: str) -> float:
+    """CPU seconds used so far by the backends serving ``database``."""
+    return sum(
+        cpu
+        for pid, (comm, cpu) in _proc_cpu().items()
+        if comm.startswith("postgres") and f" {database} " in _cmdline(pid)
+    )
+
+
+async def _statements_loaded(conn: asyncpg.Connection) -> bool:
+    libraries = await conn.fetchval("SHOW shared_preload_libraries")
+    return "pg_stat_statements" in libraries
+
+
+async def _statements(url: str, n: int) -> None:
+    """The slowest statements of the timed part (per run), from pg_stat_statements."""
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT calls, total_exec_time, query FROM pg_stat_statements"
+            " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " ORDER BY total_exec_time DESC LIMIT $1",
+            TOP_STATEMENTS,
+        )
+    finally:
+        await conn.close()
+    for row in rows:
+        query = " ".join(row["query"].split())
+        print(
+            f"    {row['total_exec_time'] / n * 1000:7.1f} us/run"
+            f"  {row['calls'] / n:5.2f} calls/run"
+            f"  {row['total_exec_time'] / row['calls'] * 1000:6.1f} us/call  {query[:90]}"
+        )
 
 
 async def _functions(url: str) -> list[asyncpg.Record]:
@@ -56,6 +102,11 @@ async def split(server: str, n: int, rounds: int) -> None:
     await admin.execute(f'CREATE DATABASE "{name}"')
     try:
         await admin.execute(f"ALTER DATABASE \"{name}\" SET track_functions = 'all'")
+        statements = await _statements_loaded(admin)
+        if statements:
+            conn = await asyncpg.connect(url)
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            await conn.close()
         for r in range(rounds):
             app.use_store(url)
             async with app, app.worker():
@@ -65,21 +116,26 @@ async def split(server: str, n: int, rounds: int) -> None:
             # the warm-up's; the backends of the timed part start from zero.
             reset = await asyncpg.connect(url)
             await reset.execute("SELECT pg_stat_reset()")
+            if statements:
+                await reset.execute("SELECT pg_stat_statements_reset()")
             await reset.close()
             app.use_store(url)
             async with app, app.worker():
                 before = resource.getrusage(resource.RUSAGE_SELF)
+                backends = _backends_cpu(name)
                 latencies = []
                 for i in range(n):
                     t0 = time.perf_counter()
                     await app.client.execute(three_steps, i, id=f"w2-{r}-{i}")
                     latencies.append(time.perf_counter() - t0)
                 after = resource.getrusage(resource.RUSAGE_SELF)
+                backends = _backends_cpu(name) - backends
             print(
                 f"round {r + 1}: p50 {statistics.median(latencies) * 1000:.2f} ms;"
                 f" per run: user {(after.ru_utime - before.ru_utime) / n * 1000:.3f} ms,"
                 f" system {(after.ru_stime - before.ru_stime) / n * 1000:.3f} ms,"
-                f" {(after.ru_nvcsw - before.ru_nvcsw) / n:.1f} voluntary switches"
+                f" {(after.ru_nvcsw - before.ru_nvcsw) / n:.1f} voluntary switches;"
+                f" PostgreSQL backends {backends / n * 1000:.3f} ms"
             )
             for row in await _functions(url):
                 calls = row["calls"]
@@ -88,6 +144,9 @@ async def split(server: str, n: int, rounds: int) -> None:
                     f"  {row['total_time'] / calls * 1000:7.1f} us/call"
                     f"  ({row['self_time'] / calls * 1000:7.1f} us its own)"
                 )
+            if statements:
+                print("  statements (pg_stat_statements, executor run only):")
+                await _statements(url, n)
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
