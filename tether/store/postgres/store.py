@@ -653,13 +653,13 @@ class PostgresStore(PostgresUpdates):
                 row[1], run.namespace, run.run_id, run.workflow_id, run.workflow_type,
                 run.task_queue, next_token,
             )  # fmt: skip
-        record = _new_run_record(run, created)
-        if commit.close is not None:
-            record = dataclasses.replace(
-                record, status=commit.close.status, closed_at=now,
-                result=commit.close.result, failure=commit.close.failure,
-            )  # fmt: skip
-        record = dataclasses.replace(record, history_length=last_seq)
+        close = commit.close
+        record = RunRecord(
+            run.namespace, run.workflow_id, run.run_id, run.workflow_type, run.task_queue,
+            RunStatus.RUNNING if close is None else close.status, created,
+            None if close is None else now, None if close is None else close.result,
+            None if close is None else close.failure, last_seq,
+        )  # fmt: skip
         watched.record = record
         return record, CommitResult(claimed, next_task, last_seq)
 
