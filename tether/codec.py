@@ -156,6 +156,9 @@ class Signature:
             )
         out = []
         for (name, hint, _), value in zip(self.params, args, strict=False):
+            if hint is Any or (type(value) is hint and hint in _AS_IS and hint is not float):
+                out.append(value)  # as _convert would, without building its message
+                continue
             out.append(self._convert(hint, value, f"argument {name!r} of {self.name}"))
         return out
 
