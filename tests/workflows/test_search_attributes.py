@@ -180,3 +180,24 @@ async def test_continue_as_new_carries_attributes_and_children_get_their_own(
         assert (await app.client.list(search_attributes={"role": "kid"})).runs[0].run_id == (
             kid.run_id
         )
+
+
+async def test_a_reset_run_has_the_search_attributes_of_its_copied_history(
+    make_app: AppFactory,
+) -> None:
+    app = _app(make_app)
+    async with app, app.worker():
+        handle = await app.client.start(
+            "order", 5.0, id="o-reset", search_attributes={"customer": "initech", "priority": 7}
+        )
+        await handle.result(timeout=30)
+        new_id = await handle.reset("step:1", reason="charge again")
+        await app.client.get_handle("o-reset", new_id).result(timeout=30)
+        new = await app.client.get_handle("o-reset", new_id).describe()
+        listed = await app.client.list(search_attributes={"customer": "initech"})
+    # The start's attributes come with the copy of its WorkflowStarted event; the code
+    # after the point upserts the rest again.
+    assert new.search_attributes == {
+        "customer": "initech", "priority": 7, "stage": "paid", "receipt": "charged 5.0",
+    }  # fmt: skip
+    assert {r.run_id for r in listed.runs} == {handle.run_id, new_id}
