@@ -119,6 +119,10 @@ def _adapter(hint: Any) -> pydantic.TypeAdapter[Any]:
     return pydantic.TypeAdapter(hint)
 
 
+def _subject(fn: str, param: str | None) -> str:
+    return f"result of {fn}" if param is None else f"argument {param!r} of {fn}"
+
+
 class Signature:
     """The typed parameters and result of a workflow or activity function.
 
@@ -134,7 +138,7 @@ class Signature:
         except Exception:  # unresolvable annotations: accept values as they are
             hints = {}
         params = list(sig.parameters.values())[1 if skip_first else 0 :]
-        self.name = name or getattr(fn, "__qualname__", repr(fn))
+        self.name: str = name or str(getattr(fn, "__qualname__", repr(fn)))
         self.params = [(p.name, hints.get(p.name, Any), p.default) for p in params]
         self.variadic = any(p.kind is p.VAR_POSITIONAL for p in params)
         self._required = sum(1 for p in self.params if p[2] is inspect.Parameter.empty)
@@ -156,14 +160,11 @@ class Signature:
             )
         out = []
         for (name, hint, _), value in zip(self.params, args, strict=False):
-            if hint is Any or (type(value) is hint and hint in _AS_IS and hint is not float):
-                out.append(value)  # as _convert would, without building its message
-                continue
-            out.append(self._convert(hint, value, f"argument {name!r} of {self.name}"))
+            out.append(self._convert(hint, value, self.name, name))
         return out
 
     def convert_result(self, value: Any) -> Any:
-        return self._convert(self.result_hint, value, f"result of {self.name}")
+        return self._convert(self.result_hint, value, self.name)
 
     @staticmethod
     def _prepare(hint: Any) -> None:
@@ -172,24 +173,30 @@ class Signature:
                 _adapter(hint)
 
     @staticmethod
-    def _convert(hint: Any, value: Any, what: str) -> Any:
+    def _convert(hint: Any, value: Any, fn: str, param: str | None = None) -> Any:
+        """``value`` validated against ``hint``: the argument ``param`` of ``fn``, or its
+        result. The error's subject is named only when there is an error: this runs for
+        every argument of every step."""
         if hint is Any or hint is inspect.Parameter.empty:
             return value
         if type(value) is hint and hint in _AS_IS:
             if hint is float and not math.isfinite(value):
                 raise InvalidArgument(
-                    f"{what}: {value} is not a finite number (JSON has no NaN or infinity)"
+                    f"{_subject(fn, param)}: {value} is not a finite number"
+                    " (JSON has no NaN or infinity)"
                 )
             return value  # what validation would return, without a call into pydantic
         try:
             out = _adapter(hint).validate_python(value)
         except pydantic.ValidationError as exc:
             first = exc.errors()[0]
-            raise InvalidArgument(f"{what}: {first['msg']} (got {value!r:.80})") from None
+            raise InvalidArgument(
+                f"{_subject(fn, param)}: {first['msg']} (got {value!r:.80})"
+            ) from None
         except pydantic.PydanticSchemaGenerationError:
             return value
         if isinstance(out, float) and not math.isfinite(out):
             raise InvalidArgument(
-                f"{what}: {out} is not a finite number (JSON has no NaN or infinity)"
+                f"{_subject(fn, param)}: {out} is not a finite number (JSON has no NaN or infinity)"
             )
         return out

@@ -53,20 +53,19 @@ INSERT INTO tether.runs (namespace, run_id, workflow_id, workflow_type, task_que
 VALUES ($1, $2, $3, $4, $5, 'running', $9, 0, $6, $7, $8)
 """
 
+# The copy, and what its events set (search attributes, a fairness key), as every writer
+# of events applies it (migrations/0030_explicit_event_effects.sql).
 _COPY = """
-INSERT INTO tether.events (namespace, run_id, seq, type, ts, attrs)
-SELECT namespace, $2, seq, type, ts, attrs FROM tether.events
-WHERE namespace = $1 AND run_id = $3 AND seq <= $4
-"""
-
-# What the copied events set (search attributes, a fairness key), as every writer of
-# events applies it (migrations/0030_explicit_event_effects.sql).
-_EFFECTS = """
+WITH copied AS (
+    INSERT INTO tether.events (namespace, run_id, seq, type, ts, attrs)
+    SELECT namespace, $2, seq, type, ts, attrs FROM tether.events
+    WHERE namespace = $1 AND run_id = $3 AND seq <= $4
+    RETURNING seq, type, attrs
+)
 SELECT tether.apply_event_effects(
-    $1, $2, array_agg(e.type ORDER BY e.seq), array_agg(e.attrs::text ORDER BY e.seq))
-FROM tether.events e
-WHERE e.namespace = $1 AND e.run_id = $2
-  AND e.type IN ('WorkflowStarted', 'SearchAttributesUpserted')
+    $1, $2, array_agg(c.type ORDER BY c.seq), array_agg(c.attrs::text ORDER BY c.seq))
+FROM copied c
+WHERE c.type IN ('WorkflowStarted', 'SearchAttributesUpserted')
 """
 
 # The marker, then the base run's signals after the point (when reapplied), numbered
@@ -135,7 +134,6 @@ async def reset_run(conn: Any, reset: ResetRun) -> None:
             await conn.execute(_TERMINATE, ns, terminated, _dumps(reset.failure()))
         await conn.execute(_INSERT_RUN, ns, new, workflow_id, workflow_type, queue, *parent, now)
         await conn.execute(_COPY, ns, new, base, reset.seq)
-        await conn.execute(_EFFECTS, ns, new)
         # The marker counts the signals reapplied: write it with a placeholder count and
         # fix it once the statement knows.
         signals = await conn.fetchval(

@@ -58,6 +58,7 @@ from ..protocol import (
     NamespaceStats,
     NewRun,
     QueueBacklog,
+    RunClose,
     RunPage,
     RunRecord,
     RunStatus,
@@ -338,10 +339,22 @@ def _start_op(
     return (*q.run_args(run), owner, float(lease), created_at, *executed)
 
 
-def _new_run_record(run: NewRun, created_at: float) -> RunRecord:
+def _new_run_record(
+    run: NewRun,
+    created_at: float,
+    history_length: int = 1,
+    close: RunClose | None = None,
+    closed_at: float | None = None,
+) -> RunRecord:
+    """A run as its start wrote it; closed by ``close`` when its first task closed it."""
+    if close is None:
+        return RunRecord(
+            run.namespace, run.workflow_id, run.run_id, run.workflow_type, run.task_queue,
+            RunStatus.RUNNING, created_at, None, None, None, history_length,
+        )  # fmt: skip
     return RunRecord(
         run.namespace, run.workflow_id, run.run_id, run.workflow_type, run.task_queue,
-        RunStatus.RUNNING, created_at, None, None, None, 1,
+        close.status, created_at, closed_at, close.result, close.failure, history_length,
     )  # fmt: skip
 
 
@@ -653,13 +666,7 @@ class PostgresStore(PostgresUpdates):
                 row[1], run.namespace, run.run_id, run.workflow_id, run.workflow_type,
                 run.task_queue, next_token,
             )  # fmt: skip
-        close = commit.close
-        record = RunRecord(
-            run.namespace, run.workflow_id, run.run_id, run.workflow_type, run.task_queue,
-            RunStatus.RUNNING if close is None else close.status, created,
-            None if close is None else now, None if close is None else close.result,
-            None if close is None else close.failure, last_seq,
-        )  # fmt: skip
+        record = _new_run_record(run, created, last_seq, commit.close, now)
         watched.record = record
         return record, CommitResult(claimed, next_task, last_seq)
 
