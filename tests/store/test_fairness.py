@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from typing import Any
 
-from tether.store import NewRun, Store
+from tether.store import ActivityOutcome, ActivityTask, NewActivity, NewRun, Store, WorkflowCommit
 
 from .helpers import LEASE, NS, OWNER, Q, schedule
 
@@ -26,6 +28,14 @@ async def _claim_order(store: Store, count: int) -> list[str]:
         (task,) = await store.claim_workflow_tasks(OWNER, [NS], [Q], 1, LEASE)
         order.append(task.workflow_id.removeprefix("wf-"))
     return order
+
+
+def _name(task: ActivityTask) -> str:
+    return task.workflow_id.removeprefix("wf-")
+
+
+#: Levels of the runs of a test (None: no fairness set, the default level 2).
+LEVELS = {"low": 7, "plain": None, "vip": 0}
 
 
 def _key(key: str, weight: float = 1.0, priority: int = 2) -> dict[str, Any]:
@@ -71,6 +81,38 @@ async def test_activities_inherit_their_runs_place(store: Store) -> None:
     await store.complete_workflow_task(by_id["wf-vip"], schedule(1), LEASE)
     claimed = await store.claim_activity_tasks(OWNER, [NS], [Q], 1, LEASE)
     assert [t.workflow_id for t in claimed] == ["wf-vip"]
+
+
+async def test_next_steps_keep_their_runs_level(store: Store) -> None:
+    """A run's later tasks take its level too: those a workflow task's commit writes,
+    and those an activity's outcome writes with the run's next step (the advances, here
+    at once: on PostgreSQL one alone, the others in a batch)."""
+    levels = {f"{name}{i}": level for name, level in LEVELS.items() for i in range(3)}
+    for name, level in levels.items():
+        await _start(store, name, None if level is None else {"priority": level, "key": None})
+    claimed = await store.claim_workflow_tasks(OWNER, [NS], [Q], len(levels), LEASE)
+    by_id = {t.workflow_id: t for t in claimed}
+    for name in levels:  # low first: first come, first served would keep that order
+        await store.complete_workflow_task(by_id[f"wf-{name}"], schedule(1), LEASE)
+    first = [(await store.claim_activity_tasks(OWNER, [NS], [Q], 1, LEASE))[0] for _ in levels]
+    expected = [0] * 3 + [None] * 3 + [7] * 3
+    assert [levels[_name(t)] for t in first] == expected
+    step = WorkflowCommit(
+        events=[("ActivityScheduled", {"step": 2})], activities=[NewActivity(2, "next", Q, [], {})]
+    )
+    done = ActivityOutcome("ActivityCompleted", result=1)
+    advanced = await asyncio.gather(
+        *(
+            store.advance_after_activity(
+                t, done, expected_seq=2, ts=time.time(), commit=step, lease=LEASE
+            )
+            for t in sorted(first, key=lambda t: list(levels).index(_name(t)))  # low first
+        )
+    )
+    assert all(a is not None for a in advanced)
+    second = [(await store.claim_activity_tasks(OWNER, [NS], [Q], 1, LEASE))[0] for _ in levels]
+    assert [levels[_name(t)] for t in second] == expected
+    assert {t.step for t in second} == {2}
 
 
 async def test_fairness_rows_go_with_their_namespace(store: Store) -> None:
