@@ -10,9 +10,9 @@
 -- no key, a level for a run with a level and no key, -1 for a run with a fairness key,
 -- whose every task needs its own pass), written where run_fairness is (set_fairness).
 -- The writers of a run's next tasks read their run's row anyway: the advance,
--- apply_commit and write_commits (the batches) set the priority themselves. The trigger still places any task inserted
--- with the column's new default (-1): the other writers, unchanged, and the tasks of
--- keyed runs.
+-- apply_commit and write_commits (the batches) set the priority themselves. The
+-- trigger still places any task inserted with the column's new default (-1): the
+-- other writers' tasks (unchanged), and those of keyed runs.
 --
 -- Closes. The runs_closed trigger told a parent its child closed and applied a closing
 -- run's policy to its children, and fired for every close. It now fires only for a run
