@@ -9,9 +9,9 @@ import pytest
 
 from tests.support.pg import PgTemplate, database_url
 from tether.store.postgres import PostgresStore
-from tether.store.postgres.planner_stats import LOCK_KEY, MIN_PAGES
+from tether.store.postgres.planner_stats import LOCK_KEY, MIN_PAGES, PlannerStats
 
-from .helpers import eventually
+from .helpers import eventually, new_run
 
 
 @pytest.fixture
@@ -72,6 +72,21 @@ async def test_a_table_is_analyzed_once_it_doubled(
     await add_runs(conn, 3001, 3000)  # twice the pages of the last ANALYZE
     assert "runs" in await keeper.check()
     assert (await analyzed(conn))[1] == 6000
+
+
+async def test_the_first_writes_bring_a_check(
+    opened: tuple[PostgresStore, asyncpg.Connection],
+) -> None:
+    """A write of this process brings a check at once, without waiting for the timer
+    (an hour here): a burst on a new database gets statistics as its tables grow."""
+    store, conn = opened
+    await store._planner_stats.stop()
+    store._planner_stats = PlannerStats(store._call, interval=3600)
+    store._planner_stats.start()
+    assert (await analyzed(conn))[1] < 0
+    await add_runs(conn, 1, 3000)  # as if another process had written them
+    await store.start_run(new_run("first"))
+    await eventually(lambda: _has_statistics(conn), timeout=10)
 
 
 async def test_one_process_analyzes_at_a_time(

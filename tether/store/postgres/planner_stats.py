@@ -9,14 +9,22 @@ with the namespace (reading every entry of the namespace) costs what the primary
 costs. Measured on the benchmark's fresh database: the batch functions' lookups of
 runs and of leased tasks went through such indexes, a sixth of PostgreSQL's time.
 
-So the store does what autovacuum would, sooner (checking every half second while
-tables grow, less often while they do not): a table of the ``tether`` schema that
-holds at least twice the pages it held at its last ANALYZE (and at least
+So the store does what autovacuum would, sooner: a table of the ``tether`` schema
+that holds at least twice the pages it held at its last ANALYZE (and at least
 ``MIN_PAGES``) is analyzed, until it held ``MAX_PAGES`` then; past that, autovacuum's
 own thresholds come soon enough and its statistics hold. ANALYZE makes every cached
 plan of the table be planned again, in every session. One process at a time analyzes a
 table (an advisory lock); one that may not (not the table's owner) tries again only
-after the table doubled once more.
+after the table doubled once more. (Analyzing sooner than ``MIN_PAGES`` was tried:
+statistics of a page or two led to plans that scan all of runs for each operation of a
+batch, kept until the next ANALYZE: W1 ran at half speed.)
+
+The checks come with this process's writes: the first write, then each time it has
+written twice as many operations as at the last check (so a burst on a new database
+is planned with statistics from its first batch on, not after a timer's turn: a
+benchmark's whole first two seconds ran on such plans at half speed, depending on
+where the timer stood); and on a timer, every half second while tables grow and less
+often while they do not, for the tables that other processes' writes grow.
 """
 
 from __future__ import annotations
@@ -38,6 +46,8 @@ MIN_PAGES = 16
 MAX_PAGES = 2_000
 #: The longest wait between checks that found nothing to do, in seconds.
 QUIET_INTERVAL = 8.0
+#: Operations written before the second write-driven check (the first write is the first).
+FIRST_WRITES = 32
 #: The advisory lock one analyzing process holds (per transaction).
 LOCK_KEY = 0x7E7E_A7A1
 
@@ -67,6 +77,16 @@ class PlannerStats:
         # skipped (not the owner) does not make the table due again at once.
         self._analyzed: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
+        # Operations this process wrote, and the count at which they call a check.
+        self._writes = 0
+        self._check_at = 1
+        self._wake = asyncio.Event()
+
+    def wrote(self, ops: int) -> None:
+        """This process wrote ``ops`` operations: a check is due once they add up."""
+        self._writes += ops
+        if self._writes >= self._check_at:
+            self._wake.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="tether-pg-planner-stats")
@@ -96,7 +116,9 @@ class PlannerStats:
         # does not poll the catalog twice a second each.
         wait = self._interval
         while True:
-            await asyncio.sleep(wait)
+            await self._pause(wait)
+            self._wake.clear()
+            self._check_at = max(2 * self._writes, FIRST_WRITES)
             try:
                 analyzed = await self.check()
             except asyncio.CancelledError:
@@ -109,6 +131,16 @@ class PlannerStats:
                 wait = self._interval
             else:
                 wait = min(wait * 2, QUIET_INTERVAL)
+
+    async def _pause(self, seconds: float) -> None:
+        """Until a write calls a check, or ``seconds`` passed. (Not ``wait_for``: on
+        Python 3.11 it returns, rather than raising, when it is cancelled as the event
+        is set, and a store closing right after a write would wait for this task.)"""
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({woken}, timeout=seconds)
+        finally:
+            woken.cancel()
 
 
 async def _analyze(conn: Any, *, table: str) -> bool:

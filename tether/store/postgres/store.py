@@ -519,7 +519,9 @@ class PostgresStore(PostgresUpdates):
         if pool is None:
             raise StoreUnavailable("the store is not open", store=self._where)
         sql, params = kind.statement(ops)
-        return await pool.run(lambda c: c.fetch(sql, *params))
+        rows = await pool.run(lambda c: c.fetch(sql, *params))
+        self._planner_stats.wrote(len(ops))
+        return rows
 
     def queue_delay(self) -> float:
         return 0.0 if self._pool is None else self._pool.queued
