@@ -123,6 +123,12 @@ def _subject(fn: str, param: str | None) -> str:
     return f"result of {fn}" if param is None else f"argument {param!r} of {fn}"
 
 
+def _not_finite(value: float, fn: str, param: str | None) -> InvalidArgument:
+    return InvalidArgument(
+        f"{_subject(fn, param)}: {value} is not a finite number (JSON has no NaN or infinity)"
+    )
+
+
 class Signature:
     """The typed parameters and result of a workflow or activity function.
 
@@ -181,10 +187,7 @@ class Signature:
             return value
         if type(value) is hint and hint in _AS_IS:
             if hint is float and not math.isfinite(value):
-                raise InvalidArgument(
-                    f"{_subject(fn, param)}: {value} is not a finite number"
-                    " (JSON has no NaN or infinity)"
-                )
+                raise _not_finite(value, fn, param)
             return value  # what validation would return, without a call into pydantic
         try:
             out = _adapter(hint).validate_python(value)
@@ -196,7 +199,5 @@ class Signature:
         except pydantic.PydanticSchemaGenerationError:
             return value
         if isinstance(out, float) and not math.isfinite(out):
-            raise InvalidArgument(
-                f"{_subject(fn, param)}: {out} is not a finite number (JSON has no NaN or infinity)"
-            )
+            raise _not_finite(out, fn, param)
         return out

@@ -347,14 +347,14 @@ def _new_run_record(
     closed_at: float | None = None,
 ) -> RunRecord:
     """A run as its start wrote it; closed by ``close`` when its first task closed it."""
-    if close is None:
-        return RunRecord(
-            run.namespace, run.workflow_id, run.run_id, run.workflow_type, run.task_queue,
-            RunStatus.RUNNING, created_at, None, None, None, history_length,
-        )  # fmt: skip
+    status, result, failure = (
+        (RunStatus.RUNNING, None, None) if close is None
+        else (close.status, close.result, close.failure)
+    )  # fmt: skip
     return RunRecord(
         run.namespace, run.workflow_id, run.run_id, run.workflow_type, run.task_queue,
-        close.status, created_at, closed_at, close.result, close.failure, history_length,
+        status, created_at, None if close is None else closed_at, result, failure,
+        history_length,
     )  # fmt: skip
 
 
