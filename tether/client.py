@@ -11,7 +11,7 @@ import random
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, Literal, Protocol, TypeVar, get_args
@@ -53,6 +53,7 @@ from .tenancy import Namespaces
 __all__ = ["Client", "LocalWorker", "WorkflowHandle"]
 
 T = TypeVar("T")
+Acted = TypeVar("Acted")
 
 
 class LocalWorker(Protocol):
@@ -122,13 +123,28 @@ class WorkflowHandle(Generic[T]):
     async def describe(self) -> RunRecord:
         return await self.client.store.get_run(self.namespace, self.workflow_id, self.run_id)
 
-    async def _current(self) -> RunRecord:
-        """The run; if it continued as new or was reset, the latest run of the chain
-        (signals, cancellation, termination and queries go there)."""
-        run = await self.describe()
+    async def _current(self, run: RunRecord | None = None) -> RunRecord:
+        """The run (or ``run``); if it continued as new or was reset, the latest run of
+        the chain (signals, cancellation, termination and queries go there)."""
+        run = run or await self.describe()
         while (next_id := await self.client._successor(run)) is not None:
             run = await self.client.store.get_run(self.namespace, self.workflow_id, next_id)
         return run
+
+    async def _on_current(self, act: Callable[[RunRecord], Awaitable[Acted]]) -> Acted:
+        """``act`` on the chain's latest run. The run can continue as new (or be reset)
+        between finding it and acting on it; the store then refuses the closed run, and
+        the act goes to its successor, as it would have had it come a moment later."""
+        run = await self._current()
+        while True:
+            try:
+                return await act(run)
+            except InvalidArgument:
+                now = await self.client.store.get_run(self.namespace, self.workflow_id, run.run_id)
+                latest = await self._current(now)
+                if latest.run_id == run.run_id:
+                    raise
+                run = latest
 
     async def reset(
         self,
@@ -172,9 +188,10 @@ class WorkflowHandle(Generic[T]):
     async def terminate(self, reason: str = "", *, identity: str = "client") -> RunRecord:
         """End the run at once; its pending steps are dropped. Records who and why."""
         _check_reason(reason, identity)
-        run = await self._current()
-        return await self.client.store.terminate_run(
-            self.namespace, run.run_id, reason=reason, identity=identity
+        return await self._on_current(
+            lambda run: self.client.store.terminate_run(
+                self.namespace, run.run_id, reason=reason, identity=identity
+            )
         )
 
     async def signal(self, name: str, payload: Any = None) -> None:
@@ -185,9 +202,10 @@ class WorkflowHandle(Generic[T]):
         _check_name(name, "signal")
         what = f"payload of signal {name!r}"
         plain = self.client.codec.plain(payload, what=what)
-        run = await self._current()
         await self.client.namespaces.check_payload(self.namespace, plain, what)
-        await self.client.store.signal_run(self.namespace, run.run_id, name, plain)
+        await self._on_current(
+            lambda run: self.client.store.signal_run(self.namespace, run.run_id, name, plain)
+        )
 
     async def cancel(self, reason: str = "", *, identity: str = "client") -> RunRecord:
         """Ask the run to cancel: its code sees ``asyncio.CancelledError`` at the await
@@ -196,9 +214,10 @@ class WorkflowHandle(Generic[T]):
         to stop through their heartbeats. Returns at once; await :meth:`result` to see
         the run end."""
         _check_reason(reason, identity)
-        run = await self._current()
-        return await self.client.store.request_cancel(
-            self.namespace, run.run_id, reason=reason, identity=identity
+        return await self._on_current(
+            lambda run: self.client.store.request_cancel(
+                self.namespace, run.run_id, reason=reason, identity=identity
+            )
         )
 
     async def query(self, name: str, *args: Any) -> Any:
@@ -243,10 +262,11 @@ class WorkflowHandle(Generic[T]):
         update_id = _update_id(update_id)
         what = f"arguments of update {name!r}"
         plain = self.client.codec.plain(list(args), what=what)
-        run = await self._current()
         await self.client.namespaces.check_payload(self.namespace, plain, what)
-        record = await self.client.store.request_update(
-            self.namespace, run.run_id, update_id, name, plain
+        record = await self._on_current(
+            lambda run: self.client.store.request_update(
+                self.namespace, run.run_id, update_id, name, plain
+            )
         )
         return await self.client._update_outcome(record, timeout)
 

@@ -127,3 +127,44 @@ async def test_signal_and_cancel_through_a_start_handle_reach_the_latest_run(
         await eventually(continued)
         await handle.signal("go", "went")
         assert await handle.result(timeout=30) == "went"
+
+
+async def test_a_signal_that_races_the_hand_over_goes_to_the_new_run(
+    make_app: AppFactory,
+) -> None:
+    """The run continues as new between the handle finding it and the store recording
+    the signal: the closed run refuses it, and the handle sends it on to the new run."""
+    app = make_app()
+
+    @app.workflow
+    async def relay(ctx: tether.Context, generation: int) -> str:
+        if generation == 0:
+            await ctx.wait_signal("go")
+            ctx.continue_as_new(1)
+        return str(await ctx.wait_signal("msg"))
+
+    async with app, app.worker():
+        handle = await app.client.start(relay, 0, id="relay")
+        store = app.client.store
+        signal_run = store.signal_run
+        refused: list[str] = []
+
+        async def hand_over_first(namespace: str, run_id: str, name: str, payload: Any) -> int:
+            if name == "msg" and not refused:
+                # The handle found the run open; make it continue as new before the
+                # signal lands (a worker committing at that moment does the same).
+                await signal_run(namespace, run_id, "go", None)
+
+                async def continued() -> bool:
+                    return (await handle.describe()).status == "continued_as_new"
+
+                await eventually(continued)
+                refused.append(run_id)
+            return await signal_run(namespace, run_id, name, payload)
+
+        store.signal_run = hand_over_first  # type: ignore[method-assign]
+        await handle.signal("msg", "arrived")
+        assert refused == [handle.run_id]
+        assert await handle.result(timeout=30) == "arrived"
+        latest = await app.client.get_handle("relay").describe()
+    assert latest.run_id != handle.run_id
