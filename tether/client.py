@@ -131,11 +131,13 @@ class WorkflowHandle(Generic[T]):
             run = await self.client.store.get_run(self.namespace, self.workflow_id, next_id)
         return run
 
-    async def _on_current(self, act: Callable[[RunRecord], Awaitable[Acted]]) -> Acted:
+    async def _on_current(
+        self, act: Callable[[RunRecord], Awaitable[Acted]], run: RunRecord | None = None
+    ) -> Acted:
         """``act`` on the chain's latest run. The run can continue as new (or be reset)
         between finding it and acting on it; the store then refuses the closed run, and
         the act goes to its successor, as it would have had it come a moment later."""
-        run = await self._current()
+        run = run or await self._current()
         while True:
             try:
                 return await act(run)
@@ -202,9 +204,11 @@ class WorkflowHandle(Generic[T]):
         _check_name(name, "signal")
         what = f"payload of signal {name!r}"
         plain = self.client.codec.plain(payload, what=what)
+        current = await self._current()
         await self.client.namespaces.check_payload(self.namespace, plain, what)
         await self._on_current(
-            lambda run: self.client.store.signal_run(self.namespace, run.run_id, name, plain)
+            lambda run: self.client.store.signal_run(self.namespace, run.run_id, name, plain),
+            current,
         )
 
     async def cancel(self, reason: str = "", *, identity: str = "client") -> RunRecord:
@@ -262,11 +266,13 @@ class WorkflowHandle(Generic[T]):
         update_id = _update_id(update_id)
         what = f"arguments of update {name!r}"
         plain = self.client.codec.plain(list(args), what=what)
+        current = await self._current()
         await self.client.namespaces.check_payload(self.namespace, plain, what)
         record = await self._on_current(
             lambda run: self.client.store.request_update(
                 self.namespace, run.run_id, update_id, name, plain
-            )
+            ),
+            current,
         )
         return await self.client._update_outcome(record, timeout)
 
