@@ -1,0 +1,100 @@
+"""PostgreSQL claims keep one plan per connection, and it walks tasks_ready in order.
+
+Migration 0032 makes the claim functions' plans generic (made once, then reused): the
+plan must not depend on the values of a call nor on the statistics of the moment. Here
+a backlog of ready workflow tasks sits in a table whose statistics say it is empty (the
+case of 0018: a new database flooded before autovacuum looks), and the plans of every
+statement a claim runs are read with auto_explain (nested statements included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from tests.support.pg import PgTemplate, database_url
+from tether.store.postgres import queries as q
+
+BACKLOG = 3000
+
+
+@pytest.fixture
+async def conn(pg_template: PgTemplate) -> AsyncIterator[asyncpg.Connection]:
+    name = await pg_template.clone()
+    connection = await asyncpg.connect(database_url(name))
+    try:
+        yield connection
+    finally:
+        await connection.close()
+        await pg_template.drop_database(name)
+
+
+async def _backlog(conn: asyncpg.Connection, analyzed_empty: bool) -> None:
+    """BACKLOG runs, each with a ready workflow task, the oldest first by id."""
+    if analyzed_empty:
+        await conn.execute("ANALYZE tether.runs; ANALYZE tether.tasks")
+    await conn.execute(
+        "INSERT INTO tether.runs (namespace, run_id, workflow_id, workflow_type, task_queue,"
+        " status, created_at, last_seq)"
+        " SELECT 'default', 'r' || i, 'w' || i, 'T', 'q', 'running', i, 1"
+        " FROM generate_series(1, $1::int) AS i",
+        BACKLOG,
+    )
+    await conn.execute(
+        "INSERT INTO tether.tasks (namespace, run_id, kind, task_queue, visible_at,"
+        " scheduled_at, priority)"
+        " SELECT 'default', 'r' || i, 'workflow', 'q', i, i, 2"
+        " FROM generate_series(1, $1::int) AS i",
+        BACKLOG,
+    )
+
+
+async def _claim_plans(conn: asyncpg.Connection, claims: int) -> tuple[list[list[str]], str]:
+    """The run ids of each claim (five tasks each), and every plan logged meanwhile."""
+    logged: list[str] = []
+    conn.add_log_listener(lambda _, message: logged.append(str(message)))
+    await conn.execute(
+        "LOAD 'auto_explain';"
+        " SET auto_explain.log_min_duration = 0;"
+        " SET auto_explain.log_nested_statements = on;"
+        " SET auto_explain.log_level = 'notice'"
+    )
+    claimed = []
+    for _ in range(claims):
+        rows = await conn.fetch(q.CLAIM_WORKFLOW_TASKS, "me", ["default"], ["q"], 5, 60.0)
+        claimed.append([row["run_id"] for row in rows])
+    await conn.execute("SET auto_explain.log_min_duration = -1")
+    return claimed, "\n".join(logged)
+
+
+@pytest.mark.parametrize("analyzed_empty", [False, True], ids=["never-analyzed", "analyzed-empty"])
+async def test_claims_walk_the_ready_index_in_order(
+    conn: asyncpg.Connection, analyzed_empty: bool
+) -> None:
+    await _backlog(conn, analyzed_empty)
+    # More than five calls: past PL/pgSQL's five custom plans, were it choosing.
+    claimed, plans = await _claim_plans(conn, 8)
+
+    # Each claim takes the five oldest tasks still unclaimed.
+    assert claimed == [[f"r{i}" for i in range(5 * c + 1, 5 * c + 6)] for c in range(8)]
+    assert "Index Scan using tasks_ready on tasks" in plans
+    assert "Seq Scan" not in plans
+    # The walk stops at its limit: no statement reads the backlog whole.
+    walks = [line for line in plans.splitlines() if "tasks_ready" in line]
+    assert walks
+    assert all(f"rows={BACKLOG}" not in line for line in walks)
+    # The walk is planned without a sort (0018): every Sort node is the merge of the
+    # lanes' few candidates, in claim_ready's statement, never inside ready_tasks.
+    for block in plans.split("Query Text:"):
+        if "tasks_ready" in block and "FROM tether.tasks t" in block:
+            assert "Sort" not in block
+
+
+async def test_an_empty_claim_reads_no_backlog(conn: asyncpg.Connection) -> None:
+    """A claim of the other kind passes over the workflow backlog by the index."""
+    await _backlog(conn, analyzed_empty=True)
+    rows = await conn.fetch(q.CLAIM_ACTIVITY_TASKS, "me", ["default"], ["q"], 5, 60.0)
+    assert rows == []
+    assert await conn.fetchval("SELECT count(*) FROM tether.tasks WHERE owner IS NOT NULL") == 0
