@@ -15,9 +15,19 @@ import asyncpg
 import pytest
 
 from tests.support.pg import PgTemplate, database_url
+from tether.store.postgres import namespaces as nq
 from tether.store.postgres import queries as q
 
 BACKLOG = 3000
+#: Five workflow tasks of queue q, by a plain claim and by a fair one (a share of five,
+#: a cap of 100 leased: its count and its limiter run too).
+CLAIMS = {
+    "plain": (q.CLAIM_WORKFLOW_TASKS, ("me", ["default"], ["q"], 5, 60.0)),
+    "fair": (
+        nq.CLAIM_FAIR,
+        ("workflow", "me", ["q"], 60.0, 5, ["default"], [5], [100], [None], [], [], []),
+    ),
+}
 
 
 @pytest.fixture
@@ -51,7 +61,9 @@ async def _backlog(conn: asyncpg.Connection, analyzed_empty: bool) -> None:
     )
 
 
-async def _claim_plans(conn: asyncpg.Connection, claims: int) -> tuple[list[list[str]], str]:
+async def _claim_plans(
+    conn: asyncpg.Connection, claim: str, claims: int
+) -> tuple[list[list[str]], str]:
     """The run ids of each claim (five tasks each), and every plan logged meanwhile."""
     logged: list[str] = []
     conn.add_log_listener(lambda _, message: logged.append(str(message)))
@@ -63,19 +75,23 @@ async def _claim_plans(conn: asyncpg.Connection, claims: int) -> tuple[list[list
     )
     claimed = []
     for _ in range(claims):
-        rows = await conn.fetch(q.CLAIM_WORKFLOW_TASKS, "me", ["default"], ["q"], 5, 60.0)
+        sql, args = CLAIMS[claim]
+        rows = await conn.fetch(sql, *args)
         claimed.append([row["run_id"] for row in rows])
     await conn.execute("SET auto_explain.log_min_duration = -1")
-    return claimed, "\n".join(logged)
+    # Tether's statements only: asyncpg's own look at the catalog (the type of a
+    # claim's rows, on first use) is logged too.
+    return claimed, "\n".join(plan for plan in logged if "tether." in plan)
 
 
+@pytest.mark.parametrize("claim", sorted(CLAIMS))
 @pytest.mark.parametrize("analyzed_empty", [False, True], ids=["never-analyzed", "analyzed-empty"])
 async def test_claims_walk_the_ready_index_in_order(
-    conn: asyncpg.Connection, analyzed_empty: bool
+    conn: asyncpg.Connection, analyzed_empty: bool, claim: str
 ) -> None:
     await _backlog(conn, analyzed_empty)
     # More than five calls: past PL/pgSQL's five custom plans, were it choosing.
-    claimed, plans = await _claim_plans(conn, 8)
+    claimed, plans = await _claim_plans(conn, claim, 8)
 
     # Each claim takes the five oldest tasks still unclaimed.
     assert claimed == [[f"r{i}" for i in range(5 * c + 1, 5 * c + 6)] for c in range(8)]
