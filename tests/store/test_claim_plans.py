@@ -1,9 +1,10 @@
-"""PostgreSQL claims keep one plan per connection, and it walks tasks_ready in order.
+"""PostgreSQL claims keep one plan per connection, and it walks tasks_ready in order;
+an idle worker's look at its next due task reads tasks_due, not the backlog.
 
 Migration 0032 makes the claim functions' plans generic (made once, then reused): the
 plan must not depend on the values of a call nor on the statistics of the moment. Here
-a backlog of ready workflow tasks sits in a table whose statistics say it is empty (the
-case of 0018: a new database flooded before autovacuum looks), and the plans of every
+a backlog of workflow tasks sits in a table whose statistics say it is empty (the case
+of 0018: a new database flooded before autovacuum looks), and the plans of every
 statement a claim runs are read with auto_explain (nested statements included).
 """
 
@@ -41,8 +42,9 @@ async def conn(pg_template: PgTemplate) -> AsyncIterator[asyncpg.Connection]:
         await pg_template.drop_database(name)
 
 
-async def _backlog(conn: asyncpg.Connection, analyzed_empty: bool) -> None:
-    """BACKLOG runs, each with a ready workflow task, the oldest first by id."""
+async def _backlog(conn: asyncpg.Connection, analyzed_empty: bool, leased: bool = False) -> None:
+    """BACKLOG runs, each with a workflow task, the oldest first by id: ready, or leased
+    (visible again when its lease ends, far ahead)."""
     if analyzed_empty:
         await conn.execute("ANALYZE tether.runs; ANALYZE tether.tasks")
     await conn.execute(
@@ -54,10 +56,13 @@ async def _backlog(conn: asyncpg.Connection, analyzed_empty: bool) -> None:
     )
     await conn.execute(
         "INSERT INTO tether.tasks (namespace, run_id, kind, task_queue, visible_at,"
-        " scheduled_at, priority)"
-        " SELECT 'default', 'r' || i, 'workflow', 'q', i, i, 2"
+        " scheduled_at, priority, owner, token)"
+        " SELECT 'default', 'r' || i, 'workflow', 'q', i + $2::float8, i, 2, $3, $4"
         " FROM generate_series(1, $1::int) AS i",
         BACKLOG,
+        1e10 if leased else 0.0,
+        "w" if leased else None,
+        1 if leased else 0,
     )
 
 
@@ -114,3 +119,35 @@ async def test_an_empty_claim_reads_no_backlog(conn: asyncpg.Connection) -> None
     rows = await conn.fetch(q.CLAIM_ACTIVITY_TASKS, "me", ["default"], ["q"], 5, 60.0)
     assert rows == []
     assert await conn.fetchval("SELECT count(*) FROM tether.tasks WHERE owner IS NOT NULL") == 0
+
+
+@pytest.mark.parametrize("analyzed_empty", [False, True], ids=["never-analyzed", "analyzed-empty"])
+async def test_the_next_due_look_reads_one_entry_per_queue(
+    conn: asyncpg.Connection, analyzed_empty: bool
+) -> None:
+    """An idle worker's look at its next due task (0033): with every task of the
+    backlog leased (each holds its lease's end as visible_at), the look reads the
+    first entry of each of its (namespace, queue) pairs in tasks_due, not the backlog."""
+    await _backlog(conn, analyzed_empty, leased=True)
+    logged: list[str] = []
+    conn.add_log_listener(lambda _, message: logged.append(str(message)))
+    await conn.execute(
+        "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;"
+        " SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = 'notice';"
+        " SET auto_explain.log_analyze = on"
+    )
+    for _ in range(7):
+        assert await conn.fetchval(q.NEXT_DUE, ["default"], ["q", "other"]) == 1e10 + 1
+    plans = "\n".join(plan for plan in logged if "tether." in plan)
+    assert "Seq Scan" not in plans
+    # Two pairs, two entries read at most (each read goes to the heap: the pages are
+    # not all-visible yet), not BACKLOG.
+    fetches = [
+        int(line.split("Heap Fetches:")[1])
+        for block in plans.split("Query Text:")
+        if "using tasks_due on tasks" in block
+        for line in block.splitlines()
+        if "Heap Fetches:" in line
+    ]
+    assert len(fetches) == 7
+    assert all(fetched <= 2 for fetched in fetches)

@@ -75,6 +75,7 @@ OTHER_WRITER = "other-writer"  # note: another process committed
 
 T = TypeVar("T")
 APPLICATION_ID = 0x54455452  # "TETR": marks a file as a Tether store
+_NEXT_DUE = "SELECT min(visible_at) FROM tasks WHERE namespace = ? AND task_queue = ?"
 
 _RUN_COLUMNS = (
     "r.namespace, r.workflow_id, r.run_id, r.workflow_type, r.task_queue, r.status, r.created_at,"
@@ -688,16 +689,17 @@ class SqliteStore:
     async def next_due(
         self, namespaces: Sequence[str], queues: Sequence[str], *, idle: str | None = None
     ) -> float | None:
-        def read(conn: sqlite3.Connection) -> Any:
-            served = ops.usable(conn, namespaces)
-            return conn.execute(
-                "SELECT min(visible_at) FROM tasks WHERE kind IN ('workflow', 'activity', 'timer')"
-                f" AND namespace IN ({ops._in(served)}) AND task_queue IN ({ops._in(queues)})",
-                (*served, *queues),
-            ).fetchone()
+        def read(conn: sqlite3.Connection) -> float | None:
+            # The first entry of each (namespace, queue) in tasks_due (0033): a min()
+            # over one equality pair is an index lookup, over IN lists a scan.
+            due = [
+                conn.execute(_NEXT_DUE, (namespace, queue)).fetchone()[0]
+                for namespace in ops.usable(conn, namespaces)
+                for queue in queues
+            ]
+            return min((d for d in due if d is not None), default=None)
 
-        row = await self._read(read)
-        return row[0] if row else None
+        return await self._read(read)
 
     async def announce_work(self, places: Sequence[tuple[str, str]]) -> None:
         return None  # every waiter is woken by each change already
