@@ -10,7 +10,9 @@ statement a claim runs are read with auto_explain (nested statements included).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -18,6 +20,8 @@ import pytest
 from tests.support.pg import PgTemplate, database_url
 from tether.store.postgres import namespaces as nq
 from tether.store.postgres import queries as q
+from tether.store.sqlite import SqliteStore
+from tether.store.sqlite.store import _NEXT_DUE
 
 BACKLOG = 3000
 #: Five workflow tasks of queue q, by a plain claim and by a fair one (a share of five,
@@ -151,3 +155,19 @@ async def test_the_next_due_look_reads_one_entry_per_queue(
     ]
     assert len(fetches) == 7
     assert all(fetched <= 2 for fetched in fetches)
+
+
+async def test_the_sqlite_look_is_an_index_lookup(tmp_path: Path) -> None:
+    """The same look on SQLite (its 0033): one search of tasks_due per pair."""
+    path = tmp_path / "t.db"
+    store = SqliteStore(str(path))
+    await store.open()
+    await store.close()
+    conn = sqlite3.connect(path)
+    try:
+        plan = conn.execute(f"EXPLAIN QUERY PLAN {_NEXT_DUE}", ("default", "q")).fetchall()
+    finally:
+        conn.close()
+    assert [row[3] for row in plan] == [
+        "SEARCH tasks USING COVERING INDEX tasks_due (namespace=? AND task_queue=?)"
+    ]
