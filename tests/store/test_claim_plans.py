@@ -171,3 +171,32 @@ async def test_the_sqlite_look_is_an_index_lookup(tmp_path: Path) -> None:
     assert [row[3] for row in plan] == [
         "SEARCH tasks USING COVERING INDEX tasks_due (namespace=? AND task_queue=?)"
     ]
+
+
+async def test_a_fair_claim_visits_only_namespaces_with_work_due(
+    conn: asyncpg.Connection,
+) -> None:
+    """Of twenty namespaces, one has tasks due: the fair claim walks its queue alone
+    (0034), and still takes its oldest tasks, up to its share and then the rest."""
+    await _backlog(conn, analyzed_empty=True)
+    idle = [f"idle{i}" for i in range(19)]
+    namespaces = [*idle[:10], "default", *idle[10:]]
+    n = len(namespaces)
+    logged: list[str] = []
+    conn.add_log_listener(lambda _, message: logged.append(str(message)))
+    await conn.execute(
+        "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;"
+        " SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = 'notice'"
+    )
+    rows = await conn.fetch(
+        nq.CLAIM_FAIR,
+        *("workflow", "me", ["q"], 60.0, 6, namespaces, [2] * n, [100] * n, [None] * n),
+        *([], [], []),
+    )
+    assert [row["run_id"] for row in rows] == [f"r{i}" for i in range(1, 7)]
+    # ready_tasks' walk of one namespace's queues, as logged at each of its runs.
+    walks = [plan for plan in logged if "SELECT c.id, c.lost, c.priority, c.pass" in plan]
+    assert len(walks) == 2  # default's share (2), then the rest (4): no other namespace
+    # No limiter row was made (nor locked) for a namespace that had nothing due.
+    limited = await conn.fetch("SELECT DISTINCT namespace FROM tether.namespace_limits")
+    assert [row["namespace"] for row in limited] == ["default"]

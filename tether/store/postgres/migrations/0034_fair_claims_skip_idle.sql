@@ -1,0 +1,60 @@
+-- A fair claim visits only the namespaces that have a task due. It walked every
+-- namespace it was given, in two passes, each visit four nested function calls (and,
+-- for a capped or rated namespace, a lock on its limiter row): a worker serving 100
+-- tenants spent 6.4 ms of the server on a claim that found nothing, at every wake-up.
+-- One probe of tasks_due (0033) per namespace now says whether anything of its queues
+-- is due (a ready task, a lost lease, a due timer: a timer makes a needless visit,
+-- never a missed one); the others are passed over. A namespace passed over takes
+-- nothing, so it is not "full" for the second pass either, and its limiter is neither
+-- locked nor refilled (the refill is computed from the time elapsed, at the next visit).
+
+-- 0004's, with 0032's settings.
+CREATE OR REPLACE FUNCTION tether.claim_fair(
+    p_kind text, p_owner text, p_queues text[], p_lease float8, p_total integer,
+    p_namespaces text[], p_shares integer[], p_caps integer[], p_rates float8[],
+    p_rate_namespaces text[], p_rated_queues text[], p_queue_rates float8[]
+) RETURNS SETOF tether.claimed_task LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off
+SET enable_hashjoin = off SET enable_mergejoin = off SET jit = off AS $$
+DECLARE
+    v_now float8 := tether.epoch();
+    v_left integer := p_total;
+    v_count integer := coalesce(array_length(p_namespaces, 1), 0);
+    v_full boolean[] := array_fill(false, ARRAY[greatest(v_count, 1)]);
+    v_due boolean[];
+    v_want integer;
+    v_got integer;
+    v_pass integer;
+    i integer;
+BEGIN
+    v_due := ARRAY(
+        SELECT EXISTS (SELECT 1 FROM tether.tasks t
+                       WHERE t.namespace = n.namespace AND t.task_queue = ANY (p_queues)
+                         AND t.visible_at <= v_now)
+        FROM unnest(p_namespaces) WITH ORDINALITY AS n (namespace, i)
+        ORDER BY n.i);
+    FOR v_pass IN 1..2 LOOP
+        FOR i IN 1..v_count LOOP
+            EXIT WHEN v_left <= 0;
+            CONTINUE WHEN NOT v_due[i];
+            IF v_pass = 1 THEN
+                v_want := least(p_shares[i], v_left);
+            ELSIF v_full[i] THEN
+                v_want := v_left;
+            ELSE
+                CONTINUE;
+            END IF;
+            CONTINUE WHEN v_want <= 0;
+            RETURN QUERY SELECT * FROM tether.claim_namespace(
+                p_kind, p_owner, p_namespaces[i], p_queues, v_want, p_lease, v_now,
+                p_caps[i], p_rates[i],
+                ARRAY(SELECT q.queue FROM unnest(p_rate_namespaces, p_rated_queues)
+                      AS q (namespace, queue) WHERE q.namespace = p_namespaces[i]),
+                ARRAY(SELECT q.rate FROM unnest(p_rate_namespaces, p_queue_rates)
+                      AS q (namespace, rate) WHERE q.namespace = p_namespaces[i]));
+            GET DIAGNOSTICS v_got = ROW_COUNT;
+            v_full[i] := v_got = v_want;
+            v_left := v_left - v_got;
+        END LOOP;
+    END LOOP;
+END $$;
