@@ -200,3 +200,21 @@ async def test_a_fair_claim_visits_only_namespaces_with_work_due(
     # No limiter row was made (nor locked) for a namespace that had nothing due.
     limited = await conn.fetch("SELECT DISTINCT namespace FROM tether.namespace_limits")
     assert [row["namespace"] for row in limited] == ["default"]
+
+
+async def test_a_plain_claim_walks_only_namespaces_with_work_due(
+    conn: asyncpg.Connection,
+) -> None:
+    """The plain claim over twenty namespaces walks the one with work due (0034)."""
+    await _backlog(conn, analyzed_empty=True)
+    namespaces = [*(f"idle{i}" for i in range(19)), "default"]
+    logged: list[str] = []
+    conn.add_log_listener(lambda _, message: logged.append(str(message)))
+    await conn.execute(
+        "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;"
+        " SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = 'notice'"
+    )
+    rows = await conn.fetch(q.CLAIM_WORKFLOW_TASKS, "me", namespaces, ["q"], 3, 60.0)
+    assert [row["run_id"] for row in rows] == ["r1", "r2", "r3"]
+    walks = [plan for plan in logged if "SELECT c.id, c.lost, c.priority, c.pass" in plan]
+    assert len(walks) == 1

@@ -1,4 +1,4 @@
--- A fair claim visits only the namespaces that have a task due. It walked every
+-- A claim visits only the namespaces that have a task due. A fair claim walked every
 -- namespace it was given, in two passes, each visit four nested function calls (and,
 -- for a capped or rated namespace, a lock on its limiter row): a worker serving 100
 -- tenants spent 6.4 ms of the server on a claim that found nothing, at every wake-up.
@@ -57,4 +57,36 @@ BEGIN
             v_left := v_left - v_got;
         END LOOP;
     END LOOP;
+END $$;
+
+-- 0018's plain claim, the same way: ready_tasks is called only for the namespaces with
+-- a task due (an empty plain claim over 100 namespaces took 1.2 ms). With 0032's
+-- settings.
+CREATE OR REPLACE FUNCTION tether.claim_ready(
+    p_kind text, p_owner text, p_namespaces text[], p_queues text[], p_limit integer,
+    p_lease float8, p_now float8
+) RETURNS SETOF tether.claimed_task LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan
+SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off
+SET jit = off AS $$
+BEGIN
+    RETURN QUERY
+    WITH picked AS (
+        SELECT c.id, c.lost FROM unnest(p_namespaces) AS n (namespace)
+        CROSS JOIN LATERAL tether.ready_tasks(p_kind, n.namespace, p_queues, p_limit,
+                                              p_now) AS c
+        WHERE EXISTS (SELECT 1 FROM tether.tasks d
+                      WHERE d.namespace = n.namespace AND d.task_queue = ANY (p_queues)
+                        AND d.visible_at <= p_now)
+        ORDER BY c.priority, c.pass, c.visible_at LIMIT p_limit
+    )
+    UPDATE tether.tasks t
+    SET owner = p_owner, visible_at = p_now + p_lease, token = t.token + 1,
+        dirty = CASE WHEN p_kind = 'workflow' THEN false ELSE t.dirty END,
+        attempt = t.attempt + CASE WHEN p_kind = 'activity' AND picked.lost THEN 1 ELSE 0 END
+    FROM picked, tether.runs r
+    WHERE t.id = picked.id AND r.namespace = t.namespace AND r.run_id = t.run_id
+    RETURNING t.id, t.namespace, t.run_id, r.workflow_id, r.workflow_type, t.task_queue,
+              t.token, t.step, t.name, t.args, t.options, t.attempt, t.scheduled_at,
+              t.heartbeat, t.last_failure, picked.lost;
 END $$;
