@@ -70,18 +70,24 @@ async def _backlog(conn: asyncpg.Connection, analyzed_empty: bool, leased: bool 
     )
 
 
+async def _explained(conn: asyncpg.Connection, *, analyze: bool = False) -> list[str]:
+    """From now on, the plan of every statement this connection runs (functions' nested
+    statements included) is appended to the list returned."""
+    logged: list[str] = []
+    conn.add_log_listener(lambda _, message: logged.append(str(message)))
+    await conn.execute(
+        "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;"
+        " SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = 'notice';"
+        f" SET auto_explain.log_analyze = {'on' if analyze else 'off'}"
+    )
+    return logged
+
+
 async def _claim_plans(
     conn: asyncpg.Connection, claim: str, claims: int
 ) -> tuple[list[list[str]], str]:
     """The run ids of each claim (five tasks each), and every plan logged meanwhile."""
-    logged: list[str] = []
-    conn.add_log_listener(lambda _, message: logged.append(str(message)))
-    await conn.execute(
-        "LOAD 'auto_explain';"
-        " SET auto_explain.log_min_duration = 0;"
-        " SET auto_explain.log_nested_statements = on;"
-        " SET auto_explain.log_level = 'notice'"
-    )
+    logged = await _explained(conn)
     claimed = []
     for _ in range(claims):
         sql, args = CLAIMS[claim]
@@ -133,13 +139,7 @@ async def test_the_next_due_look_reads_one_entry_per_queue(
     backlog leased (each holds its lease's end as visible_at), the look reads the
     first entry of each of its (namespace, queue) pairs in tasks_due, not the backlog."""
     await _backlog(conn, analyzed_empty, leased=True)
-    logged: list[str] = []
-    conn.add_log_listener(lambda _, message: logged.append(str(message)))
-    await conn.execute(
-        "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;"
-        " SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = 'notice';"
-        " SET auto_explain.log_analyze = on"
-    )
+    logged = await _explained(conn, analyze=True)
     for _ in range(7):
         assert await conn.fetchval(q.NEXT_DUE, ["default"], ["q", "other"]) == 1e10 + 1
     plans = "\n".join(plan for plan in logged if "tether." in plan)
@@ -182,12 +182,7 @@ async def test_a_fair_claim_visits_only_namespaces_with_work_due(
     idle = [f"idle{i}" for i in range(19)]
     namespaces = [*idle[:10], "default", *idle[10:]]
     n = len(namespaces)
-    logged: list[str] = []
-    conn.add_log_listener(lambda _, message: logged.append(str(message)))
-    await conn.execute(
-        "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;"
-        " SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = 'notice'"
-    )
+    logged = await _explained(conn)
     rows = await conn.fetch(
         nq.CLAIM_FAIR,
         *("workflow", "me", ["q"], 60.0, 6, namespaces, [2] * n, [100] * n, [None] * n),
@@ -208,12 +203,7 @@ async def test_a_plain_claim_walks_only_namespaces_with_work_due(
     """The plain claim over twenty namespaces walks the one with work due (0034)."""
     await _backlog(conn, analyzed_empty=True)
     namespaces = [*(f"idle{i}" for i in range(19)), "default"]
-    logged: list[str] = []
-    conn.add_log_listener(lambda _, message: logged.append(str(message)))
-    await conn.execute(
-        "LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;"
-        " SET auto_explain.log_nested_statements = on; SET auto_explain.log_level = 'notice'"
-    )
+    logged = await _explained(conn)
     rows = await conn.fetch(q.CLAIM_WORKFLOW_TASKS, "me", namespaces, ["q"], 3, 60.0)
     assert [row["run_id"] for row in rows] == ["r1", "r2", "r3"]
     walks = [plan for plan in logged if "SELECT c.id, c.lost, c.priority, c.pass" in plan]
