@@ -367,13 +367,15 @@ def _claim_namespace(
     return out
 
 
-def _has_due(conn: sqlite3.Connection, namespace: str, queues: Sequence[str], now: float) -> bool:
-    """Whether a task of these queues is due (one search of tasks_due per queue)."""
+def _has_due(
+    conn: sqlite3.Connection, kind: str, namespace: str, queues: Sequence[str], now: float
+) -> bool:
+    """Whether a task of this kind is due in these queues (a search of tasks_due)."""
     marks = ", ".join("?" * len(queues))
     row = conn.execute(
-        f"SELECT 1 FROM tasks WHERE namespace = ? AND task_queue IN ({marks})"
+        f"SELECT 1 FROM tasks WHERE namespace = ? AND task_queue IN ({marks}) AND kind = ?"
         " AND visible_at <= ? LIMIT 1",
-        (namespace, *queues, now),
+        (namespace, *queues, kind, now),
     ).fetchone()
     return row is not None
 
@@ -395,7 +397,7 @@ def claim_fair(
     limits = [
         limit
         for limit in limits
-        if limit.namespace in live and _has_due(conn, limit.namespace, queues, now)
+        if limit.namespace in live and _has_due(conn, kind, limit.namespace, queues, now)
     ]
     left, full, out = total, [False] * len(limits), []
     for first in (True, False):

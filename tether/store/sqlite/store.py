@@ -75,7 +75,8 @@ OTHER_WRITER = "other-writer"  # note: another process committed
 
 T = TypeVar("T")
 APPLICATION_ID = 0x54455452  # "TETR": marks a file as a Tether store
-_NEXT_DUE = "SELECT min(visible_at) FROM tasks WHERE namespace = ? AND task_queue = ?"
+_NEXT_DUE = "SELECT min(visible_at) FROM tasks WHERE namespace = ? AND task_queue = ? AND kind = ?"
+_KINDS = ("workflow", "activity", "timer")
 
 _RUN_COLUMNS = (
     "r.namespace, r.workflow_id, r.run_id, r.workflow_type, r.task_queue, r.status, r.created_at,"
@@ -690,12 +691,13 @@ class SqliteStore:
         self, namespaces: Sequence[str], queues: Sequence[str], *, idle: str | None = None
     ) -> float | None:
         def read(conn: sqlite3.Connection) -> float | None:
-            # The first entry of each (namespace, queue) in tasks_due (0033): a min()
-            # over one equality pair is an index lookup, over IN lists a scan.
+            # The first entry of each (namespace, queue, kind) in tasks_due (0033): a
+            # min() under equalities is an index lookup, under IN lists a scan.
             due = [
-                conn.execute(_NEXT_DUE, (namespace, queue)).fetchone()[0]
+                conn.execute(_NEXT_DUE, (namespace, queue, kind)).fetchone()[0]
                 for namespace in ops.usable(conn, namespaces)
                 for queue in queues
+                for kind in _KINDS
             ]
             return min((d for d in due if d is not None), default=None)
 

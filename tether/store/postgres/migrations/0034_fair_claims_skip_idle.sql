@@ -2,9 +2,9 @@
 -- namespace it was given, in two passes, each visit four nested function calls (and,
 -- for a capped or rated namespace, a lock on its limiter row): a worker serving 100
 -- tenants spent 6.4 ms of the server on a claim that found nothing, at every wake-up.
--- One probe of tasks_due (0033) per namespace now says whether anything of its queues
--- is due (a ready task, a lost lease, a due timer: a timer makes a needless visit,
--- never a missed one); the others are passed over. A namespace passed over takes
+-- One probe of tasks_due (0033) per namespace now says whether a task of the claim's
+-- kind is due in its queues (ready, or its lease lost: what the claim may take); the
+-- others are passed over. A namespace passed over takes
 -- nothing, so it is not "full" for the second pass either, and its limiter is neither
 -- locked nor refilled (the refill is computed from the time elapsed, at the next visit).
 
@@ -30,7 +30,7 @@ BEGIN
     v_due := ARRAY(
         SELECT EXISTS (SELECT 1 FROM tether.tasks t
                        WHERE t.namespace = n.namespace AND t.task_queue = ANY (p_queues)
-                         AND t.visible_at <= v_now)
+                         AND t.kind = p_kind AND t.visible_at <= v_now)
         FROM unnest(p_namespaces) WITH ORDINALITY AS n (namespace, i)
         ORDER BY n.i);
     FOR v_pass IN 1..2 LOOP
@@ -77,7 +77,7 @@ BEGIN
                                               p_now) AS c
         WHERE EXISTS (SELECT 1 FROM tether.tasks d
                       WHERE d.namespace = n.namespace AND d.task_queue = ANY (p_queues)
-                        AND d.visible_at <= p_now)
+                        AND d.kind = p_kind AND d.visible_at <= p_now)
         ORDER BY c.priority, c.pass, c.visible_at LIMIT p_limit
     )
     UPDATE tether.tasks t
