@@ -27,11 +27,16 @@ DECLARE
     v_pass integer;
     i integer;
 BEGIN
+    -- A lateral probe, not EXISTS: the planner may run an EXISTS as one hashed scan
+    -- of every due task of the kind (the whole backlog) instead of a probe per name.
     v_due := ARRAY(
-        SELECT EXISTS (SELECT 1 FROM tether.tasks t
-                       WHERE t.namespace = n.namespace AND t.task_queue = ANY (p_queues)
-                         AND t.kind = p_kind AND t.visible_at <= v_now)
-        FROM unnest(p_namespaces) WITH ORDINALITY AS n (namespace, i)
+        SELECT d.id IS NOT NULL FROM unnest(p_namespaces) WITH ORDINALITY AS n (namespace, i)
+        LEFT JOIN LATERAL (
+            SELECT t.id FROM tether.tasks t
+            WHERE t.namespace = n.namespace AND t.task_queue = ANY (p_queues)
+              AND t.kind = p_kind AND t.visible_at <= v_now
+            LIMIT 1
+        ) AS d ON true
         ORDER BY n.i);
     FOR v_pass IN 1..2 LOOP
         FOR i IN 1..v_count LOOP
@@ -73,11 +78,14 @@ BEGIN
     RETURN QUERY
     WITH picked AS (
         SELECT c.id, c.lost FROM unnest(p_namespaces) AS n (namespace)
+        CROSS JOIN LATERAL (
+            SELECT 1 FROM tether.tasks d
+            WHERE d.namespace = n.namespace AND d.task_queue = ANY (p_queues)
+              AND d.kind = p_kind AND d.visible_at <= p_now
+            LIMIT 1
+        ) AS due
         CROSS JOIN LATERAL tether.ready_tasks(p_kind, n.namespace, p_queues, p_limit,
                                               p_now) AS c
-        WHERE EXISTS (SELECT 1 FROM tether.tasks d
-                      WHERE d.namespace = n.namespace AND d.task_queue = ANY (p_queues)
-                        AND d.kind = p_kind AND d.visible_at <= p_now)
         ORDER BY c.priority, c.pass, c.visible_at LIMIT p_limit
     )
     UPDATE tether.tasks t
