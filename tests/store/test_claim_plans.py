@@ -250,3 +250,19 @@ async def test_the_look_for_due_timers_reads_only_due_ones(conn: asyncpg.Connect
     runs = [line for line in plans.splitlines() if " on runs " in line]
     assert runs
     assert all("rows=1 loops=1)" in line for line in runs), runs
+
+
+@pytest.mark.parametrize("claim", sorted(CLAIMS))
+@pytest.mark.parametrize("analyzed_empty", [False, True], ids=["never-analyzed", "analyzed-empty"])
+async def test_a_claim_with_nothing_due_reads_no_leased_task(
+    conn: asyncpg.Connection, analyzed_empty: bool, claim: str
+) -> None:
+    """Every task leased (none due): the claim's probe (0034) reads no index entry,
+    whatever the statistics say, and no walk of tasks_ready runs."""
+    await _backlog(conn, analyzed_empty, leased=True)
+    claimed, plans = await _claim_plans(conn, claim, 7)
+    assert claimed == [[]] * 7
+    assert "tasks_ready" not in plans
+    probes = [line for line in plans.splitlines() if "using tasks_due" in line]
+    assert probes
+    assert all("actual" in line and " rows=0 " in line for line in probes), probes

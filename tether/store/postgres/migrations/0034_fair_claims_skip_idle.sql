@@ -8,6 +8,27 @@
 -- nothing, so it is not "full" for the second pass either, and its limiter is neither
 -- locked nor refilled (the refill is computed from the time elapsed, at the next visit).
 
+-- A task of this kind due by p_now in these queues of a namespace, if any: one probe
+-- of tasks_due per queue, until one finds a task (a row: its time; none otherwise).
+-- A lateral walk per queue in visible_at order, not EXISTS: the planner ran an EXISTS
+-- as one hashed scan of every due task of the kind (the whole backlog); and with the
+-- queue an equality, tasks_due gives the order and no other index does, so statistics
+-- that say the table is empty (a new database) do not turn the probe into a read of
+-- every task of the kind. A set-returning LANGUAGE sql function with no settings, so
+-- that it is inlined into its callers' statements and planned with them.
+CREATE FUNCTION tether.first_due(
+    p_kind text, p_namespace text, p_queues text[], p_now float8
+) RETURNS SETOF float8 LANGUAGE sql STABLE ROWS 1 AS $$
+    SELECT e.visible_at FROM unnest(p_queues) AS q (queue)
+    CROSS JOIN LATERAL (
+        SELECT t.visible_at FROM tether.tasks t
+        WHERE t.namespace = p_namespace AND t.task_queue = q.queue AND t.kind = p_kind
+          AND t.visible_at <= p_now
+        ORDER BY t.visible_at LIMIT 1
+    ) AS e
+    LIMIT 1
+$$;
+
 -- 0004's, with 0032's settings.
 CREATE OR REPLACE FUNCTION tether.claim_fair(
     p_kind text, p_owner text, p_queues text[], p_lease float8, p_total integer,
@@ -27,16 +48,10 @@ DECLARE
     v_pass integer;
     i integer;
 BEGIN
-    -- A lateral probe, not EXISTS: the planner may run an EXISTS as one hashed scan
-    -- of every due task of the kind (the whole backlog) instead of a probe per name.
     v_due := ARRAY(
-        SELECT d.id IS NOT NULL FROM unnest(p_namespaces) WITH ORDINALITY AS n (namespace, i)
-        LEFT JOIN LATERAL (
-            SELECT t.id FROM tether.tasks t
-            WHERE t.namespace = n.namespace AND t.task_queue = ANY (p_queues)
-              AND t.kind = p_kind AND t.visible_at <= v_now
-            LIMIT 1
-        ) AS d ON true
+        SELECT d.due IS NOT NULL FROM unnest(p_namespaces) WITH ORDINALITY AS n (namespace, i)
+        LEFT JOIN LATERAL tether.first_due(p_kind, n.namespace, p_queues, v_now) AS d (due)
+            ON true
         ORDER BY n.i);
     FOR v_pass IN 1..2 LOOP
         FOR i IN 1..v_count LOOP
@@ -78,12 +93,7 @@ BEGIN
     RETURN QUERY
     WITH picked AS (
         SELECT c.id, c.lost FROM unnest(p_namespaces) AS n (namespace)
-        CROSS JOIN LATERAL (
-            SELECT 1 FROM tether.tasks d
-            WHERE d.namespace = n.namespace AND d.task_queue = ANY (p_queues)
-              AND d.kind = p_kind AND d.visible_at <= p_now
-            LIMIT 1
-        ) AS due
+        CROSS JOIN LATERAL tether.first_due(p_kind, n.namespace, p_queues, p_now) AS d (due)
         CROSS JOIN LATERAL tether.ready_tasks(p_kind, n.namespace, p_queues, p_limit,
                                               p_now) AS c
         ORDER BY c.priority, c.pass, c.visible_at LIMIT p_limit
