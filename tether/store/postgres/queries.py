@@ -212,7 +212,7 @@ RETURNING tether.notify_work(namespace, task_queue)
 FIRE_TIMERS = "SELECT tether.fire_timers(tether.usable_namespaces($1::text[]), $2::text[], $3)"
 
 # When the next task of these namespaces and queues is due: the first entry of each
-# (namespace, queue) in tasks_due (migration 0033).
+# (namespace, queue, kind) in tasks_due (migration 0033).
 NEXT_DUE = "SELECT tether.next_due($1::text[], $2::text[])"
 
 # The same look, by a worker about to wait with free slots: it is registered as idle,

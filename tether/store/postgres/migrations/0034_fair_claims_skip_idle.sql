@@ -4,9 +4,9 @@
 -- tenants spent 6.4 ms of the server on a claim that found nothing, at every wake-up.
 -- One probe of tasks_due (0033) per namespace now says whether a task of the claim's
 -- kind is due in its queues (ready, or its lease lost: what the claim may take); the
--- others are passed over. A namespace passed over takes
--- nothing, so it is not "full" for the second pass either, and its limiter is neither
--- locked nor refilled (the refill is computed from the time elapsed, at the next visit).
+-- others are passed over. A namespace passed over takes nothing, so it is not "full"
+-- for the second pass either, and its limiter is neither locked nor refilled (the
+-- refill is computed from the time elapsed, at the next visit).
 
 -- A task of this kind due by p_now in these queues of a namespace, if any: one probe
 -- of tasks_due per queue, until one finds a task (a row: its time; none otherwise).
