@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import random
 import time
-import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -297,7 +296,7 @@ def new_id() -> str:
     bits = _ids.getrandbits(74)  # ids need to be unique, not secret: no syscall per id
     value = (millis << 80) | (0x7 << 76) | ((bits >> 62) << 64) | (0b10 << 62)
     value |= bits & ((1 << 62) - 1)
-    return uuid.UUID(int=value).hex
+    return f"{value:032x}"  # UUID(int=value).hex, without building the UUID
 
 
 def _check_name(name: Any, what: str) -> None:
