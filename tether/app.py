@@ -5,11 +5,11 @@ An explicit object, never a global: tests and tenants may hold many.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
+from . import runtime
 from .chat import LLM_STEP, ChatRequest, ChatResult
 from .client import Client
 from .codec import DEFAULT_MAX_PAYLOAD, Codec
@@ -240,4 +240,4 @@ class App:
             async with self, self.worker():
                 return await self.client.execute(workflow, *args, id=id)
 
-        return asyncio.run(main())
+        return runtime.run(main())

@@ -41,13 +41,29 @@ def log(*parts: object) -> None:
 
 
 def emit(result: dict[str, Any]) -> None:
-    """Print the single JSON result line on stdout."""
+    """Print the single JSON result line on stdout (with the event loop it ran on)."""
+    if _event_loop is not None:
+        result.setdefault("event_loop", _event_loop)
     print(json.dumps(result, sort_keys=False), flush=True)
 
 
+#: The loop ``run_main`` ran on, for ``emit``.
+_event_loop: str | None = None
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop of every system's process: the one Tether's own processes run on
+    (uvloop where installed, the standard loop with TETHER_EVENT_LOOP=asyncio), so
+    that no system is measured on a faster loop than another."""
+    from tether.runtime import loop_factory as tethers
+
+    return tethers()
+
+
 def run_main(main: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run(main)`, with SIGTERM cancelling `main` so that its `finally`
-    blocks (stop the server, shut DBOS down, remove temp files) run; exits 143."""
+    """`asyncio.run(main)` on the loop of `loop_factory`, with SIGTERM cancelling
+    `main` so that its `finally` blocks (stop the server, shut DBOS down, remove temp
+    files) run; exits 143."""
 
     async def cancellable() -> T:
         task = asyncio.current_task()
@@ -55,8 +71,12 @@ def run_main(main: Coroutine[Any, Any, T]) -> T:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         return await main
 
+    global _event_loop
+    factory = loop_factory()
+    _event_loop = "asyncio" if factory is None else factory.__module__.split(".")[0]
     try:
-        return asyncio.run(cancellable())
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(cancellable())
     except asyncio.CancelledError:
         log("terminated by SIGTERM")
         sys.exit(143)

@@ -136,6 +136,8 @@ async def test_sigterm_finishes_in_flight_work(store_url: str, tmp_path: Path) -
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
         assert b"stopping" in log.read_bytes()
+        # The command runs on uvloop (a dependency on Linux), signal handlers and all.
+        assert b"(event loop: uvloop)" in log.read_bytes()
         # A graceful stop leaves nothing leased: a new worker finishes well before
         # the first lease of the old one (10 s for workflow tasks) could expire.
         worker = _spawn(store_url, effects, log, cli=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import os
 import sys
@@ -11,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from .. import runtime
 from ..app import App
 from ..errors import TetherError, UsageError
 from .output import fail
@@ -99,7 +99,7 @@ def run(app: App, body: Callable[[App], Awaitable[T]]) -> T:
             return await body(app)
 
     try:
-        return asyncio.run(main())
+        return runtime.run(main())
     except UsageError as exc:
         fail(f"{exc} [{exc.code}]", 2)
     except TetherError as exc:

@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from .. import runtime
 from ..store import open_store
 from .common import DbOpt, JsonOpt
 from .output import emit, fail
@@ -14,8 +15,6 @@ cli = typer.Typer(help="Inspect and upgrade the store's schema.", no_args_is_hel
 
 
 def _status(db: str | None, *, upgrade: bool) -> dict[str, Any]:
-    import asyncio
-
     from ..errors import TetherError
 
     async def body() -> dict[str, Any]:
@@ -35,7 +34,7 @@ def _status(db: str | None, *, upgrade: bool) -> dict[str, Any]:
             await store.close()
 
     try:
-        return asyncio.run(body())
+        return runtime.run(body())
     except TetherError as exc:
         fail(f"{exc} [{exc.code}]", 2)
     raise AssertionError("unreachable")

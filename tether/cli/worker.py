@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from .. import runtime
 from ..errors import TetherError
 from .common import DbOpt, load_app
 from .output import errors, fail
@@ -59,12 +60,13 @@ def worker(
             errors.print(
                 f"worker {w.identity} serving namespaces {w.namespaces}"
                 f" queues {w.task_queues} on {app.store.url}"
+                f" (event loop: {runtime.event_loop()})"
             )
             await stop.wait()
             errors.print("stopping: finishing in-flight work")
             await w.stop(grace)
 
     try:
-        asyncio.run(main())
+        runtime.run(main())
     except TetherError as exc:
         fail(f"{exc} [{exc.code}]", 2)
