@@ -3,8 +3,8 @@
 Tether's code runs on any asyncio event loop: an application that embeds a worker
 keeps its own. The processes Tether starts itself (``tether worker``, the other
 commands, ``App.run``) run on uvloop where it is installed, and it is installed with
-Tether on Linux and macOS: a store call's round trip costs the client about a third
-less CPU on it than on the standard loop (bench/README.md, session 22).
+Tether on Linux and macOS: a store call's round trip costs the client a third to a
+half less CPU on it than on the standard loop (bench/README.md, session 22).
 ``TETHER_EVENT_LOOP=asyncio`` chooses the standard loop; ``uvloop`` insists on uvloop.
 """
 
