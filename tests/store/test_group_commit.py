@@ -9,6 +9,7 @@ lost, a duplicate workflow id, an unknown namespace) must not take the others do
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import pytest
@@ -193,8 +194,14 @@ async def test_postgres_text_with_nul_is_refused_alone_not_with_its_batch(
 ) -> None:
     """PostgreSQL refuses a NUL character in any text parameter of a statement, so one
     such write (or read) in a batch would fail everyone's: it is refused before it
-    joins one."""
+    joins one. A write sent alone gets the server's refusal, as the same error."""
     store = await harness.open()
+    with pytest.raises(InvalidArgument, match="NUL"):
+        await store.start_run(new_run("alone\x00id"))
+    with pytest.raises(InvalidArgument, match="NUL"):
+        await store.start_run(dataclasses.replace(new_run("alone"), workflow_type="fl\x00w"))
+    await start(store, "after-alone")  # its connection went back to the pool, usable
+    assert (await store.get_run(NS, "after-alone")).status is RunStatus.RUNNING
     runs = [new_run(f"ok-{i}") for i in range(N)]
     runs.insert(9, new_run("bad\x00id"))
     outcomes = await asyncio.gather(*(store.start_run(r) for r in runs), return_exceptions=True)
@@ -206,7 +213,7 @@ async def test_postgres_text_with_nul_is_refused_alone_not_with_its_batch(
     assert isinstance(found[4], WorkflowNotFound)
     assert all(not isinstance(f, BaseException) for i, f in enumerate(found) if i != 4)
     claimed = await store.claim_workflow_tasks(OWNER, [NS], [Q], 100, LEASE)
-    assert len(claimed) == N
+    assert len(claimed) == N + 1
 
 
 @pytest.mark.parametrize("harness", ["postgres"], indirect=True)

@@ -131,8 +131,13 @@ class GroupCommit:
         max_in_flight: int,
         lane_in_flight: int | None = None,
         max_ops: int = MAX_OPS,
+        refuse: Callable[[tuple[Any, ...]], Exception | None] | None = None,
     ) -> None:
         self._send = send
+        # An operation the server would refuse as a statement (its error would fail
+        # every operation of its batch) is refused here when it would join a batch; one
+        # sent alone gets the server's own refusal, without this look at each write.
+        self._refuse = refuse
         self.max_in_flight = max_in_flight
         self.lane_in_flight = max_in_flight if lane_in_flight is None else lane_in_flight
         self.max_ops = max_ops
@@ -153,6 +158,8 @@ class GroupCommit:
         if not lane and name not in self._lane_batches and self._in_flight < self.max_in_flight:
             lanes.pop(name, None)
             return await self._alone(kind, args)
+        if self._refuse is not None and (refused := self._refuse(args)) is not None:
+            raise refused
         loop = asyncio.get_running_loop()
         future: asyncio.Future[asyncpg.Record] = loop.create_future()
         if lane is None:

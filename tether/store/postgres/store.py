@@ -188,6 +188,11 @@ def _has_nul(values: Sequence[Any]) -> bool:
     return False
 
 
+def _nul_refused(args: tuple[Any, ...]) -> InvalidArgument | None:
+    """A write with NUL in its text, refused before it joins a batch (``commits.py``)."""
+    return InvalidArgument(_NUL_REFUSED) if _has_nul(args) else None
+
+
 def _translate(exc: asyncpg.PostgresError, where: str) -> TetherError:
     state = getattr(exc, "sqlstate", None)
     if state in _NUL_STATES:
@@ -439,6 +444,7 @@ class PostgresStore(PostgresUpdates):
             self._send_batch,
             max_in_flight=max(pool_size - 2, 1),
             lane_in_flight=max(pool_size // 4, 1),
+            refuse=_nul_refused,
         )
         # Reads by key (runs looked at, what workflow tasks read) are batched too.
         self._looks = GroupCommit(self._send_batch, max_in_flight=2, lane_in_flight=1)
@@ -492,8 +498,6 @@ class PostgresStore(PostgresUpdates):
         """One operation of a group commit (``commits.py``): its batch function's row."""
         if self._pool is None:
             raise StoreUnavailable("the store is not open", store=self._where)
-        if _has_nul(args):
-            raise InvalidArgument(_NUL_REFUSED)
         return await self._guarded(lambda: self._commits.submit(kind, args), on_error)
 
     async def _task_commit(
