@@ -111,6 +111,41 @@ async def test_completions_together_fence_only_the_stale_one(store: Store) -> No
     await store.complete_workflow_task(fresh, close, LEASE)
 
 
+async def test_completions_together_set_and_cancel_only_their_own_timers(store: Store) -> None:
+    """A batch mixing writes with timers and writes without (which the PostgreSQL store
+    sends as NULL, not as empty arrays) gives each run exactly its own timers, and a
+    batch of cancels removes exactly the timers named."""
+    tasks = await claimed_runs(store, N, "timers")
+    due, later = time.time() - 1, time.time() + 3600
+    setters = {tasks[i].run_id for i in range(0, N, 2)}
+    started = WorkflowCommit(
+        events=[("TimerStarted", {"step": 1, "fire_at": due}),
+                ("TimerStarted", {"step": 2, "fire_at": later})],
+        timers=[(1, due), (2, later)],
+    )  # fmt: skip
+    marker = WorkflowCommit(events=[("MarkerRecorded", {"step": 1})])
+    await asyncio.gather(
+        *(
+            store.complete_workflow_task(t, started if t.run_id in setters else marker, LEASE)
+            for t in tasks
+        )
+    )
+    assert await store.fire_timers([NS], [Q], 10 * N) == len(setters)
+    fired = await store.claim_workflow_tasks(OWNER, [NS], [Q], N, LEASE)
+    assert {t.run_id for t in fired} == setters
+    cancel = WorkflowCommit(events=[("TimerCanceled", {"step": 2})], cancel_timers=[2])
+    await asyncio.gather(*(store.complete_workflow_task(t, cancel, LEASE) for t in fired))
+    assert await store.next_due([NS], [Q]) is None  # the later timers went with the cancels
+    for task in tasks:
+        history = types(await store.read_history(NS, task.run_id))
+        if task.run_id in setters:
+            assert history == [
+                "WorkflowStarted", "TimerStarted", "TimerStarted", "TimerFired", "TimerCanceled"
+            ]  # fmt: skip
+        else:
+            assert history == ["WorkflowStarted", "MarkerRecorded"]
+
+
 async def test_activity_outcomes_together_fence_only_the_expired_one(store: Store) -> None:
     acts = await claimed_activities(store, N, "other")
     (expired,) = await claimed_activities(store, 1, "expired", lease=0.2)

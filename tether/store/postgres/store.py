@@ -220,7 +220,7 @@ def _commands(commit: WorkflowCommit) -> tuple[list[str | None], tuple[Any, ...]
     owners = [
         commit.claim_activities_for if a.task_queue in local else None for a in commit.activities
     ]
-    close = commit.close
+    close, timers, cancels = commit.close, commit.timers, commit.cancel_timers
     return owners, (
         [a.step for a in commit.activities],
         [a.name for a in commit.activities],
@@ -228,9 +228,12 @@ def _commands(commit: WorkflowCommit) -> tuple[list[str | None], tuple[Any, ...]
         [_dumps(a.args) for a in commit.activities],
         [_dumps(a.options) for a in commit.activities],
         owners,
-        [step for step, _ in commit.timers],
-        [float(fire_at) for _, fire_at in commit.timers],
-        list(commit.cancel_timers),
+        # NULL, not an empty array, for no timers: every function reads both as none
+        # (``coalesce(cardinality(...), 0)``), and the driver's encoding of an empty
+        # array was 3% of W2's client instructions (three of them a write).
+        [step for step, _ in timers] if timers else None,
+        [float(fire_at) for _, fire_at in timers] if timers else None,
+        list(cancels) if cancels else None,
         None if close is None else str(close.status),
         None if close is None else _dumps(close.result),
         None if close is None or close.failure is None else _dumps(close.failure),
