@@ -26,43 +26,26 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import uuid
 from pathlib import Path
-
-import asyncpg
 
 BENCH = Path(__file__).resolve().parent
 sys.path += [str(BENCH.parent), str(BENCH)]
 
 from apps import app, three_steps  # noqa: E402
-from tether_bench import with_database  # noqa: E402
+from tether_bench import fresh_store  # noqa: E402
 
 from tether.runtime import run  # noqa: E402
 
 WARMUP = 50
 
 
-async def _runs(url: str, count: int) -> None:
-    app.use_store(url)
-    async with app, app.worker():
-        for i in range(count):
-            assert await app.client.execute(three_steps, i, id=f"w2-{i}") == i + 3
-
-
 async def inner(store: str, server: str, count: int) -> None:
     """``count`` W2 runs on a fresh store (what valgrind measures)."""
-    if store == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="w2-instructions-") as folder:
-            await _runs(f"sqlite:///{folder}/tether.db", count)
-        return
-    name = f"tether_instr_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(server)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await _runs(with_database(server, name), count)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with fresh_store(None if store == "sqlite" else server, durable=False) as target:
+        app.use_store(target.url)
+        async with app, app.worker():
+            for i in range(count):
+                assert await app.client.execute(three_steps, i, id=f"w2-{i}") == i + 3
 
 
 def _instructions(args: argparse.Namespace, count: int) -> int:
