@@ -21,7 +21,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -83,6 +83,25 @@ _CLOSE_STATUS = {
     EventType.WORKFLOW_CANCELED: RunStatus.CANCELED,
     EventType.WORKFLOW_CONTINUED_AS_NEW: RunStatus.CONTINUED_AS_NEW,
 }
+
+
+class _Driving:
+    """A run's instance in use by one coroutine; others wait for ``busy[run_id]``. A
+    class, not a generator context manager: it is entered at every step of a run."""
+
+    __slots__ = ("_busy", "_done", "_run_id")
+
+    def __init__(self, busy: dict[str, asyncio.Future[None]], run_id: str) -> None:
+        self._busy, self._run_id = busy, run_id
+        self._done: asyncio.Future[None] | None = None
+
+    def __enter__(self) -> None:
+        self._done = self._busy[self._run_id] = asyncio.get_running_loop().create_future()
+
+    def __exit__(self, *exc: object) -> None:
+        del self._busy[self._run_id]
+        assert self._done is not None
+        self._done.set_result(None)
 
 
 class Worker:
@@ -540,16 +559,9 @@ class Worker:
         with self._driving(task.run_id):
             return await self._advance_busy(task)
 
-    @contextlib.contextmanager
-    def _driving(self, run_id: str) -> Iterator[None]:
+    def _driving(self, run_id: str) -> _Driving:
         """Mark a run's instance as in use by the current coroutine."""
-        done = asyncio.get_running_loop().create_future()
-        self._busy[run_id] = done
-        try:
-            yield
-        finally:
-            del self._busy[run_id]
-            done.set_result(None)
+        return _Driving(self._busy, run_id)
 
     async def _advance_busy(self, task: WorkflowTask) -> WorkflowTask | None:
         definition = self.registry.workflows.get(task.workflow_type)

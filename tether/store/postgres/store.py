@@ -315,6 +315,9 @@ def _linked(commit: WorkflowCommit) -> bool:
 
 _NOT_EXECUTED = (False, *(None,) * 14)
 
+#: ``_closing`` for a commit that closes nothing: a hand that does nothing.
+_NOT_CLOSING = contextlib.nullcontext(lambda now, last_seq: None)
+
 
 #: Runs started here whose close this process watches for (see ``_watching``): the
 #: closes of the latest this many, until a wait takes them.
@@ -1110,20 +1113,23 @@ class PostgresStore(PostgresUpdates):
             self._unwatch(key)  # closed, but not said how: a wait reads the run
         self._wake_closed(*key)
 
-    @contextlib.contextmanager
     def _closing(
         self, namespace: str, run_id: str, commit: WorkflowCommit
-    ) -> Iterator[Callable[[float, int], None]]:
+    ) -> contextlib.AbstractContextManager[Callable[[float, int], None]]:
         """Around the write of a commit that may close a run. The body calls the
         callable given with the close's time and last seq once the close is written:
         the run's waiters here then get the run as written (as get_run would read it)
         without reading it back. Meanwhile the server's notification of the close does
         not wake them (on another connection, it may overtake the write's return); they
         are woken once, after the write, whatever its fate."""
-        close = commit.close
-        if close is None:
-            yield lambda now, last_seq: None
-            return
+        if commit.close is None:
+            return _NOT_CLOSING  # most commits: no generator to run around the write
+        return self._closing_run(namespace, run_id, commit.close)
+
+    @contextlib.contextmanager
+    def _closing_run(
+        self, namespace: str, run_id: str, close: RunClose
+    ) -> Iterator[Callable[[float, int], None]]:
         key = (namespace, run_id)
         handed = False
 
