@@ -83,6 +83,22 @@ async def test_activities_inherit_their_runs_place(store: Store) -> None:
     assert [t.workflow_id for t in claimed] == ["wf-vip"]
 
 
+async def test_a_started_runs_first_activities_take_its_level(store: Store) -> None:
+    """A start whose first workflow task already ran (eager execution) writes that
+    task's activities with the start: they take the run's level, set by its fairness,
+    or the default level without one (on PostgreSQL, two different paths)."""
+    for name, level in LEVELS.items():  # low first: first come, first served
+        started: dict[str, Any] = {"workflow_type": "flow", "args": [name], "task_queue": Q}
+        if level is not None:
+            started["fairness"] = {"priority": level, "key": None}
+        run = NewRun(NS, f"wf-{name}", uuid.uuid4().hex, "flow", Q, started=started)
+        _, result = await store.start_run_executed(run, time.time(), OWNER, LEASE, schedule(1))
+        assert [a.step for a in result.activities] == []  # none leased: all to claim
+    claimed = [(await store.claim_activity_tasks(OWNER, [NS], [Q], 1, LEASE))[0] for _ in LEVELS]
+    assert [_name(t) for t in claimed] == ["vip", "plain", "low"]
+    assert {t.step for t in claimed} == {1}
+
+
 async def test_next_steps_keep_their_runs_level(store: Store) -> None:
     """A run's later tasks take its level too: those a workflow task's commit writes,
     and those an activity's outcome writes with the run's next step (the advances, here
