@@ -89,19 +89,16 @@ class _Driving:
     """A run's instance in use by one coroutine; others wait for ``busy[run_id]``. A
     class, not a generator context manager: it is entered at every step of a run."""
 
-    __slots__ = ("_busy", "_done", "_run_id")
+    __slots__ = ("_busy", "_run_id")
 
     def __init__(self, busy: dict[str, asyncio.Future[None]], run_id: str) -> None:
         self._busy, self._run_id = busy, run_id
-        self._done: asyncio.Future[None] | None = None
 
     def __enter__(self) -> None:
-        self._done = self._busy[self._run_id] = asyncio.get_running_loop().create_future()
+        self._busy[self._run_id] = asyncio.get_running_loop().create_future()
 
     def __exit__(self, *exc: object) -> None:
-        del self._busy[self._run_id]
-        assert self._done is not None
-        self._done.set_result(None)
+        self._busy.pop(self._run_id).set_result(None)
 
 
 class Worker:
