@@ -7,8 +7,6 @@ A namespace being deleted (``deleting_since`` set) is neither read, listed nor u
 
 from __future__ import annotations
 
-from .queries import UNFLUSHED
-
 __all__ = [
     "BEGIN_DELETION",
     "CLAIM_FAIR",
@@ -89,10 +87,9 @@ SELECT kind, sum(waits)::bigint FROM tether.namespace_limits WHERE namespace = $
 
 RESERVE_START = "SELECT tether.reserve_start($1, $2, $3, $4)"
 
-CLAIM_FAIR = f"""
-SELECT c.* FROM {UNFLUSHED},
-     tether.claim_fair($1, $2, $3::text[], $4, $5, $6::text[],
-                       tether.usable_shares($6::text[], $7::integer[]),
-                       $8::integer[], $9::float8[], $10::text[], $11::text[],
-                       $12::float8[]) AS c
+CLAIM_FAIR = """
+SELECT * FROM tether.claim_fair($1, $2, $3::text[], $4, $5, $6::text[],
+                                tether.usable_shares($6::text[], $7::integer[]),
+                                $8::integer[], $9::float8[], $10::text[], $11::text[],
+                                $12::float8[])
 """

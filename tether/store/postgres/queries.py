@@ -45,7 +45,6 @@ __all__ = [
     "SIGNAL_WITH_START",
     "START_LINKED_RUNS",
     "TERMINATE_RUN",
-    "UNFLUSHED",
     "WAKE_IDLE",
     "run_args",
 ]
@@ -150,18 +149,12 @@ WHERE tether.usable_namespace($1)
 
 # -- workflow tasks -------------------------------------------------------------------
 
-#: In a claim's FROM: its transaction commits without waiting for the WAL flush
-#: (migration 0037 says why a claim may be lost). Set here, at the statement's level: a
-#: function with SET clauses, as the claim functions are, undoes a SET LOCAL made inside.
-UNFLUSHED = "set_config('synchronous_commit', 'off', true) AS unflushed"
-
 # Claims take the namespaces' ready tasks by priority, pass and age, walking the
 # tasks_ready index in its order whatever the planner's statistics say (migration 0018).
-CLAIM_WORKFLOW_TASKS = f"""
-SELECT c.id, c.namespace, c.run_id, c.workflow_id, c.workflow_type, c.task_queue, c.token
-FROM {UNFLUSHED},
-     tether.claim_ready('workflow', $1, tether.usable_namespaces($2::text[]), $3::text[], $4,
-                        $5, tether.epoch()) AS c
+CLAIM_WORKFLOW_TASKS = """
+SELECT id, namespace, run_id, workflow_id, workflow_type, task_queue, token
+FROM tether.claim_ready('workflow', $1, tether.usable_namespaces($2::text[]), $3::text[], $4,
+                        $5, tether.epoch())
 """
 
 #: The longest history a claim sends along with its task (see CLAIM_AND_READ).
@@ -171,9 +164,8 @@ CLAIM_READ_EVENTS = 64
 # read next (updates.READ_FOR_TASKS from seq 0), in one round trip (migration 0025). A
 # longer run's read columns are null.
 CLAIM_AND_READ = f"""
-SELECT c.* FROM {UNFLUSHED},
-     tether.claim_workflow_tasks_read($1, $2::text[], $3::text[], $4, $5,
-                                      {CLAIM_READ_EVENTS}) AS c
+SELECT * FROM tether.claim_workflow_tasks_read($1, $2::text[], $3::text[], $4, $5,
+                                               {CLAIM_READ_EVENTS})
 """
 
 RELEASE_WORKFLOW_TASK = """
@@ -184,12 +176,11 @@ RETURNING tether.notify_work(namespace, task_queue)
 
 # -- activity tasks -------------------------------------------------------------------
 
-CLAIM_ACTIVITY_TASKS = f"""
-SELECT c.id, c.namespace, c.run_id, c.workflow_id, c.step, c.name, c.task_queue, c.args,
-       c.options, c.attempt, c.scheduled_at, c.token, c.heartbeat, c.last_failure, c.lost
-FROM {UNFLUSHED},
-     tether.claim_ready('activity', $1, tether.usable_namespaces($2::text[]), $3::text[], $4,
-                        $5, tether.epoch()) AS c
+CLAIM_ACTIVITY_TASKS = """
+SELECT id, namespace, run_id, workflow_id, step, name, task_queue, args, options, attempt,
+       scheduled_at, token, heartbeat, last_failure, lost
+FROM tether.claim_ready('activity', $1, tether.usable_namespaces($2::text[]), $3::text[], $4,
+                        $5, tether.epoch())
 """
 
 HEARTBEAT_ACTIVITY = """
