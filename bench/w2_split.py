@@ -6,8 +6,13 @@ Runs W2 (``three_steps`` one after another, client and worker in this process) o
 fresh database of that server, dropped afterwards, and prints per round: the p50, the
 user and system CPU of this process per run, its voluntary context switches per run,
 the CPU of the database's backends per run (from ``/proc``: the server must be on this
-machine), and, from ``pg_stat_user_functions`` (``track_functions = all``, set on the
-fresh database only), the calls per run and the time per call of each Tether function.
+machine); the time per run inside asyncpg's ``_do_execute`` (entered when a statement
+is sent, left when its answer is decoded), wall and this thread's CPU, and the same
+outside it (the run's Python between statements; approximate: the store's background
+statements overlap the run's, and what other tasks of the event loop do while a
+statement waits counts as inside); and, from ``pg_stat_user_functions``
+(``track_functions = all``, set on the fresh database only), the calls per run and the
+time per call of each Tether function.
 
 On a server that preloads ``pg_stat_statements`` (``track = all``), it also prints the
 statements inside those functions by their time per run. The machine's shared server
@@ -28,8 +33,10 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
+import asyncpg.connection
 
 BENCH = Path(__file__).resolve().parent
 sys.path += [str(BENCH.parent), str(BENCH)]
@@ -40,6 +47,28 @@ from tether_bench import _cmdline, _proc_cpu, with_database  # noqa: E402
 WARMUP = 50
 #: Statements shown per round (by their time per run).
 TOP_STATEMENTS = 15
+
+
+class InStatements:
+    """Wall time and this thread's CPU spent inside asyncpg's ``_do_execute``, summed
+    (every statement of the store goes through it; diagnostics only: it wraps a
+    private method)."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+        inner = asyncpg.connection.Connection._do_execute
+        totals = self
+
+        async def timed(conn: Any, *args: Any, **kwargs: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return await inner(conn, *args, **kwargs)
+            finally:
+                totals.wall += time.perf_counter() - wall
+                totals.cpu += time.thread_time() - cpu
+
+        asyncpg.connection.Connection._do_execute = timed  # type: ignore[method-assign]
 
 
 def _backends_cpu(database: str) -> float:
@@ -96,6 +125,7 @@ async def _functions(url: str) -> list[asyncpg.Record]:
 
 
 async def split(server: str, n: int, rounds: int) -> None:
+    inside = InStatements()
     name = f"tether_split_{uuid.uuid4().hex[:10]}"
     url = with_database(server, name)
     admin = await asyncpg.connect(server)
@@ -123,11 +153,14 @@ async def split(server: str, n: int, rounds: int) -> None:
             async with app, app.worker():
                 before = resource.getrusage(resource.RUSAGE_SELF)
                 backends = _backends_cpu(name)
+                inside.wall = inside.cpu = 0.0
+                wall, cpu = time.perf_counter(), time.thread_time()
                 latencies = []
                 for i in range(n):
                     t0 = time.perf_counter()
                     await app.client.execute(three_steps, i, id=f"w2-{r}-{i}")
                     latencies.append(time.perf_counter() - t0)
+                wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
                 after = resource.getrusage(resource.RUSAGE_SELF)
                 backends = _backends_cpu(name) - backends
             print(
@@ -136,6 +169,12 @@ async def split(server: str, n: int, rounds: int) -> None:
                 f" system {(after.ru_stime - before.ru_stime) / n * 1000:.3f} ms,"
                 f" {(after.ru_nvcsw - before.ru_nvcsw) / n:.1f} voluntary switches;"
                 f" PostgreSQL backends {backends / n * 1000:.3f} ms"
+            )
+            print(
+                f"    in statements {inside.wall / n * 1000:.3f} ms"
+                f" (this thread's CPU {inside.cpu / n * 1000:.3f});"
+                f" outside {(wall - inside.wall) / n * 1000:.3f} ms"
+                f" (CPU {(cpu - inside.cpu) / n * 1000:.3f})"
             )
             for row in await _functions(url):
                 calls = row["calls"]
