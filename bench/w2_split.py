@@ -58,15 +58,14 @@ class InStatements:
         self.wall = 0.0
         self.cpu = 0.0
         inner = asyncpg.connection.Connection._do_execute
-        totals = self
 
         async def timed(conn: Any, *args: Any, **kwargs: Any) -> Any:
             wall, cpu = time.perf_counter(), time.thread_time()
             try:
                 return await inner(conn, *args, **kwargs)
             finally:
-                totals.wall += time.perf_counter() - wall
-                totals.cpu += time.thread_time() - cpu
+                self.wall += time.perf_counter() - wall
+                self.cpu += time.thread_time() - cpu
 
         asyncpg.connection.Connection._do_execute = timed  # type: ignore[method-assign]
 
@@ -154,13 +153,13 @@ async def split(server: str, n: int, rounds: int) -> None:
                 before = resource.getrusage(resource.RUSAGE_SELF)
                 backends = _backends_cpu(name)
                 inside.wall = inside.cpu = 0.0
-                wall, cpu = time.perf_counter(), time.thread_time()
+                wall0, cpu0 = time.perf_counter(), time.thread_time()
                 latencies = []
                 for i in range(n):
                     t0 = time.perf_counter()
                     await app.client.execute(three_steps, i, id=f"w2-{r}-{i}")
                     latencies.append(time.perf_counter() - t0)
-                wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+                wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
                 after = resource.getrusage(resource.RUSAGE_SELF)
                 backends = _backends_cpu(name) - backends
             print(
