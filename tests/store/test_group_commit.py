@@ -400,6 +400,22 @@ def test_postgres_a_batch_of_one_calls_the_operations_own_function() -> None:
     assert "tether.start_run_one(" in sql and params == start
 
 
+def test_postgres_one_activity_goes_as_scalars_in_a_write_alone() -> None:
+    """The common write schedules one activity: its six one-element arrays are sent as
+    scalars, which the statement makes into arrays again; two activities stay arrays,
+    and a batch's operations are not touched."""
+    fields = [[3], ["step"], ["q"], ["[1]"], ["{}"], [None]]
+    op = ("ns", "run", 1, 1, 5, 0.0, 30.0, ["A"], ["{}"], *fields, *range(7))
+    sql, params = ADVANCE.statement([op])
+    assert "ARRAY[$10::integer], ARRAY[$11::text]" in sql and "ARRAY[$15::text]" in sql
+    assert params == (*op[:9], 3, "step", "q", "[1]", "{}", None, *range(7))
+    two = (*op[:9], *([*f, *f] for f in fields), *range(7))
+    sql, params = ADVANCE.statement([two])
+    assert "ARRAY[" not in sql and params == two
+    sql, params = ADVANCE.statement([op, op])
+    assert "advance_after_activities" in sql and params == ([op[:21], op[:21]],)
+
+
 async def test_postgres_callers_of_a_batch_cancelled_while_resuming_get_their_rows() -> None:
     """Their writes are done: a batch's task stopped midway (the process shutting down)
     resumes the rest at once rather than leave them waiting (no server, as above)."""

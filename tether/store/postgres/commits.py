@@ -63,35 +63,66 @@ class Kind:
     #: How many of an operation's fields the batch function's type has, when the
     #: operation's own function takes more (trailing ones a batch does without).
     batch_fields: int | None = None
+    #: Where an operation's six activity arrays begin (see ``_ACTIVITY_TYPES``), if it
+    #: has them; and the single call that takes one activity's fields as scalars.
+    activities_at: int | None = None
+    single_activity: str | None = None
 
     def statement(self, ops: list[tuple[Any, ...]]) -> tuple[str, tuple[Any, ...]]:
         """The statement that writes these operations, and its parameters."""
         if len(ops) == 1 and self.single is not None:
-            return self.single, ops[0]
+            op, at = ops[0], self.activities_at
+            one = at is not None and isinstance(op[at], list) and len(op[at]) == 1
+            if one and self.single_activity is not None:
+                # The common write schedules one activity: its fields go as scalars,
+                # which the driver encodes for a fraction of a one-element array's cost
+                # (it checks each array and each of its items against collections.abc).
+                scalars = tuple(column[0] for column in op[at : at + len(_ACTIVITY_TYPES)])
+                return self.single_activity, (*op[:at], *scalars, *op[at + len(scalars) :])
+            return self.single, op
         if self.batch_fields is not None:
             ops = [op[: self.batch_fields] for op in ops]
         return self.sql, (ops,)
 
 
-def _call(function: str, arity: int) -> str:
-    params = ", ".join(f"${i}" for i in range(1, arity + 1))
-    return f"SELECT NULL::text, NULL::text, NULL::text, f.* FROM {function}({params}) f"
+#: The element types of a write's activity arrays: steps, names, queues, arguments,
+#: options and owners (0001's ``apply_commit`` and every function after it).
+_ACTIVITY_TYPES = ("integer", "text", "text", "text", "text", "text")
+
+
+def _call(function: str, arity: int, activities_at: int | None = None) -> str:
+    """The call of ``function``; with ``activities_at``, the activity arrays built by
+    the statement from one activity's scalar fields (one-element arrays, as sent)."""
+    params = [f"${i}" for i in range(1, arity + 1)]
+    if activities_at is not None:
+        for k, element in enumerate(_ACTIVITY_TYPES):
+            i = activities_at + k
+            params[i] = f"ARRAY[${i + 1}::{element}]"
+    return f"SELECT NULL::text, NULL::text, NULL::text, f.* FROM {function}({', '.join(params)}) f"
+
+
+def _single(function: str, arity: int, activities_at: int) -> dict[str, Any]:
+    return {
+        "single": _call(function, arity),
+        "activities_at": activities_at,
+        "single_activity": _call(function, arity, activities_at),
+    }
 
 
 START = Kind(
     "SELECT * FROM tether.start_runs($1::tether.start_op[])",
-    _call("tether.start_run_one", 24),
+    **_single("tether.start_run_one", 24, activities_at=12),
 )
 COMPLETE = Kind(
     "SELECT * FROM tether.complete_workflow_tasks($1::tether.complete_op[])",
-    _call("tether.complete_workflow_task", 19),
+    **_single("tether.complete_workflow_task", 19, activities_at=7),
 )
 # The last field, whether the writer's process waits for the run's close itself, only
 # the single call takes (0027): a batch's closes are always notified.
 ADVANCE = Kind(
     "SELECT * FROM tether.advance_after_activities($1::tether.advance_op[])",
-    _call("tether.advance_after_activity", 22),
     batch_fields=21,
+    **_single("tether.advance_after_activity", 22, activities_at=9),
 )
 FINISH = Kind(
     "SELECT * FROM tether.finish_activities($1::tether.finish_op[])",
