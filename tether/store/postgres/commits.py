@@ -71,14 +71,13 @@ class Kind:
     def statement(self, ops: list[tuple[Any, ...]]) -> tuple[str, tuple[Any, ...]]:
         """The statement that writes these operations, and its parameters."""
         if len(ops) == 1 and self.single is not None:
-            op, at = ops[0], self.activities_at
-            one = at is not None and isinstance(op[at], list) and len(op[at]) == 1
-            if one and self.single_activity is not None:
+            op, at, one = ops[0], self.activities_at, self.single_activity
+            if at is not None and one is not None and isinstance(op[at], list) and len(op[at]) == 1:
                 # The common write schedules one activity: its fields go as scalars,
                 # which the driver encodes for a fraction of a one-element array's cost
                 # (it checks each array and each of its items against collections.abc).
-                scalars = tuple(column[0] for column in op[at : at + len(_ACTIVITY_TYPES)])
-                return self.single_activity, (*op[:at], *scalars, *op[at + len(scalars) :])
+                end = at + len(_ACTIVITY_TYPES)
+                return one, (*op[:at], *(column[0] for column in op[at:end]), *op[end:])
             return self.single, op
         if self.batch_fields is not None:
             ops = [op[: self.batch_fields] for op in ops]
