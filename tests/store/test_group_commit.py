@@ -31,7 +31,7 @@ from tether.store import (
     WorkflowCommit,
     WorkflowTask,
 )
-from tether.store.postgres.commits import ADVANCE, RESUME_AT_ONCE, START, GroupCommit
+from tether.store.postgres.commits import ADVANCE, INLINE_ITEMS, RESUME_AT_ONCE, START, GroupCommit
 
 from .conftest import Harness
 from .helpers import (
@@ -400,18 +400,23 @@ def test_postgres_a_batch_of_one_calls_the_operations_own_function() -> None:
     assert "tether.start_run_one(" in sql and params == start
 
 
-def test_postgres_one_activity_goes_as_scalars_in_a_write_alone() -> None:
-    """The common write schedules one activity: its six one-element arrays are sent as
-    scalars, which the statement makes into arrays again; two activities stay arrays,
-    and a batch's operations are not touched."""
-    fields = [[3], ["step"], ["q"], ["[1]"], ["{}"], [None]]
-    op = ("ns", "run", 1, 1, 5, 0.0, 30.0, ["A"], ["{}"], *fields, *range(7))
+def test_postgres_small_arrays_go_as_scalars_in_a_write_alone() -> None:
+    """A write alone sends each array of up to INLINE_ITEMS items as that many scalars,
+    which its statement makes into the array again; longer arrays and NULLs go as they
+    are, and a batch's operations are not touched."""
+    events = (["A", "B", "C"], ["{}", "{}", "{}"])
+    activity = ([3], ["step"], ["q"], ["[1]"], ["{}"], [None])
+    op = ("ns", "run", 1, 1, 5, 0.0, 30.0, *events, *activity, None, None, None, *range(4))
     sql, params = ADVANCE.statement([op])
-    assert "ARRAY[$10::integer], ARRAY[$11::text]" in sql and "ARRAY[$15::text]" in sql
-    assert params == (*op[:9], 3, "step", "q", "[1]", "{}", None, *range(7))
-    two = (*op[:9], *([*f, *f] for f in fields), *range(7))
-    sql, params = ADVANCE.statement([two])
-    assert "ARRAY[" not in sql and params == two
+    assert "$7, ARRAY[$8::text, $9::text, $10::text], ARRAY[$11::text, $12::text, $13::text]" in sql
+    assert "ARRAY[$14::integer], ARRAY[$15::text]" in sql and "ARRAY[$19::text], $20," in sql
+    assert sql.endswith("$26) f")
+    assert params == (*op[:7], "A", "B", "C", "{}", "{}", "{}", 3, "step", "q", "[1]", "{}", None,
+                      *op[15:])  # fmt: skip
+    many = [[i] * (INLINE_ITEMS + 1) for i in range(2)]
+    plain = ("ns", "run", 1, 1, 5, 0.0, 30.0, *many, *(None,) * 11, True)
+    sql, params = ADVANCE.statement([plain])
+    assert "ARRAY[" not in sql and sql.endswith("$22) f") and params == plain
     sql, params = ADVANCE.statement([op, op])
     assert "advance_after_activities" in sql and params == ([op[:21], op[:21]],)
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -50,6 +50,66 @@ MAX_OPS = 60
 RESUME_AT_ONCE = 8
 
 
+#: Arrays of up to this many items go to a write's own function as scalars (below).
+INLINE_ITEMS = 4
+
+
+class Single:
+    """The call of a write's own function with one operation's fields as parameters.
+
+    The arrays among them (an operation's events, activities, timers) mostly hold one
+    to three items, and the driver checks each array and each of its items against
+    ``collections.abc`` before encoding it: a one-element array costs it about ten
+    times a scalar. So an array of up to ``INLINE_ITEMS`` items goes as that many
+    scalars, made into the array again by the statement (``ARRAY[$8::text, $9::text]``);
+    the statement's text depends on the arrays' lengths and is built once for each."""
+
+    def __init__(self, function: str, arity: int, arrays: dict[int, str]) -> None:
+        self.function = function
+        self.arity = arity
+        #: Position (from 0) of each array parameter, and its element type.
+        self.arrays = arrays
+        self._texts: dict[tuple[int, ...], str] = {}
+
+    def statement(self, op: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+        shape = tuple(
+            len(v) if isinstance(v := op[i], list) and 0 < len(v) <= INLINE_ITEMS else 0
+            for i in self.arrays
+        )
+        sql = self._texts.get(shape)
+        if sql is None:
+            sql = self._texts[shape] = self._text(shape)
+        if not any(shape):
+            return sql, op
+        params: list[Any] = []
+        last = 0
+        for i, items in zip(self.arrays, shape, strict=True):
+            if items:
+                params += op[last:i]
+                params += op[i]
+                last = i + 1
+        params += op[last:]
+        return sql, tuple(params)
+
+    def _text(self, shape: tuple[int, ...]) -> str:
+        inline = dict(zip(self.arrays, shape, strict=True))
+        args, n = [], 0
+        for i in range(self.arity):
+            if items := inline.get(i, 0):
+                element = self.arrays[i]
+                args.append(
+                    "ARRAY[" + ", ".join(f"${n + k}::{element}" for k in range(1, items + 1)) + "]"
+                )
+                n += items
+            else:
+                n += 1
+                args.append(f"${n}")
+        return (
+            f"SELECT NULL::text, NULL::text, NULL::text, f.* FROM {self.function}"
+            f"({', '.join(args)}) f"
+        )
+
+
 @dataclass(frozen=True)
 class Kind:
     """One batched statement: the batch function's, whose first three columns are the
@@ -59,73 +119,46 @@ class Kind:
     refusal columns null: a refusal is the statement's error)."""
 
     sql: str
-    single: str | None = None
+    single: Single | None = field(default=None, compare=False)
     #: How many of an operation's fields the batch function's type has, when the
     #: operation's own function takes more (trailing ones a batch does without).
     batch_fields: int | None = None
-    #: Where an operation's six activity arrays begin (see ``_ACTIVITY_TYPES``), if it
-    #: has them; and the single call that takes one activity's fields as scalars.
-    activities_at: int | None = None
-    single_activity: str | None = None
 
     def statement(self, ops: list[tuple[Any, ...]]) -> tuple[str, tuple[Any, ...]]:
         """The statement that writes these operations, and its parameters."""
         if len(ops) == 1 and self.single is not None:
-            op, at, one = ops[0], self.activities_at, self.single_activity
-            if at is not None and one is not None and isinstance(op[at], list) and len(op[at]) == 1:
-                # The common write schedules one activity: its fields go as scalars,
-                # which the driver encodes for a fraction of a one-element array's cost
-                # (it checks each array and each of its items against collections.abc).
-                end = at + len(_ACTIVITY_TYPES)
-                return one, (*op[:at], *(column[0] for column in op[at:end]), *op[end:])
-            return self.single, op
+            return self.single.statement(ops[0])
         if self.batch_fields is not None:
             ops = [op[: self.batch_fields] for op in ops]
         return self.sql, (ops,)
 
 
-#: The element types of a write's activity arrays: steps, names, queues, arguments,
-#: options and owners (0001's ``apply_commit`` and every function after it).
-_ACTIVITY_TYPES = ("integer", "text", "text", "text", "text", "text")
-
-
-def _call(function: str, arity: int, activities_at: int | None = None) -> str:
-    """The call of ``function``; with ``activities_at``, the activity arrays built by
-    the statement from one activity's scalar fields (one-element arrays, as sent)."""
-    params = [f"${i}" for i in range(1, arity + 1)]
-    if activities_at is not None:
-        for k, element in enumerate(_ACTIVITY_TYPES):
-            i = activities_at + k
-            params[i] = f"ARRAY[${i + 1}::{element}]"
-    return f"SELECT NULL::text, NULL::text, NULL::text, f.* FROM {function}({', '.join(params)}) f"
-
-
-def _single(function: str, arity: int, activities_at: int) -> dict[str, Any]:
-    return {
-        "single": _call(function, arity),
-        "activities_at": activities_at,
-        "single_activity": _call(function, arity, activities_at),
-    }
+def _commit_arrays(events_at: int) -> dict[int, str]:
+    """The arrays of a commit's fields (0017 and after), from its events on: the events'
+    types and attributes; the activities' steps, names, queues, arguments, options and
+    owners; the timers' steps and times; the timers cancelled."""
+    types = ("text", "text", "integer", "text", "text", "text", "text", "text")
+    return {events_at + k: t for k, t in enumerate((*types, "integer", "float8", "integer"))}
 
 
 START = Kind(
     "SELECT * FROM tether.start_runs($1::tether.start_op[])",
-    **_single("tether.start_run_one", 24, activities_at=12),
+    Single("tether.start_run_one", 24, _commit_arrays(10)),
 )
 COMPLETE = Kind(
     "SELECT * FROM tether.complete_workflow_tasks($1::tether.complete_op[])",
-    **_single("tether.complete_workflow_task", 19, activities_at=7),
+    Single("tether.complete_workflow_task", 19, _commit_arrays(5)),
 )
 # The last field, whether the writer's process waits for the run's close itself, only
 # the single call takes (0027): a batch's closes are always notified.
 ADVANCE = Kind(
     "SELECT * FROM tether.advance_after_activities($1::tether.advance_op[])",
+    Single("tether.advance_after_activity", 22, _commit_arrays(7)),
     batch_fields=21,
-    **_single("tether.advance_after_activity", 22, activities_at=9),
 )
 FINISH = Kind(
     "SELECT * FROM tether.finish_activities($1::tether.finish_op[])",
-    _call("tether.finish_activity", 10),
+    Single("tether.finish_activity", 10, {8: "text"}),
 )
 
 Op = tuple[tuple[Any, ...], "asyncio.Future[asyncpg.Record]"]

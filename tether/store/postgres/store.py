@@ -393,7 +393,8 @@ async def _commit(
     linked = bool(commit.children) or commit.continue_as_new is not None
     assert kind.single is not None  # every write has one
     async with conn.transaction():
-        (record,) = await conn.fetch(kind.single, *args)
+        sql, params = kind.single.statement(args)
+        (record,) = await conn.fetch(sql, *params)
         row = tuple(record)[3:]
         if applied is None or row[applied]:
             if linked:
@@ -669,8 +670,8 @@ class PostgresStore(PostgresUpdates):
                 async def both(conn: Conn) -> tuple[Any, ...]:
                     async with conn.transaction():
                         op = _start_op(run, owner, lease, float(created_at))
-                        assert START.single is not None
-                        (started,) = await conn.fetch(START.single, *op)
+                        sql, params = START.statement([op])
+                        (started,) = await conn.fetch(sql, *params)
                         args = (run.namespace, run.run_id, started[4], 1, float(lease), *outcome)
                         done = await _commit(conn, COMPLETE, args, run.run_id, commit)
                         return (started[3], started[4], *done)
