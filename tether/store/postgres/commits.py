@@ -72,22 +72,25 @@ class Single:
         self._texts: dict[tuple[int, ...], str] = {}
 
     def statement(self, op: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
-        shape = tuple(
-            len(v) if isinstance(v := op[i], list) and 0 < len(v) <= INLINE_ITEMS else 0
-            for i in self.arrays
-        )
-        sql = self._texts.get(shape)
-        if sql is None:
-            sql = self._texts[shape] = self._text(shape)
-        if not any(shape):
-            return sql, op
+        # One pass (this runs for every write): the arrays' lengths, and the parameters.
+        shape: list[int] = []
         params: list[Any] = []
         last = 0
-        for i, items in zip(self.arrays, shape, strict=True):
-            if items:
+        for i in self.arrays:
+            value = op[i]
+            if type(value) is list and 0 < len(value) <= INLINE_ITEMS:
+                shape.append(len(value))
                 params += op[last:i]
-                params += op[i]
+                params += value
                 last = i + 1
+            else:
+                shape.append(0)
+        key = tuple(shape)
+        sql = self._texts.get(key)
+        if sql is None:
+            sql = self._texts[key] = self._text(key)
+        if not last:
+            return sql, op
         params += op[last:]
         return sql, tuple(params)
 
