@@ -20,13 +20,19 @@ Per layer and round it prints the p50 of a run, this process's CPU per run and t
 the database's backends per run (from ``/proc``: the server must be on this machine),
 then the medians over the rounds. The server's work is the same in the three layers; a
 difference in p50 is the Python of the layers above.
+
+With ``--dbos``, each round also runs DBOS's W2 on the same server (``peers/dbos_peer.py
+W2 --pg``, as ``run.py`` does) and prints each layer's ratio to it: what ratio the issue's
+W2 target would see with no Python above the statements, in the same minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -238,12 +244,24 @@ async def _round(url: str, database: str, layer: str, n: int, r: int) -> dict[st
         return await _timed(tether_layer(tag), n, tag, database)
 
 
-async def layers(server: str, n: int, rounds: int) -> None:
+def dbos_p50(server: str) -> float:
+    """DBOS's W2 p50 on ``server``, from its peer script's JSON line."""
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "peers" / "dbos_peer.py"), "W2", "--pg", server],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return float(json.loads(out.strip().splitlines()[-1])["p50_ms"])
+
+
+async def layers(server: str, n: int, rounds: int, dbos: bool) -> None:
     name = f"tether_layers_{uuid.uuid4().hex[:10]}"
     url = with_database(server, name)
     admin = await asyncpg.connect(server)
     await admin.execute(f'CREATE DATABASE "{name}"')
     results: dict[str, list[dict[str, float]]] = {layer: [] for layer in LAYERS}
+    peer: list[float] = []
     try:
         store = PostgresStore(url)
         await store.open()  # the schema, once
@@ -258,6 +276,12 @@ async def layers(server: str, n: int, rounds: int) -> None:
                     f" backends {got['backends_ms']:.3f} ms",
                     flush=True,
                 )
+            if dbos:
+                peer.append(dbos_p50(server))
+                ratios = " / ".join(
+                    f"{layer} {peer[-1] / results[layer][-1]['p50_ms']:.2f}x" for layer in LAYERS
+                )
+                print(f"round {r + 1} dbos  : p50 {peer[-1]:.2f} ms; DBOS / layer: {ratios}")
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
@@ -268,6 +292,13 @@ async def layers(server: str, n: int, rounds: int) -> None:
             f"  {layer:6s}: p50 {med['p50_ms']:.2f} ms; this process {med['cpu_ms']:.3f} ms"
             f" CPU a run; backends {med['backends_ms']:.3f} ms"
         )
+    if peer:
+        for layer in LAYERS:
+            ratios = [p / g["p50_ms"] for p, g in zip(peer, results[layer], strict=True)]
+            print(
+                f"  DBOS / {layer}: median {statistics.median(ratios):.2f}x"
+                f" (rounds {' / '.join(f'{x:.2f}' for x in ratios)})"
+            )
 
 
 def main() -> None:
@@ -275,8 +306,9 @@ def main() -> None:
     p.add_argument("--n", type=int, default=500)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--db", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--dbos", action="store_true", help="also run DBOS's W2 each round")
     args = p.parse_args()
-    tether.runtime.run(layers(args.db, args.n, args.rounds))
+    tether.runtime.run(layers(args.db, args.n, args.rounds, args.dbos))
 
 
 if __name__ == "__main__":
