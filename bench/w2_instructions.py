@@ -1,7 +1,7 @@
 """W2's client work counted in instructions, which this machine's drift does not move.
 
 Usage: python3 bench/w2_instructions.py [--n N] [--db postgresql://USER@HOST:PORT/DB]
-                                        [--store sqlite|postgres]
+                                        [--store sqlite|postgres] [--layer sql|store|tether]
 
 The time of a W2 run drifts by a third within an hour here, so a change to the client's
 path worth 2-3% of its CPU cannot be seen in a p50 or in ``os.times()``. Instructions
@@ -10,6 +10,12 @@ on a fresh store) twice under ``valgrind --tool=callgrind``, once with ``WARMUP`
 once with ``WARMUP + N``, and prints the difference divided by N: the instructions this
 process executes for one run, start-up and warm-up left out. The server's work is not
 counted (PostgreSQL runs outside valgrind).
+
+``--layer`` (PostgreSQL only) counts one of ``w2_layers.py``'s layers instead of the whole
+client: ``sql`` (the four statements from a bare loop), ``store`` (the store's calls) or
+``tether`` (the default: ``client.execute`` with a worker in the process). The
+differences say how many instructions the store's Python and the client, engine and
+worker above it add to a run.
 
 An instruction is not a cycle: W2's Python runs with cold caches (about half an
 instruction per cycle here), so a change can cost fewer instructions and not fewer
@@ -31,21 +37,47 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path += [str(BENCH.parent), str(BENCH)]
 
+import asyncpg  # noqa: E402
 from apps import app, three_steps  # noqa: E402
 from tether_bench import fresh_store  # noqa: E402
+from w2_layers import sql_layer, store_layer  # noqa: E402
 
 from tether.runtime import run  # noqa: E402
+from tether.store.postgres.store import PostgresStore  # noqa: E402
 
 WARMUP = 50
 
 
-async def inner(store: str, server: str, count: int) -> None:
+async def inner(store: str, server: str, count: int, layer: str) -> None:
     """``count`` W2 runs on a fresh store (what valgrind measures)."""
     async with fresh_store(None if store == "sqlite" else server, durable=False) as target:
-        app.use_store(target.url)
-        async with app, app.worker():
-            for i in range(count):
-                assert await app.client.execute(three_steps, i, id=f"w2-{i}") == i + 3
+        if layer == "sql":
+            schema = PostgresStore(target.url)
+            await schema.open()
+            await schema.close()
+            conn = await asyncpg.connect(
+                target.url, server_settings={"plan_cache_mode": "force_generic_plan"}
+            )
+            try:
+                run = await sql_layer(conn, "i")
+                for i in range(count):
+                    await run(i)
+            finally:
+                await conn.close()
+        elif layer == "store":
+            lone = PostgresStore(target.url)
+            await lone.open()
+            try:
+                run = store_layer(lone, "i")
+                for i in range(count):
+                    await run(i)
+            finally:
+                await lone.close()
+        else:
+            app.use_store(target.url)
+            async with app, app.worker():
+                for i in range(count):
+                    assert await app.client.execute(three_steps, i, id=f"w2-{i}") == i + 3
 
 
 def _instructions(args: argparse.Namespace, count: int) -> int:
@@ -62,6 +94,8 @@ def _instructions(args: argparse.Namespace, count: int) -> int:
             args.store,
             "--db",
             args.db,
+            "--layer",
+            args.layer,
         ]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
@@ -75,17 +109,21 @@ def main() -> None:
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--store", choices=("sqlite", "postgres"), default="postgres")
     p.add_argument("--db", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    p.add_argument("--layer", choices=("sql", "store", "tether"), default="tether")
     p.add_argument("--inner", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.layer != "tether" and args.store != "postgres":
+        p.error("--layer sql and --layer store run on PostgreSQL only")
     if args.inner is not None:
-        run(inner(args.store, args.db, args.inner))
+        run(inner(args.store, args.db, args.inner, args.layer))
         return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
     base = _instructions(args, WARMUP)
     more = _instructions(args, WARMUP + args.n)
     print(
-        f"W2 on {args.store}: {(more - base) / args.n / 1e6:.3f} M instructions a run"
+        f"W2 on {args.store} ({args.layer}): {(more - base) / args.n / 1e6:.3f} M instructions"
+        " a run"
         f" in this process ({args.n} runs; {base / 1e6:.0f} M for start-up and {WARMUP} runs)"
     )
 
