@@ -152,6 +152,9 @@ class Signature:
         # Build the validators now, at registration, not on the first call.
         for hint in [*(p[1] for p in self.params), self.result_hint]:
             self._prepare(hint)
+        # One check a parameter, chosen here: they run for every argument of every step.
+        self._checks = [_checker(hint, self.name, p) for p, hint, _ in self.params]
+        self._check_result = _checker(self.result_hint, self.name, None)
 
     def check_args(self, args: Sequence[Any]) -> list[Any]:
         """Validate and convert positional arguments; raise InvalidArgument if they don't fit."""
@@ -164,13 +167,10 @@ class Signature:
                 + (f" to {len(self.params)}" if len(self.params) != required else "")
                 + f" argument(s), got {len(args)}"
             )
-        out = []
-        for (name, hint, _), value in zip(self.params, args, strict=False):
-            out.append(self._convert(hint, value, self.name, name))
-        return out
+        return [check(value) for check, value in zip(self._checks, args, strict=False)]
 
     def convert_result(self, value: Any) -> Any:
-        return self._convert(self.result_hint, value, self.name)
+        return self._check_result(value)
 
     @staticmethod
     def _prepare(hint: Any) -> None:
@@ -189,15 +189,39 @@ class Signature:
             if hint is float and not math.isfinite(value):
                 raise _not_finite(value, fn, param)
             return value  # what validation would return, without a call into pydantic
-        try:
-            out = _adapter(hint).validate_python(value)
-        except pydantic.ValidationError as exc:
-            first = exc.errors()[0]
-            raise InvalidArgument(
-                f"{_subject(fn, param)}: {first['msg']} (got {value!r:.80})"
-            ) from None
-        except pydantic.PydanticSchemaGenerationError:
-            return value
-        if isinstance(out, float) and not math.isfinite(out):
-            raise _not_finite(out, fn, param)
-        return out
+        return _validated(hint, value, fn, param)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _checker(hint: Any, fn: str, param: str | None) -> Callable[[Any], Any]:
+    """``Signature._convert`` for one parameter (or the result), its cases decided once."""
+    if hint is Any or hint is inspect.Parameter.empty:
+        return _same
+    if hint is int or hint is str or hint is bool:
+
+        def exact(value: Any) -> Any:
+            # What validation would return for a value of the very type, without a call
+            # into pydantic.
+            return value if type(value) is hint else _validated(hint, value, fn, param)
+
+        return exact
+    return functools.partial(Signature._convert, hint, fn=fn, param=param)
+
+
+def _validated(hint: Any, value: Any, fn: str, param: str | None) -> Any:
+    """``value`` through pydantic's validation of ``hint``; finite if it is a float."""
+    try:
+        out = _adapter(hint).validate_python(value)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidArgument(
+            f"{_subject(fn, param)}: {first['msg']} (got {value!r:.80})"
+        ) from None
+    except pydantic.PydanticSchemaGenerationError:
+        return value
+    if isinstance(out, float) and not math.isfinite(out):
+        raise _not_finite(out, fn, param)
+    return out

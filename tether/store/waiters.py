@@ -60,14 +60,25 @@ async def wait_for_change(
             if done or (remaining is not None and remaining <= 0):
                 return value
             wait = remaining if poll is None else min(remaining or poll, poll)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(future, wait)
+            # A wait that ends unwoken is a look like any other: the timer wakes the
+            # future itself (cheaper than ``wait_for``'s timeout, at every wait).
+            timer = None if wait is None else loop.call_later(wait, _wake, future)
+            try:
+                await future
+            finally:
+                if timer is not None:
+                    timer.cancel()
         finally:
             registered = waiters.get(key)
             if registered is not None:
                 registered.discard(future)
                 if not registered:
                     del waiters[key]
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class _Reads(Protocol):
