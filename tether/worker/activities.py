@@ -136,10 +136,16 @@ async def run_attempt(
         attempt.info._beat = (asyncio.get_running_loop(), beat)
         # Each attempt runs in its own asyncio task, so this binding ends with it.
         bind(attempt.info)
-        work = _call(definition, args, threads)
+        if definition.is_async:
+            work = definition.fn(*args)
+        else:
+            work = _in_thread(definition, args, threads)
         attempt.running = True
         try:
-            result = await _supervise(work, timeout, options.heartbeat, attempt.info)
+            if timeout is None and options.heartbeat is None:
+                result = await work  # nothing to supervise: no task around it
+            else:
+                result = await _supervise(work, timeout, options.heartbeat, attempt.info)
         finally:
             attempt.running = False
         what = f"result of activity {task.name}"
@@ -167,22 +173,19 @@ def _replace_attempt(task: ActivityTask, attempt: int) -> ActivityTask:
     return copy
 
 
-async def _call(
+def _in_thread(
     definition: ActivityDefinition, args: list[Any], threads: ThreadPoolExecutor
-) -> Any:
-    if definition.is_async:
-        return await definition.fn(*args)
-    loop = asyncio.get_running_loop()
+) -> asyncio.Future[Any]:
+    """A plain function's call, on the worker's threads, in a copy of this context."""
     ctx = contextvars.copy_context()
-    return await loop.run_in_executor(threads, functools.partial(ctx.run, definition.fn, *args))
+    call = functools.partial(ctx.run, definition.fn, *args)
+    return asyncio.get_running_loop().run_in_executor(threads, call)
 
 
 async def _supervise(
     work: Any, timeout: float | None, heartbeat: float | None, info: ActivityInfo
 ) -> Any:
     """Await ``work`` under the start-to-close and heartbeat timeouts."""
-    if timeout is None and heartbeat is None:
-        return await work
     task = asyncio.ensure_future(work)
     started = time.monotonic()
     try:
