@@ -111,7 +111,7 @@ class Codec:
 
 
 #: Types whose exact instances pydantic's validation returns unchanged.
-_AS_IS = frozenset({int, float, str, bool})
+_AS_IS = (int, float, str, bool)
 
 
 @functools.cache
@@ -178,37 +178,28 @@ class Signature:
             with contextlib.suppress(pydantic.PydanticSchemaGenerationError, TypeError):
                 _adapter(hint)
 
-    @staticmethod
-    def _convert(hint: Any, value: Any, fn: str, param: str | None = None) -> Any:
-        """``value`` validated against ``hint``: the argument ``param`` of ``fn``, or its
-        result. The error's subject is named only when there is an error: this runs for
-        every argument of every step."""
-        if hint is Any or hint is inspect.Parameter.empty:
-            return value
-        if type(value) is hint and hint in _AS_IS:
-            if hint is float and not math.isfinite(value):
-                raise _not_finite(value, fn, param)
-            return value  # what validation would return, without a call into pydantic
-        return _validated(hint, value, fn, param)
-
 
 def _same(value: Any) -> Any:
     return value
 
 
 def _checker(hint: Any, fn: str, param: str | None) -> Callable[[Any], Any]:
-    """``Signature._convert`` for one parameter (or the result), its cases decided once."""
+    """The check of one parameter (or the result) against ``hint``, its case decided once:
+    these run for every argument of every step."""
     if hint is Any or hint is inspect.Parameter.empty:
         return _same
-    if hint is int or hint is str or hint is bool:
+    if hint in _AS_IS:
 
         def exact(value: Any) -> Any:
-            # What validation would return for a value of the very type, without a call
-            # into pydantic.
-            return value if type(value) is hint else _validated(hint, value, fn, param)
+            if type(value) is not hint:
+                return _validated(hint, value, fn, param)
+            # What validation would return, without a call into pydantic.
+            if hint is float and not math.isfinite(value):
+                raise _not_finite(value, fn, param)
+            return value
 
         return exact
-    return functools.partial(Signature._convert, hint, fn=fn, param=param)
+    return functools.partial(_validated, hint, fn=fn, param=param)
 
 
 def _validated(hint: Any, value: Any, fn: str, param: str | None) -> Any:

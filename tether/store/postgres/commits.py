@@ -139,12 +139,20 @@ class Kind:
         return self.sql, (ops,)
 
 
+#: The element types of a commit's array fields (0017 and after), in order: the events'
+#: types and attributes; the activities' steps, names, queues, arguments, options and
+#: owners; the timers' steps and times; the timers cancelled.
+_COMMIT_ARRAYS = (
+    *("text", "text"),
+    *("integer", "text", "text", "text", "text", "text"),
+    *("integer", "float8"),
+    "integer",
+)
+
+
 def _commit_arrays(events_at: int) -> dict[int, str]:
-    """The arrays of a commit's fields (0017 and after), from its events on: the events'
-    types and attributes; the activities' steps, names, queues, arguments, options and
-    owners; the timers' steps and times; the timers cancelled."""
-    types = ("text", "text", "integer", "text", "text", "text", "text", "text")
-    return {events_at + k: t for k, t in enumerate((*types, "integer", "float8", "integer"))}
+    """The positions and element types of a commit's arrays, its events at ``events_at``."""
+    return {events_at + k: element for k, element in enumerate(_COMMIT_ARRAYS)}
 
 
 START = Kind(
