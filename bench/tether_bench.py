@@ -225,6 +225,15 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def backends_cpu(database: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends serving ``database``."""
+    return sum(
+        cpu
+        for pid, (comm, cpu) in _proc_cpu().items()
+        if comm.startswith("postgres") and f" {database} " in _cmdline(pid)
+    )
+
+
 @dataclass
 class CpuMeter:
     """CPU used between start() and stop(), in % of one core, per group of processes.

@@ -37,10 +37,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path += [str(BENCH.parent), str(BENCH)]
 
-import asyncpg  # noqa: E402
-from apps import app, three_steps  # noqa: E402
 from tether_bench import fresh_store  # noqa: E402
-from w2_layers import sql_layer, store_layer  # noqa: E402
+from w2_layers import layer  # noqa: E402
 
 from tether.runtime import run  # noqa: E402
 from tether.store.postgres.store import PostgresStore  # noqa: E402
@@ -48,36 +46,16 @@ from tether.store.postgres.store import PostgresStore  # noqa: E402
 WARMUP = 50
 
 
-async def inner(store: str, server: str, count: int, layer: str) -> None:
+async def inner(store: str, server: str, count: int, name: str) -> None:
     """``count`` W2 runs on a fresh store (what valgrind measures)."""
     async with fresh_store(None if store == "sqlite" else server, durable=False) as target:
-        if layer == "sql":
-            schema = PostgresStore(target.url)
+        if name != "tether":
+            schema = PostgresStore(target.url)  # the other layers find the schema in place
             await schema.open()
             await schema.close()
-            conn = await asyncpg.connect(
-                target.url, server_settings={"plan_cache_mode": "force_generic_plan"}
-            )
-            try:
-                run = await sql_layer(conn, "i")
-                for i in range(count):
-                    await run(i)
-            finally:
-                await conn.close()
-        elif layer == "store":
-            lone = PostgresStore(target.url)
-            await lone.open()
-            try:
-                run = store_layer(lone, "i")
-                for i in range(count):
-                    await run(i)
-            finally:
-                await lone.close()
-        else:
-            app.use_store(target.url)
-            async with app, app.worker():
-                for i in range(count):
-                    assert await app.client.execute(three_steps, i, id=f"w2-{i}") == i + 3
+        async with layer(target.url, name, "i") as run:
+            for i in range(count):
+                await run(i)
 
 
 def _instructions(args: argparse.Namespace, count: int) -> int:

@@ -29,6 +29,7 @@ W2 target would see with no Python above the statements, in the same minutes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -36,7 +37,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path += [str(BENCH.parent), str(BENCH)]
 
 from apps import app, three_steps  # noqa: E402
-from tether_bench import _cmdline, _proc_cpu, with_database  # noqa: E402
+from tether_bench import backends_cpu, with_database  # noqa: E402
 
 import tether.runtime  # noqa: E402
 from tether.history import EventType  # noqa: E402
@@ -98,7 +99,7 @@ def _started(workflow_id: str, x: int) -> dict[str, Any]:
     }
 
 
-async def sql_layer(conn: asyncpg.Connection, tag: str) -> Run:
+def sql_layer(conn: asyncpg.Connection, tag: str) -> Run:
     """The four statements, parameters built inline."""
     options = _dumps(OPTIONS)
 
@@ -200,18 +201,10 @@ def tether_layer(tag: str) -> Run:
     return one
 
 
-def _backends_cpu(database: str) -> float:
-    return sum(
-        cpu
-        for pid, (comm, cpu) in _proc_cpu().items()
-        if comm.startswith("postgres") and f" {database} " in _cmdline(pid)
-    )
-
-
-async def _timed(run: Run, n: int, tag: str, database: str) -> dict[str, float]:
+async def _timed(run: Run, n: int, database: str) -> dict[str, float]:
     for i in range(WARMUP):
         await run(-1 - i)
-    backends, cpu = _backends_cpu(database), time.process_time()
+    backends, cpu = backends_cpu(database), time.process_time()
     latencies = []
     for i in range(n):
         t0 = time.perf_counter()
@@ -220,28 +213,37 @@ async def _timed(run: Run, n: int, tag: str, database: str) -> dict[str, float]:
     return {
         "p50_ms": statistics.median(latencies) * 1000,
         "cpu_ms": (time.process_time() - cpu) / n * 1000,
-        "backends_ms": (_backends_cpu(database) - backends) / n * 1000,
+        "backends_ms": (backends_cpu(database) - backends) / n * 1000,
     }
 
 
-async def _round(url: str, database: str, layer: str, n: int, r: int) -> dict[str, float]:
-    tag = f"{layer}-{r}"
-    if layer == "sql":
+@contextlib.asynccontextmanager
+async def layer(url: str, name: str, tag: str) -> AsyncIterator[Run]:
+    """W2's runs through the layer ``name`` (one of LAYERS) on the database at ``url``,
+    whose schema is in place; what the layer holds open is closed afterwards."""
+    if name == "sql":
         conn = await asyncpg.connect(url, server_settings={"plan_cache_mode": "force_generic_plan"})
         try:
-            return await _timed(await sql_layer(conn, tag), n, tag, database)
+            yield sql_layer(conn, tag)
         finally:
             await conn.close()
-    if layer == "store":
+    elif name == "store":
         store = PostgresStore(url)
         await store.open()
         try:
-            return await _timed(store_layer(store, tag), n, tag, database)
+            yield store_layer(store, tag)
         finally:
             await store.close()
-    app.use_store(url)
-    async with app, app.worker():
-        return await _timed(tether_layer(tag), n, tag, database)
+    else:
+        app.use_store(url)
+        async with app, app.worker():
+            yield tether_layer(tag)
+
+
+async def _round(url: str, database: str, name: str, n: int, r: int) -> dict[str, float]:
+    tag = f"{name}-{r}"
+    async with layer(url, name, tag) as run:
+        return await _timed(run, n, database)
 
 
 def dbos_p50(server: str) -> float:

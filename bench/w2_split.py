@@ -42,7 +42,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path += [str(BENCH.parent), str(BENCH)]
 
 from apps import app, three_steps  # noqa: E402
-from tether_bench import _cmdline, _proc_cpu, with_database  # noqa: E402
+from tether_bench import backends_cpu, with_database  # noqa: E402
 
 WARMUP = 50
 #: Statements shown per round (by their time per run).
@@ -68,15 +68,6 @@ class InStatements:
                 self.cpu += time.thread_time() - cpu
 
         asyncpg.connection.Connection._do_execute = timed  # type: ignore[method-assign]
-
-
-def _backends_cpu(database: str) -> float:
-    """CPU seconds used so far by the backends serving ``database``."""
-    return sum(
-        cpu
-        for pid, (comm, cpu) in _proc_cpu().items()
-        if comm.startswith("postgres") and f" {database} " in _cmdline(pid)
-    )
 
 
 async def _statements_loaded(conn: asyncpg.Connection) -> bool:
@@ -151,7 +142,7 @@ async def split(server: str, n: int, rounds: int) -> None:
             app.use_store(url)
             async with app, app.worker():
                 before = resource.getrusage(resource.RUSAGE_SELF)
-                backends = _backends_cpu(name)
+                backends = backends_cpu(name)
                 inside.wall = inside.cpu = 0.0
                 wall0, cpu0 = time.perf_counter(), time.thread_time()
                 latencies = []
@@ -161,7 +152,7 @@ async def split(server: str, n: int, rounds: int) -> None:
                     latencies.append(time.perf_counter() - t0)
                 wall, cpu = time.perf_counter() - wall0, time.thread_time() - cpu0
                 after = resource.getrusage(resource.RUSAGE_SELF)
-                backends = _backends_cpu(name) - backends
+                backends = backends_cpu(name) - backends
             print(
                 f"round {r + 1}: p50 {statistics.median(latencies) * 1000:.2f} ms;"
                 f" per run: user {(after.ru_utime - before.ru_utime) / n * 1000:.3f} ms,"
