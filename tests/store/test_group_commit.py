@@ -417,6 +417,12 @@ def test_postgres_small_arrays_go_as_scalars_in_a_write_alone() -> None:
     plain = ("ns", "run", 1, 1, 5, 0.0, 30.0, *many, *(None,) * 11, True)
     sql, params = ADVANCE.statement([plain])
     assert "ARRAY[" not in sql and sql.endswith("$22) f") and params == plain
+    # A long array beside a short one: only the short one goes inline.
+    mixed = ("ns", "run", 1, 1, 5, 0.0, 30.0, many[0], ["a"] * INLINE_ITEMS, *(None,) * 10, True)
+    sql, params = ADVANCE.statement([mixed])
+    inline = ", ".join(f"${n}::text" for n in range(9, 9 + INLINE_ITEMS))
+    assert f"$7, $8, ARRAY[{inline}], ${9 + INLINE_ITEMS}," in sql
+    assert params == (*mixed[:8], *["a"] * INLINE_ITEMS, *mixed[9:])
     sql, params = ADVANCE.statement([op, op])
     assert "advance_after_activities" in sql and params == ([op[:21], op[:21]],)
 

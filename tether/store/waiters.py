@@ -113,9 +113,13 @@ def closed_record(last: RunRecord, close: _Close) -> RunRecord:
     """The run as a read would give it after ``close``, from ``last`` read before (a
     closed run has no stuck task; its search attributes are left empty, as they may
     have changed in that close)."""
-    return dataclasses.replace(
-        last, status=close.status, result=close.result, failure=close.failure,
-        closed_at=close.closed_at, history_length=close.history_length, stuck=None,
+    # Built field by field: dataclasses.replace inspects the class's fields at every
+    # call, and this runs at the end of every run a client waits for.
+    return RunRecord(
+        namespace=last.namespace, workflow_id=last.workflow_id, run_id=last.run_id,
+        workflow_type=last.workflow_type, task_queue=last.task_queue, status=close.status,
+        created_at=last.created_at, closed_at=close.closed_at, result=close.result,
+        failure=close.failure, history_length=close.history_length, stuck=None,
         search_attributes={},
     )  # fmt: skip
 
