@@ -6,7 +6,7 @@ import asyncio
 import math
 import time
 
-from tether.worker.pacing import Pacer
+from tether.worker.pacing import Pacer, TurnShare
 
 
 def test_budget_follows_the_lag() -> None:
@@ -55,3 +55,34 @@ async def test_the_probe_sees_a_blocked_loop() -> None:
     await asyncio.wait_for(late.wait(), 5)
     probe.cancel()
     assert pacer.lag >= 0.04 and pacer.budget == 75
+
+
+async def test_a_turn_share_lets_the_loop_turn_between_shares() -> None:
+    """Ten callers at once, three a turn: they go on in order, three at most between
+    two turns of another task of the loop, and over several turns."""
+    share = TurnShare(3)
+    went: list[int] = []
+
+    async def caller(i: int) -> None:
+        await share.take()
+        went.append(i)
+
+    callers = [asyncio.ensure_future(caller(i)) for i in range(10)]
+    seen: list[int] = []
+    while len(went) < 10:
+        await asyncio.sleep(0)
+        seen.append(len(went))
+    await asyncio.gather(*callers)
+    assert went == list(range(10))
+    steps = [b - a for a, b in zip([0, *seen], seen, strict=False)]
+    assert max(steps) <= 3 and sum(1 for s in steps if s) >= 4, seen
+
+
+async def test_a_caller_cancelled_while_waiting_for_its_turn_gives_up_its_place() -> None:
+    share = TurnShare(1)
+    first, second, cancelled, last = (asyncio.ensure_future(share.take()) for _ in range(4))
+    await first  # meanwhile the next turn's one place went to the second
+    assert not cancelled.done() and not last.done()  # they wait for later turns
+    cancelled.cancel()
+    await asyncio.wait_for(asyncio.gather(second, last), 5)
+    assert cancelled.cancelled()

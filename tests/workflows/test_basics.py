@@ -15,6 +15,7 @@ import tether
 from tests.conftest import AppFactory
 from tether.history import EventType
 from tether.store import ActivityTask, WorkflowTask
+from tether.worker.pacing import TurnShare
 
 
 class Order(pydantic.BaseModel):
@@ -412,6 +413,35 @@ async def test_a_burst_of_starts_runs_eagerly_past_the_slots_of_a_one_namespace_
             handles = await asyncio.gather(*(app.client.start(one_step, i) for i in range(10)))
             assert worker.eager_starts <= 2
             assert [await h.result(timeout=30) for h in handles] == list(range(1, 11))
+
+
+async def test_a_burst_of_eager_starts_leaves_the_loop_turns_between_its_shares(
+    make_app: AppFactory,
+) -> None:
+    """Starts gathered at once run their first tasks a share at a time (four here), so
+    the loop takes up the writes of the first ones (and anything else) meanwhile; all
+    run here, and all end."""
+    app = make_app()
+    one_step = with_one_step(app)
+    async with app, app.worker() as worker:
+        worker._eager_turns = TurnShare(4)  # type: ignore[attr-defined]
+        done = asyncio.Event()
+        seen: list[int] = []
+
+        async def tick() -> None:
+            while not done.is_set():
+                await asyncio.sleep(0)
+                seen.append(worker.eager_starts)
+
+        ticker = asyncio.ensure_future(tick())
+        handles = await asyncio.gather(*(app.client.start(one_step, i) for i in range(20)))
+        done.set()
+        await ticker
+        assert worker.eager_starts == 20
+        steps = [b - a for a, b in zip([0, *seen], seen, strict=False)]
+        # At most a share a turn, give or take where the ticker falls in each turn.
+        assert max(steps) <= 8 and sum(1 for s in steps if s) >= 3, seen
+        assert [await h.result(timeout=30) for h in handles] == list(range(1, 21))
 
 
 async def test_an_activity_hands_its_slot_to_the_next_step_of_its_run(

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from collections.abc import Callable
 
-__all__ = ["Pacer"]
+__all__ = ["Pacer", "TurnShare"]
 
 PROBE = 0.005
 
@@ -76,3 +77,47 @@ class Pacer:
             await asyncio.sleep(PROBE)
             late = max(loop.time() - began - PROBE, 0.0)
             self.observe(max(late, self._queue_delay()))
+
+
+class TurnShare:
+    """At most ``per_turn`` callers of :meth:`take` go on in one turn of the event loop;
+    the others wait, in order, for a later turn.
+
+    For a burst of work that all becomes ready in one turn: two thousand starts
+    gathered at once each run their first workflow task before their write. Run in one
+    turn, that is a quarter of a second in which the loop reads no socket: the first
+    batch of writes leaves only after the last start's task, and no batch that came back
+    is taken up meanwhile, so the database waits on the loop (W1 on PostgreSQL: the
+    first batch left 300 ms into a 1.8 s run). A few batches' worth a turn lets the
+    writes go and come back between them."""
+
+    def __init__(self, per_turn: int) -> None:
+        self.per_turn = per_turn
+        self._taken = 0
+        self._turning = False
+        self._waiting: deque[asyncio.Future[None]] = deque()
+
+    async def take(self) -> None:
+        if not self._turning:
+            # The first taker of a turn: the share starts over at the next one.
+            self._turning = True
+            self._taken = 0
+            asyncio.get_running_loop().call_soon(self._next_turn)
+        if self._taken < self.per_turn and not self._waiting:
+            self._taken += 1
+            return
+        waiting = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiting)
+        await waiting
+
+    def _next_turn(self) -> None:
+        self._taken = 0
+        while self._waiting and self._taken < self.per_turn:
+            waiting = self._waiting.popleft()
+            if not waiting.done():  # a caller cancelled while waiting gave up its place
+                self._taken += 1
+                waiting.set_result(None)
+        if self._waiting:
+            asyncio.get_running_loop().call_soon(self._next_turn)
+        else:
+            self._turning = False

@@ -56,7 +56,7 @@ from .activity_context import ActivityInfo
 from .cache import StickyCache
 from .children import continued_run, new_child
 from .heartbeats import Heartbeats
-from .pacing import Pacer
+from .pacing import Pacer, TurnShare
 
 __all__ = ["Worker"]
 
@@ -76,6 +76,12 @@ _RECORD_RETRY_MAX = 1.0
 #: The garbage collector's thresholds while a worker runs (see Worker.start).
 _GC_YOUNG = 25_000
 _GC_MIDDLE = 20
+#: Runs started here whose first workflow task runs in one turn of the event loop (see
+#: TurnShare): two batches of writes' worth, about 15 ms of CPU. A burst held the loop
+#: for all of it (2,000 starts: 250 ms without a socket read, a lease renewal or another
+#: run's step). W1 on PostgreSQL, rounds of one process in 12 alternating pairs: 1,106
+#: against 1,068 workflows/s (median); a fresh process's one round, 4 pairs: no change.
+EAGER_STARTS_A_TURN = 120
 
 _CLOSE_STATUS = {
     EventType.WORKFLOW_COMPLETED: RunStatus.COMPLETED,
@@ -187,6 +193,7 @@ class Worker:
             else None
         )
         self._pacing: asyncio.Task[None] | None = None
+        self._eager_turns = TurnShare(EAGER_STARTS_A_TURN)
         self.eager_starts = 0
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -424,10 +431,13 @@ class Worker:
         start is stored: the start and that task's outcome are one write (eager
         execution), and no worker claims the task or reads the history back. Should
         the first activation not produce a plain commit, the task is leased here in
-        the start's write instead and runs as usual."""
-        self.eager_starts += 1
+        the start's write instead and runs as usual. Of a burst of starts, a share runs
+        in each turn of the event loop (``EAGER_STARTS_A_TURN``); the rest wait for
+        later turns."""
         running = False
         try:
+            await self._eager_turns.take()
+            self.eager_starts += 1
             created_at = time.time()
             # As a store gives it back: JSON types only (tuples become lists).
             attrs = orjson.loads(orjson.dumps(run.started))
