@@ -444,6 +444,41 @@ async def test_a_burst_of_eager_starts_leaves_the_loop_turns_between_its_shares(
         assert [await h.result(timeout=30) for h in handles] == list(range(1, 21))
 
 
+class FirstShare(TurnShare):
+    """A share that says when its first caller went on."""
+
+    def __init__(self, per_turn: int) -> None:
+        super().__init__(per_turn)
+        self.went = asyncio.Event()
+
+    async def take(self) -> None:
+        await super().take()
+        self.went.set()
+
+
+async def test_eager_starts_still_waiting_for_their_turn_when_the_worker_stops_are_stored(
+    make_app: AppFactory,
+) -> None:
+    """Those whose turn comes once the worker is stopping do not run their first task on
+    it: they are stored as plain starts (only their WorkflowStarted event), and another
+    worker runs them."""
+    app = make_app()
+    one_step = with_one_step(app)
+    async with app:
+        worker = app.worker()
+        await worker.start()
+        share = worker._eager_turns = FirstShare(4)  # type: ignore[attr-defined]
+        starts = asyncio.gather(*(app.client.start(one_step, i) for i in range(20)))
+        await share.went.wait()
+        stopping = asyncio.ensure_future(worker.stop())
+        handles = await starts
+        await stopping
+        plain = [h for h in handles if len(await h.history()) == 1]
+        assert 0 < worker.eager_starts < 20 and len(plain) == 20 - worker.eager_starts
+        async with app.worker():
+            assert [await h.result(timeout=30) for h in handles] == list(range(1, 21))
+
+
 async def test_an_activity_hands_its_slot_to_the_next_step_of_its_run(
     make_app: AppFactory,
 ) -> None:

@@ -80,8 +80,9 @@ class Pacer:
 
 
 class TurnShare:
-    """At most ``per_turn`` callers of :meth:`take` go on in one turn of the event loop;
-    the others wait, in order, for a later turn.
+    """About ``per_turn`` callers of :meth:`take` go on in one turn of the event loop
+    (a turn may run the last share released and a few new callers); the others wait, in
+    order, for a later turn.
 
     For a burst of work that all becomes ready in one turn: two thousand starts
     gathered at once each run their first workflow task before their write. Run in one

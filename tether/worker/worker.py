@@ -433,10 +433,13 @@ class Worker:
         the first activation not produce a plain commit, the task is leased here in
         the start's write instead and runs as usual. Of a burst of starts, a share runs
         in each turn of the event loop (``EAGER_STARTS_A_TURN``); the rest wait for
-        later turns."""
+        later turns, and one whose turn comes after this worker began to stop is stored
+        as any other start, for any worker."""
         running = False
         try:
             await self._eager_turns.take()
+            if self._stopping:
+                return await self.store.start_run(run)
             self.eager_starts += 1
             created_at = time.time()
             # As a store gives it back: JSON types only (tuples become lists).
