@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.pg import PgTemplate, database_url
 from tether.store.postgres import PostgresStore
-from tether.store.postgres.planner_stats import LOCK_KEY, MIN_PAGES, PlannerStats
+from tether.store.postgres.planner_stats import FIRST_RUNS, LOCK_KEY, MIN_PAGES, PlannerStats
 
 from .helpers import eventually, new_run
 
@@ -72,6 +72,33 @@ async def test_a_table_is_analyzed_once_it_doubled(
     await add_runs(conn, 3001, 3000)  # twice the pages of the last ANALYZE
     assert "runs" in await keeper.check()
     assert (await analyzed(conn))[1] == 6000
+
+
+async def test_runs_are_analyzed_early_so_a_run_is_looked_up_by_its_primary_key(
+    opened: tuple[PostgresStore, asyncpg.Connection],
+) -> None:
+    """FIRST_RUNS runs are enough (not MIN_PAGES): without statistics a lookup by a run's
+    key ties between the primary key and the other indexes that start with the
+    namespace, and may read every entry of the namespace."""
+    store, conn = opened
+    keeper = store._planner_stats
+    await keeper.stop()  # checked by hand here
+    await add_runs(conn, 1, FIRST_RUNS - 1)
+    assert "runs" not in await keeper.check()  # one fewer: not yet
+    await add_runs(conn, FIRST_RUNS, 1)
+    pages = (await conn.fetchval("SELECT pg_relation_size('tether.runs')")) // 8192
+    assert pages < MIN_PAGES
+    assert "runs" in await keeper.check()
+    assert (await analyzed(conn))[1] == FIRST_RUNS
+    assert "runs" not in await keeper.check()  # analyzed with as many: not again
+    # As the store's writing functions plan (0017, "Plans"), and its sessions.
+    await conn.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off")
+    await conn.execute(
+        "PREPARE step(text, text) AS UPDATE tether.runs SET last_seq = last_seq + 1"
+        " WHERE namespace = $1 AND run_id = $2"
+    )
+    plan = "\n".join(row[0] for row in await conn.fetch("EXPLAIN EXECUTE step('default', 'r1')"))
+    assert "runs_pkey" in plan, plan
 
 
 async def test_the_first_writes_bring_a_check(
