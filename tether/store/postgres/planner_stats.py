@@ -11,8 +11,9 @@ runs and of leased tasks went through such indexes, a sixth of PostgreSQL's time
 
 So the store does what autovacuum would, sooner: a table of the ``tether`` schema
 that holds at least twice the pages it held at its last ANALYZE (and at least
-``MIN_PAGES``; the runs first at ``FIRST_RUNS`` rows, below) is analyzed, until it held ``MAX_PAGES`` then; past that, autovacuum's
-own thresholds come soon enough and its statistics hold. ANALYZE makes every cached
+``MIN_PAGES``; the runs first at ``FIRST_RUNS`` rows, below) is analyzed, until it held
+``MAX_PAGES`` then; past that, autovacuum's own thresholds come soon enough and its
+statistics hold. ANALYZE makes every cached
 plan of the table be planned again, in every session. One process at a time analyzes a
 table (an advisory lock); one that may not (not the table's owner) tries again only
 after the table doubled once more. (Analyzing sooner than ``MIN_PAGES`` was tried:
