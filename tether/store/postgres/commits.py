@@ -76,6 +76,8 @@ class Single:
         self.arity = arity
         #: Position (from 0) of each array parameter, and its element type: one run of
         #: consecutive positions, so that one slice of an operation holds its arrays.
+        #: Each is a list or None (NULL): a string there would be taken for an array of
+        #: its characters (its ``length_hint`` is its length).
         self.arrays = arrays
         self._first, self._end = min(arrays), max(arrays) + 1
         if list(arrays) != list(range(self._first, self._end)):
