@@ -223,6 +223,44 @@ async def test_activity_outcomes_together_apply_as_one_by_one(store: Store) -> N
     assert (await store.get_run(NS, "", run.run_id)).history_length == 8
 
 
+async def test_outcomes_together_that_close_runs_take_only_those_runs_other_tasks(
+    store: Store,
+) -> None:
+    """Runs each with two activities out: outcomes that close three of them, written
+    together, delete those runs' other activity tasks; the run that goes on keeps its
+    own, and can still beat on it."""
+    tasks = await claimed_runs(store, 4, "closing")
+    for task in tasks:
+        await store.complete_workflow_task(task, schedule(1, 2), LEASE)
+    claimed = await store.claim_activity_tasks(OWNER, [NS], [Q], 8, LEASE)
+    by_run: dict[str, dict[int, ActivityTask]] = {}
+    for a in claimed:
+        by_run.setdefault(a.run_id, {})[a.step] = a
+    assert len(by_run) == 4 and all(sorted(steps) == [1, 2] for steps in by_run.values())
+    *closing, going_on = (by_run[t.run_id] for t in tasks)
+    close = WorkflowCommit(events=[("WorkflowCompleted", {"result": 1})])
+    close.close = RunClose(RunStatus.COMPLETED, 1)
+    more = WorkflowCommit(events=[("TimerStarted", {"step": 3})], timers=[(3, time.time() + 60)])
+    seq = (await store.get_run(NS, "", going_on[1].run_id)).history_length
+    results = await asyncio.gather(
+        *(
+            store.advance_after_activity(
+                run[1], DONE, expected_seq=seq, ts=1.0, commit=close, lease=LEASE
+            )
+            for run in closing
+        ),
+        store.advance_after_activity(
+            going_on[1], DONE, expected_seq=seq, ts=1.0, commit=more, lease=LEASE
+        ),
+    )
+    assert all(result is not None for result in results)
+    for run in closing:
+        assert (await store.get_run(NS, "", run[2].run_id)).status == RunStatus.COMPLETED
+        with pytest.raises(LeaseLost):
+            await store.heartbeat_activity(run[2], {"at": 1}, LEASE)
+    assert await store.heartbeat_activity(going_on[2], {"at": 1}, LEASE) is False
+
+
 @pytest.mark.parametrize("harness", ["postgres"], indirect=True)
 async def test_postgres_text_with_nul_is_refused_alone_not_with_its_batch(
     harness: Harness,
