@@ -13,12 +13,12 @@ So the store does what autovacuum would, sooner: a table of the ``tether`` schem
 that holds at least twice the pages it held at its last ANALYZE (and at least
 ``MIN_PAGES``; the runs first at ``FIRST_RUNS`` rows, below) is analyzed, until it held
 ``MAX_PAGES`` then; past that, autovacuum's own thresholds come soon enough and its
-statistics hold. ANALYZE makes every cached
-plan of the table be planned again, in every session. One process at a time analyzes a
-table (an advisory lock); one that may not (not the table's owner) tries again only
-after the table doubled once more. (Analyzing sooner than ``MIN_PAGES`` was tried:
-statistics of a page or two led to plans that scan all of runs for each operation of a
-batch, kept until the next ANALYZE: one W1 run went at 574 workflows/s, not 1,200.)
+statistics hold. ANALYZE makes every cached plan of the table be planned again, in every
+session. One process at a time analyzes a table (an advisory lock); one that may not
+(not the table's owner) tries again only after the table doubled once more. (Analyzing
+sooner than ``MIN_PAGES`` was tried: statistics of a page or two led to plans that scan
+all of runs for each operation of a batch, kept until the next ANALYZE: one W1 run went
+at 574 workflows/s, not 1,200.)
 
 The checks come with this process's writes: the first write, then each time it has
 written twice as many operations as at the last check, so a burst on a new database
@@ -55,11 +55,13 @@ EARLY_TRIES = 5
 #: by its key (every step's write) ties between the primary key and each other index of
 #: runs that starts with the namespace, and the tie goes to the index made last,
 #: runs_by_type_status, which reads every entry of the namespace: W2's first 200 runs on
-#: a new database, six alternating pairs, p50 2.30 ms with runs analyzed early against
-#: 2.48 ms. Not after a page or two (see above): statistics of one or two runs make a
-#: batch's write scan all of runs once per operation; from about twenty the batch looks
-#: each run up by its key.
+#: a new database, four alternating pairs, the server's time 0.85 ms a run with runs
+#: analyzed at 64 against 0.90 ms at 16 pages. Not after a page or two (see above):
+#: statistics of one or two runs make a batch's write scan all of runs once per
+#: operation; from about twenty the batch looks each run up by its key.
 FIRST_RUNS = 64
+#: Runs whose statistics hold fewer than FIRST_RUNS rows (analyzed early, or again).
+_EARLY = f"c.relname = 'runs' AND c.reltuples < {FIRST_RUNS}"
 #: About 100,000 short rows: autovacuum's scale factor takes over from here.
 MAX_PAGES = 2_000
 #: The longest wait between checks that found nothing to do, in seconds.
@@ -72,12 +74,12 @@ LOCK_KEY = 0x7E7E_A7A1
 GROWN = f"""
 SELECT c.relname, format('tether.%I', c.relname),
        pg_relation_size(c.oid) / current_setting('block_size')::int AS pages,
-       c.relname = 'runs' AND c.reltuples < {FIRST_RUNS} AS early
+       {_EARLY} AS early
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = 'tether' AND c.relkind = 'r' AND c.relpages < {MAX_PAGES}
   AND (pg_relation_size(c.oid) / current_setting('block_size')::int
            >= greatest(2 * c.relpages, {MIN_PAGES})
-       OR c.relname = 'runs' AND c.reltuples < {FIRST_RUNS}
+       OR {_EARLY}
           AND (SELECT count(*) FROM (SELECT FROM tether.runs LIMIT {FIRST_RUNS}) AS r)
               = {FIRST_RUNS})
 """
