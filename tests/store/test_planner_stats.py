@@ -12,6 +12,7 @@ from tether.store.postgres import PostgresStore
 from tether.store.postgres.planner_stats import (
     EARLY_TRIES,
     FIRST_RUNS,
+    FIRST_TASKS,
     LOCK_KEY,
     MIN_PAGES,
     PlannerStats,
@@ -39,9 +40,23 @@ async def add_runs(conn: asyncpg.Connection, first: int, count: int) -> None:
     )
 
 
-async def analyzed(conn: asyncpg.Connection) -> tuple[int, float]:
+async def add_leased_tasks(conn: asyncpg.Connection, first: int, count: int) -> None:
+    """Activity tasks leased to a worker, one per run, as a burst leaves them; then the
+    server's live-row counters are brought up to date (flushed as this session idles)."""
+    await conn.execute(
+        "INSERT INTO tether.tasks (namespace, run_id, kind, task_queue, step, visible_at,"
+        " owner, token, scheduled_at, name, priority)"
+        " SELECT 'default', 'r' || i, 'activity', 'q', 1, 4e9, 'w', 1, 0, 'a', 2"
+        " FROM generate_series($1::int, $2::int) AS i",
+        first,
+        first + count - 1,
+    )
+    await conn.execute("SELECT pg_stat_force_next_flush()")
+
+
+async def analyzed(conn: asyncpg.Connection, table: str = "runs") -> tuple[int, float]:
     row = await conn.fetchrow(
-        "SELECT relpages, reltuples FROM pg_class WHERE oid = 'tether.runs'::regclass"
+        "SELECT relpages, reltuples FROM pg_class WHERE oid = $1::regclass", f"tether.{table}"
     )
     assert row is not None
     return row[0], row[1]
@@ -113,6 +128,47 @@ async def test_runs_are_analyzed_early_so_a_run_is_looked_up_by_its_primary_key(
         assert (await analyzed(conn))[1] == FIRST_RUNS
     await conn.execute("UPDATE pg_class SET reltuples = 1 WHERE oid = 'tether.runs'::regclass")
     assert "runs" not in await keeper.check()  # then it waits for the table to double
+
+
+async def test_a_queue_that_outgrew_its_statistics_is_analyzed_by_its_rows(
+    opened: tuple[PostgresStore, asyncpg.Connection],
+) -> None:
+    """A drained queue keeps its pages and its statistics say empty; the next burst
+    fills those pages without growing the table. Its live rows make it due: without
+    statistics of them a task looked up by its id ties between every index of tasks,
+    and the one that wins reads all the namespace's leased tasks."""
+    store, conn = opened
+    keeper = store._planner_stats
+    await keeper.stop()  # checked by hand here
+    await add_leased_tasks(conn, 1, 2000)
+    # Drained but for the last task, which keeps VACUUM (autovacuum's, say) from
+    # truncating the pages before it: the table keeps them, its statistics one row.
+    await conn.execute("DELETE FROM tether.tasks WHERE run_id <> 'r2000'")
+    await conn.execute("SELECT pg_stat_force_next_flush()")
+    await conn.execute("VACUUM tether.tasks")
+    pages, tuples = await analyzed(conn, "tasks")
+    assert pages >= MIN_PAGES and tuples == 1
+
+    await add_leased_tasks(conn, 1, FIRST_TASKS - 2)
+    assert "tasks" not in await keeper.check()  # one fewer: not yet
+    await add_leased_tasks(conn, FIRST_TASKS, 1)
+    assert "tasks" in await keeper.check()
+    assert (await analyzed(conn, "tasks")) == (pages, FIRST_TASKS)  # in the same pages
+    assert "tasks" not in await keeper.check()  # analyzed with as many: not again
+
+    # The step's delete of its activity's task (0031), planned as the store plans it.
+    await conn.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off")
+    await conn.execute(
+        "PREPARE done(bigint, text, bigint, float8) AS DELETE FROM tether.tasks t"
+        " WHERE t.id = $1 AND t.namespace = $2 AND t.kind = 'activity' AND t.token = $3"
+        " AND t.owner IS NOT NULL AND t.visible_at > $4"
+    )
+    plan = [row[0] for row in await conn.fetch("EXPLAIN EXECUTE done(1, 'default', 1, 0)")]
+    condition = next(line for line in plan if "Index Cond" in line)
+    assert "(id = " in condition, plan
+
+    await add_leased_tasks(conn, FIRST_TASKS + 1, FIRST_TASKS)  # twice as many
+    assert "tasks" in await keeper.check()
 
 
 async def test_the_first_writes_bring_a_check(

@@ -20,6 +20,16 @@ sooner than ``MIN_PAGES`` was tried: statistics of a page or two led to plans th
 all of runs for each operation of a batch, kept until the next ANALYZE: one W1 run went
 at 574 workflows/s, not 1,200.)
 
+The tasks are a queue, and a queue's pages say little: drained, it keeps its pages, and
+its last VACUUM or ANALYZE records next to no rows on them, which the planner then
+scales to next to none at any size until the next one. To such statistics every index of
+tasks costs the same for one task, and the planner keeps the index made last,
+``tasks_due``: each activity's completion read every leased activity task of its
+namespace (and each close every task of it), through the whole next burst, until
+autovacuum came by. So tasks is analyzed by its live rows instead (the server's count,
+``n_live_tup``), whatever its pages: once they are at least ``FIRST_TASKS`` and twice
+what its statistics hold.
+
 The checks come with this process's writes: the first write, then each time it has
 written twice as many operations as at the last check, so a burst on a new database
 gets its statistics as soon as its tables hold ``MIN_PAGES``, not at the timer's next
@@ -62,6 +72,10 @@ EARLY_TRIES = 5
 FIRST_RUNS = 64
 #: Runs whose statistics hold fewer than FIRST_RUNS rows (analyzed early, or again).
 _EARLY = f"c.relname = 'runs' AND c.reltuples < {FIRST_RUNS}"
+#: Live tasks (read from the server's counters) that make tasks due for an ANALYZE when
+#: its statistics hold fewer than half as many. Statistics of 16 to 64 leased tasks,
+#: taken by ANALYZE, already find a task by its id and a run's tasks by the run.
+FIRST_TASKS = 64
 #: About 100,000 short rows: autovacuum's scale factor takes over from here.
 MAX_PAGES = 2_000
 #: The longest wait between checks that found nothing to do, in seconds.
@@ -71,17 +85,23 @@ FIRST_WRITES = 32
 #: The advisory lock one analyzing process holds (per transaction).
 LOCK_KEY = 0x7E7E_A7A1
 
+#: The tables due, each with its size by the measure of its rule (live rows for tasks,
+#: pages for the others) and the row count its statistics hold.
 GROWN = f"""
 SELECT c.relname, format('tether.%I', c.relname),
-       pg_relation_size(c.oid) / current_setting('block_size')::int AS pages,
-       {_EARLY} AS early
+       CASE WHEN c.relname = 'tasks' THEN pg_stat_get_live_tuples(c.oid)
+            ELSE pg_relation_size(c.oid) / current_setting('block_size')::int END AS size,
+       c.reltuples, {_EARLY} AS early
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = 'tether' AND c.relkind = 'r' AND c.relpages < {MAX_PAGES}
-  AND (pg_relation_size(c.oid) / current_setting('block_size')::int
-           >= greatest(2 * c.relpages, {MIN_PAGES})
-       OR {_EARLY}
-          AND (SELECT count(*) FROM (SELECT FROM tether.runs LIMIT {FIRST_RUNS}) AS r)
-              = {FIRST_RUNS})
+WHERE n.nspname = 'tether' AND c.relkind = 'r'
+  AND (c.relname = 'tasks'
+       AND pg_stat_get_live_tuples(c.oid) >= greatest(2 * c.reltuples, {FIRST_TASKS})
+    OR c.relname <> 'tasks' AND c.relpages < {MAX_PAGES}
+       AND (pg_relation_size(c.oid) / current_setting('block_size')::int
+                >= greatest(2 * c.relpages, {MIN_PAGES})
+            OR {_EARLY}
+               AND (SELECT count(*) FROM (SELECT FROM tether.runs LIMIT {FIRST_RUNS}) AS r)
+                   = {FIRST_RUNS}))
 """
 
 
@@ -97,9 +117,10 @@ class PlannerStats:
     ) -> None:
         self._call = call
         self._interval = interval
-        # Pages at this process's last ANALYZE of each table: an ANALYZE the server
-        # skipped (not the owner) does not make the table due again at once.
-        self._analyzed: dict[str, int] = {}
+        # Size and recorded rows of each table at this process's last ANALYZE of it: one
+        # the server skipped (not the owner) leaves the rows as they were, and the table
+        # is not due again here until it doubled.
+        self._analyzed: dict[str, tuple[int, float]] = {}
         self._early_tries = 0
         self._task: asyncio.Task[None] | None = None
         # Operations this process wrote, and the count at which they call a check.
@@ -127,14 +148,15 @@ class PlannerStats:
         """Analyze the tables that grew enough; returns the ones analyzed here."""
         rows = await self._call(lambda c: c.fetch(GROWN))
         done: list[str] = []
-        for table, qualified, pages, early in rows:
-            retry = early and table in self._analyzed and self._early_tries < EARLY_TRIES
+        for table, qualified, size, recorded, early in rows:
+            last = self._analyzed.get(table)
+            retry = early and last is not None and self._early_tries < EARLY_TRIES
             if retry:
                 self._early_tries += 1
-            elif pages < 2 * self._analyzed.get(table, 0):
+            elif last is not None and recorded == last[1] and size < 2 * last[0]:
                 continue
             if await self._call(partial(_analyze, table=qualified)):
-                self._analyzed[table] = pages
+                self._analyzed[table] = (size, recorded)
                 done.append(table)
         return done
 
