@@ -15,13 +15,15 @@ Each round, on a fresh database of the server (dropped afterwards): a burst of `
 throughput of both bursts and the statistics of ``tether.tasks`` (pages, rows) after the
 VACUUM and after the second burst: rows that grew there are the store's own ANALYZE
 (``planner_stats.py``). The second burst is slower than the first anyway (its tables
-are larger); what to compare is the second burst across versions of the store.
+are larger); what to compare is the second burst across versions of the store. The last
+line is one JSON object with every figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import time
@@ -86,6 +88,15 @@ async def main(args: argparse.Namespace) -> None:
         f"{statistics.median(firsts):,.0f} wf/s, second burst "
         f"{statistics.median(seconds):,.0f} wf/s"
     )
+    figures = {
+        "system": "tether",
+        "workload": "drained_queue",
+        "n": args.n,
+        "first_burst_wf_s": [round(x, 1) for x in firsts],
+        "second_burst_wf_s": [round(x, 1) for x in seconds],
+        "second_burst_median_wf_s": round(statistics.median(seconds), 1),
+    }
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":
