@@ -117,9 +117,11 @@ class PlannerStats:
     ) -> None:
         self._call = call
         self._interval = interval
-        # Size and recorded rows of each table at this process's last ANALYZE of it: one
-        # the server skipped (not the owner) leaves the rows as they were, and the table
-        # is not due again here until it doubled.
+        # Each table's size at this process's last ANALYZE of it, and the rows its
+        # statistics held right after. While they still hold those (an ANALYZE the server
+        # skipped, not being the owner, or one that counted too few), the table is not
+        # due again here until it doubled; statistics someone else recorded since (a
+        # VACUUM of the drained queue) do not wait for that.
         self._analyzed: dict[str, tuple[int, float]] = {}
         self._early_tries = 0
         self._task: asyncio.Task[None] | None = None
@@ -155,8 +157,9 @@ class PlannerStats:
                 self._early_tries += 1
             elif last is not None and recorded == last[1] and size < 2 * last[0]:
                 continue
-            if await self._call(partial(_analyze, table=qualified)):
-                self._analyzed[table] = (size, recorded)
+            after = await self._call(partial(_analyze, table=qualified))
+            if after is not None:
+                self._analyzed[table] = (size, after)
                 done.append(table)
         return done
 
@@ -193,10 +196,12 @@ class PlannerStats:
             woken.cancel()
 
 
-async def _analyze(conn: Any, *, table: str) -> bool:
-    """ANALYZE ``table`` (schema-qualified and quoted by the catalog query)."""
+async def _analyze(conn: Any, *, table: str) -> float | None:
+    """ANALYZE ``table`` (schema-qualified and quoted by the catalog query); the rows its
+    statistics hold after, or None if another process is analyzing."""
     async with conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", LOCK_KEY):
-            return False  # another process is analyzing; it will do this one too
+            return None  # another process is analyzing; it will do this one too
         await conn.execute(f"ANALYZE {table}")
-    return True
+        rows = await conn.fetchval("SELECT reltuples FROM pg_class WHERE oid = $1::regclass", table)
+    return float(rows)
