@@ -117,12 +117,15 @@ class PlannerStats:
     ) -> None:
         self._call = call
         self._interval = interval
-        # Each table's size at this process's last ANALYZE of it, and the rows its
-        # statistics held right after. While they still hold those (an ANALYZE the server
-        # skipped, not being the owner, or one that counted too few), the table is not
-        # due again here until it doubled; statistics someone else recorded since (a
-        # VACUUM of the drained queue) do not wait for that.
-        self._analyzed: dict[str, tuple[int, float]] = {}
+        # Each table's size at this process's last ANALYZE of it and the rows its
+        # statistics held right after. While they still hold those rows, the table is
+        # not due here again until it doubled: an ANALYZE the server skipped (this role
+        # not the owner) would otherwise be tried at every check, and so would one that
+        # found the queue drained while the server's live-row count still lags (a
+        # backend reports its counts a second late while busy, up to ten once idle).
+        # The size is lowered to what later checks read, so a queue counted high once
+        # is due again when it doubles from what it really held.
+        self._held: dict[str, tuple[int, float]] = {}
         self._early_tries = 0
         self._task: asyncio.Task[None] | None = None
         # Operations this process wrote, and the count at which they call a check.
@@ -151,15 +154,15 @@ class PlannerStats:
         rows = await self._call(lambda c: c.fetch(GROWN))
         done: list[str] = []
         for table, qualified, size, recorded, early in rows:
-            last = self._analyzed.get(table)
-            retry = early and last is not None and self._early_tries < EARLY_TRIES
-            if retry:
+            held = self._held.get(table)
+            if held is not None and recorded == held[1] and size < 2 * held[0]:
+                if not early or self._early_tries >= EARLY_TRIES:
+                    self._held[table] = (min(held[0], size), held[1])
+                    continue
                 self._early_tries += 1
-            elif last is not None and recorded == last[1] and size < 2 * last[0]:
-                continue
             after = await self._call(partial(_analyze, table=qualified))
             if after is not None:
-                self._analyzed[table] = (size, after)
+                self._held[table] = (size, after)
                 done.append(table)
         return done
 
