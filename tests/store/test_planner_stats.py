@@ -42,7 +42,8 @@ async def add_runs(conn: asyncpg.Connection, first: int, count: int) -> None:
 
 async def add_leased_tasks(conn: asyncpg.Connection, first: int, count: int) -> None:
     """Activity tasks leased to a worker, one per run, as a burst leaves them; then the
-    server's live-row counters are brought up to date (flushed as this session idles)."""
+    server's live-row counters are brought up to date (flushed as this session idles;
+    pg_stat_force_next_flush, PostgreSQL 15 and later)."""
     await conn.execute(
         "INSERT INTO tether.tasks (namespace, run_id, kind, task_queue, step, visible_at,"
         " owner, token, scheduled_at, name, priority)"
