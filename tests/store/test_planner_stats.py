@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -53,6 +53,23 @@ async def add_leased_tasks(conn: asyncpg.Connection, first: int, count: int) -> 
         first + count - 1,
     )
     await conn.execute("SELECT pg_stat_force_next_flush()")
+
+
+def analyze_recording(rows: float) -> Callable[..., Awaitable[float | None]]:
+    """The store's ANALYZE, after which the statistics hold ``rows`` rows: as one taken
+    while the rows were elsewhere (in transactions still open, or deleted and not yet
+    counted) leaves them."""
+    real = planner_stats._analyze
+
+    async def analyze(conn: asyncpg.Connection, *, table: str) -> float | None:
+        if await real(conn, table=table) is None:
+            return None
+        await conn.execute(
+            "UPDATE pg_class SET reltuples = $2 WHERE oid = $1::regclass", table, rows
+        )
+        return rows
+
+    return analyze
 
 
 async def analyzed(conn: asyncpg.Connection, table: str = "runs") -> tuple[int, float]:
@@ -125,15 +142,7 @@ async def test_runs_are_analyzed_early_so_a_run_is_looked_up_by_its_primary_key(
     # written by transactions still open). One that is not this process's is answered at
     # once; one of this process's is redone at the next checks, a few times. Each
     # ANALYZE here is made to count one run (the statistics set as it left them).
-    real = planner_stats._analyze
-
-    async def counting_one(conn: asyncpg.Connection, *, table: str) -> float | None:
-        if await real(conn, table=table) is None:
-            return None
-        await conn.execute("UPDATE pg_class SET reltuples = 1 WHERE oid = $1::regclass", table)
-        return 1.0
-
-    monkeypatch.setattr(planner_stats, "_analyze", counting_one)
+    monkeypatch.setattr(planner_stats, "_analyze", analyze_recording(1))
     await conn.execute("UPDATE pg_class SET reltuples = 1 WHERE oid = 'tether.runs'::regclass")
     assert "runs" in await keeper.check()  # autovacuum's, say
     for _ in range(EARLY_TRIES):
@@ -203,18 +212,10 @@ async def test_a_queue_counted_high_once_is_due_when_it_doubles_from_what_it_hel
     keeper = store._planner_stats
     await keeper.stop()  # checked by hand here
     await add_leased_tasks(conn, 1, 4 * FIRST_TASKS)
-    real = planner_stats._analyze
-
-    async def finding_it_drained(conn: asyncpg.Connection, *, table: str) -> float | None:
-        if await real(conn, table=table) is None:
-            return None
-        await conn.execute("UPDATE pg_class SET reltuples = 0 WHERE oid = $1::regclass", table)
-        return 0.0
-
-    monkeypatch.setattr(planner_stats, "_analyze", finding_it_drained)
+    monkeypatch.setattr(planner_stats, "_analyze", analyze_recording(0))  # drained
     assert "tasks" in await keeper.check()
     assert "tasks" not in await keeper.check()  # the count still says many: not again
-    monkeypatch.setattr(planner_stats, "_analyze", real)
+    monkeypatch.undo()
     await conn.execute("DELETE FROM tether.tasks")  # drained; the count catches up
     await conn.execute("SELECT pg_stat_force_next_flush()")
     await add_leased_tasks(conn, 1, FIRST_TASKS)
