@@ -22,11 +22,9 @@ line is one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import asyncpg
@@ -34,8 +32,8 @@ import asyncpg
 BENCH = Path(__file__).resolve().parent
 sys.path += [str(BENCH.parent), str(BENCH)]
 
-from apps import app, three_steps  # noqa: E402
-from tether_bench import fresh_store  # noqa: E402
+from apps import app  # noqa: E402
+from tether_bench import fresh_store, w1_throughput  # noqa: E402
 
 import tether.runtime  # noqa: E402
 
@@ -47,28 +45,23 @@ VALUES ('default', 'far-timer', 'timer', 'default', 1, 4e9, NULL, 0, 0, 'timer',
 TASKS_STATS = "SELECT relpages, reltuples FROM pg_class WHERE oid = 'tether.tasks'::regclass"
 
 
-async def burst(tag: str, n: int) -> float:
+async def burst(n: int) -> float:
+    """One W1 burst, as ``tether_bench.py W1`` runs it, from a newly opened app."""
     async with app, app.worker():
-        t0 = time.perf_counter()
-        handles = await asyncio.gather(
-            *(app.client.start(three_steps, i, id=f"{tag}-{i}") for i in range(n))
-        )
-        results = await asyncio.gather(*(h.result() for h in handles))
-        elapsed = time.perf_counter() - t0
-    assert results == [i + 3 for i in range(n)], "wrong results"
+        _, elapsed = await w1_throughput(app.client, n)
     return n / elapsed
 
 
 async def one_round(db: str, n: int) -> tuple[float, float]:
     async with fresh_store(db, False) as target:
         app.use_store(target.store())
-        first = await burst("first", n)
+        first = await burst(n)
         conn = await asyncpg.connect(target.url)
         try:
             await conn.execute(FAR_TIMER)
             await conn.execute("VACUUM tether.tasks")
             drained = tuple(await conn.fetchrow(TASKS_STATS))
-            second = await burst("second", n)
+            second = await burst(n)
             after = tuple(await conn.fetchrow(TASKS_STATS))
         finally:
             await conn.close()

@@ -89,16 +89,17 @@ LOCK_KEY = 0x7E7E_A7A1
 #: pages for the others) and the row count its statistics hold.
 GROWN = f"""
 SELECT c.relname, format('tether.%I', c.relname),
-       CASE WHEN c.relname = 'tasks' THEN pg_stat_get_live_tuples(c.oid)
-            ELSE pg_relation_size(c.oid) / current_setting('block_size')::int END AS size,
+       CASE WHEN c.relname = 'tasks' THEN s.live ELSE s.pages END AS size,
        c.reltuples, {_EARLY} AS early
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL (
+    SELECT pg_relation_size(c.oid) / current_setting('block_size')::int AS pages,
+           pg_stat_get_live_tuples(c.oid) AS live
+) AS s
 WHERE n.nspname = 'tether' AND c.relkind = 'r'
-  AND (c.relname = 'tasks'
-       AND pg_stat_get_live_tuples(c.oid) >= greatest(2 * c.reltuples, {FIRST_TASKS})
+  AND (c.relname = 'tasks' AND s.live >= greatest(2 * c.reltuples, {FIRST_TASKS})
     OR c.relname <> 'tasks' AND c.relpages < {MAX_PAGES}
-       AND (pg_relation_size(c.oid) / current_setting('block_size')::int
-                >= greatest(2 * c.relpages, {MIN_PAGES})
+       AND (s.pages >= greatest(2 * c.relpages, {MIN_PAGES})
             OR {_EARLY}
                AND (SELECT count(*) FROM (SELECT FROM tether.runs LIMIT {FIRST_RUNS}) AS r)
                    = {FIRST_RUNS}))
